@@ -1,0 +1,32 @@
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { generateCa, type Pem } from "../../certs/pki.js";
+import { cacheRoot } from "./cache-dir.js";
+
+export interface TestCa extends Pem {
+  certFile: string;
+}
+
+const CA_VALIDITY_MS = 3650 * 86_400_000;
+
+/**
+ * The throwaway CA that local test servers (the Azure fake) are issued from. Processes under test
+ * trust it through NODE_EXTRA_CA_CERTS, which Node reads only at start-up, so it has to exist at a
+ * stable path before the test runner spawns anything: test/run.ts creates it first.
+ */
+export async function ensureTestCa(dir = join(cacheRoot(), "test-ca")): Promise<TestCa> {
+  const certFile = join(dir, "ca.crt");
+  const keyFile = join(dir, "ca.key");
+  if (!existsSync(certFile) || !existsSync(keyFile)) {
+    await mkdir(dir, { recursive: true });
+    const ca = await generateCa("azure-msi-operator test CA", CA_VALIDITY_MS);
+    const suffix = `.${process.pid}.tmp`;
+    await writeFile(keyFile + suffix, ca.key, { mode: 0o600 });
+    await writeFile(certFile + suffix, ca.cert);
+    await rename(keyFile + suffix, keyFile);
+    await rename(certFile + suffix, certFile);
+  }
+  return { cert: await readFile(certFile, "utf8"), key: await readFile(keyFile, "utf8"), certFile };
+}
+
