@@ -1,0 +1,297 @@
+import { Watch, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { objectKey } from "./resources.js";
+
+export interface ObjectList<T> {
+  items: T[];
+  metadata?: { resourceVersion?: string; _continue?: string; continue?: string };
+}
+
+export interface ListParams {
+  labelSelector?: string;
+  limit: number;
+  _continue?: string;
+}
+
+export type InformerEvent = "add" | "update" | "delete";
+type Handler<T> = (object: T, old?: T) => void;
+
+export interface InformerOptions<T> {
+  /** The collection's URL path, e.g. /api/v1/namespaces. */
+  path: string;
+  list: (params: ListParams) => Promise<ObjectList<T>>;
+  labelSelector?: string;
+  /** Server-side watch timeout; a watch silent for longer than this plus a grace is treated as dead. */
+  watchTimeoutSeconds?: number;
+  pageSize?: number;
+  backoff?: { initialMs: number; maxMs: number };
+  onError?: (error: Error, context: string) => void;
+}
+
+interface WatchEvent {
+  type?: string;
+  object?: KubernetesObject & { code?: number };
+}
+
+const WATCH_IDLE_GRACE_MS = 10_000;
+
+/**
+ * List-then-watch cache of one resource, like client-go's reflector + store. Unlike client-node's
+ * ListWatch it never stops on errors: it backs off, re-lists (so missed deletes are noticed) and
+ * watches again; and it bounds a silent watch (a proxy that stops forwarding) by asking the server to
+ * end each watch after `watchTimeoutSeconds` and aborting one that outlives that by a grace.
+ */
+export class Informer<T extends KubernetesObject> {
+  /** namespace -> name -> object; cluster-scoped objects live under "". */
+  private readonly store = new Map<string, Map<string, T>>();
+  private count = 0;
+  private readonly handlers: Record<InformerEvent, Handler<T>[]> = { add: [], update: [], delete: [] };
+  private readonly watch: Watch;
+  private resourceVersion = "";
+  private running = false;
+  private hasSynced = false;
+  private syncWaiters: (() => void)[] = [];
+  private abortWatch: (() => void) | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  /** Bumped on every (re)start so callbacks of an abandoned watch are ignored. */
+  private generation = 0;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly options: InformerOptions<T>,
+  ) {
+    this.watch = new Watch(kubeConfig);
+  }
+
+  on(event: InformerEvent, handler: Handler<T>): void {
+    this.handlers[event].push(handler);
+  }
+
+  get synced(): boolean {
+    return this.hasSynced;
+  }
+
+  /** Resolves once the first complete list is in the store. */
+  waitForSync(): Promise<void> {
+    if (this.hasSynced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  get(namespace: string | undefined, name: string): T | undefined {
+    return this.store.get(namespace ?? "")?.get(name);
+  }
+
+  /** Objects of one namespace, or all of them. */
+  list(namespace?: string): T[] {
+    if (namespace !== undefined) return [...(this.store.get(namespace)?.values() ?? [])];
+    return [...this.store.values()].flatMap((objects) => [...objects.values()]);
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    void this.relistAndWatch();
+  }
+
+  stop(): void {
+    this.running = false;
+    this.generation++;
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.retryTimer);
+    this.abortWatch?.();
+    this.abortWatch = undefined;
+  }
+
+  /** Forces a re-list and a fresh watch, e.g. after the caller saw the cache go stale. */
+  restart(): void {
+    if (!this.running) return;
+    this.resourceVersion = "";
+    this.scheduleRestart(0);
+  }
+
+  private async relistAndWatch(): Promise<void> {
+    const generation = ++this.generation;
+    try {
+      if (!this.resourceVersion) await this.relist(generation);
+      if (generation !== this.generation) return;
+      await this.startWatch(generation);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      this.fail(error as Error, this.resourceVersion ? "watch" : "list");
+    }
+  }
+
+  private async relist(generation: number): Promise<void> {
+    const items: T[] = [];
+    let continueToken: string | undefined;
+    let resourceVersion = "";
+    do {
+      const page = await this.options.list({
+        labelSelector: this.options.labelSelector,
+        limit: this.options.pageSize ?? 500,
+        _continue: continueToken,
+      });
+      if (generation !== this.generation) return;
+      items.push(...page.items);
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+      continueToken = page.metadata?._continue ?? page.metadata?.continue ?? undefined;
+    } while (continueToken);
+    this.replace(items);
+    this.resourceVersion = resourceVersion;
+    if (!this.hasSynced) {
+      this.hasSynced = true;
+      for (const resolve of this.syncWaiters.splice(0)) resolve();
+    }
+  }
+
+  private replace(items: T[]): void {
+    const seen = new Set<string>();
+    for (const item of items) {
+      seen.add(objectKey(item));
+      this.upsert(item);
+    }
+    for (const old of this.list()) {
+      if (!seen.has(objectKey(old))) this.remove(old);
+    }
+  }
+
+  private upsert(object: T): void {
+    const namespace = object.metadata?.namespace ?? "";
+    const name = object.metadata?.name ?? "";
+    let objects = this.store.get(namespace);
+    if (!objects) this.store.set(namespace, (objects = new Map()));
+    const old = objects.get(name);
+    objects.set(name, object);
+    if (!old) {
+      this.count++;
+      this.emit("add", object);
+    } else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion) {
+      this.emit("update", object, old);
+    }
+  }
+
+  private remove(object: T): void {
+    const namespace = object.metadata?.namespace ?? "";
+    const objects = this.store.get(namespace);
+    const old = objects?.get(object.metadata?.name ?? "");
+    if (objects && old) {
+      objects.delete(object.metadata?.name ?? "");
+      if (objects.size === 0) this.store.delete(namespace);
+      this.count--;
+    }
+    this.emit("delete", old ?? object);
+  }
+
+  /**
+   * Records an object the caller just wrote, so work done before its watch event arrives sees it;
+   * the event itself then changes nothing (same resourceVersion).
+   */
+  observe(object: T): void {
+    this.upsert(object);
+  }
+
+  /** Forgets an object the caller just deleted. */
+  forget(object: T): void {
+    if (this.get(object.metadata?.namespace, object.metadata?.name ?? "")) this.remove(object);
+  }
+
+  private emit(event: InformerEvent, object: T, old?: T): void {
+    for (const handler of this.handlers[event]) {
+      try {
+        handler(object, old);
+      } catch (error) {
+        this.options.onError?.(error as Error, `${event} handler`);
+      }
+    }
+  }
+
+  private async startWatch(generation: number): Promise<void> {
+    const timeoutSeconds = this.watchTimeoutSeconds();
+    const params: Record<string, string | number | boolean> = {
+      resourceVersion: this.resourceVersion,
+      allowWatchBookmarks: true,
+      timeoutSeconds,
+    };
+    if (this.options.labelSelector) params.labelSelector = this.options.labelSelector;
+    this.armIdleTimer(generation, timeoutSeconds);
+    const controller = await this.watch.watch(
+      this.options.path,
+      params,
+      (type: string, object: WatchEvent["object"]) => this.onEvent(generation, type, object),
+      (error: unknown) => this.onWatchDone(generation, error),
+    );
+    if (generation === this.generation) this.abortWatch = () => controller.abort();
+    else controller.abort();
+  }
+
+  private watchTimeoutSeconds(): number {
+    const base = this.options.watchTimeoutSeconds ?? 60;
+    // Jitter spreads the re-watches of many replicas, as client-go does.
+    return Math.round(base * (1 + Math.random() * 0.25));
+  }
+
+  private armIdleTimer(generation: number, timeoutSeconds: number): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (generation !== this.generation) return;
+      this.fail(new Error(`watch of ${this.options.path} outlived its ${timeoutSeconds}s timeout; assuming a dead connection`), "watch");
+    }, timeoutSeconds * 1000 + WATCH_IDLE_GRACE_MS);
+  }
+
+  private onEvent(generation: number, type: string, object: WatchEvent["object"]): void {
+    if (generation !== this.generation || !object) return;
+    this.failures = 0;
+    switch (type) {
+      case "ADDED":
+      case "MODIFIED":
+        this.upsert(object as T);
+        break;
+      case "DELETED":
+        this.remove(object as T);
+        break;
+      case "ERROR":
+        // 410 Gone: our resourceVersion is too old; the watch ends and we re-list.
+        if (object.code === 410) this.resourceVersion = "";
+        return;
+    }
+    const version = object.metadata?.resourceVersion;
+    if (version) this.resourceVersion = version;
+  }
+
+  private onWatchDone(generation: number, error: unknown): void {
+    if (generation !== this.generation || !this.running) return;
+    clearTimeout(this.idleTimer);
+    const status = (error as { statusCode?: number; code?: number } | null)?.statusCode ?? (error as { code?: number } | null)?.code;
+    if (status === 410) this.resourceVersion = "";
+    if (error && status !== 410) {
+      this.fail(error instanceof Error ? error : new Error(String(error)), "watch");
+      return;
+    }
+    // A normal server-side close: continue from where we are.
+    void this.relistAndWatch();
+  }
+
+  private fail(error: Error, context: string): void {
+    this.options.onError?.(error, `${context} ${this.options.path}`);
+    this.resourceVersion = "";
+    this.failures++;
+    const { initialMs, maxMs } = this.options.backoff ?? { initialMs: 500, maxMs: 30_000 };
+    this.scheduleRestart(Math.min(maxMs, initialMs * 2 ** (this.failures - 1)));
+  }
+
+  private scheduleRestart(delayMs: number): void {
+    this.generation++;
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.retryTimer);
+    this.abortWatch?.();
+    this.abortWatch = undefined;
+    this.retryTimer = setTimeout(() => {
+      if (this.running) void this.relistAndWatch();
+    }, delayMs);
+  }
+}

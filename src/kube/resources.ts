@@ -1,0 +1,44 @@
+import type { KubernetesObject, V1ObjectMeta } from "@kubernetes/client-node";
+
+export const AAD_GROUP = "aadpodidentity.k8s.io";
+export const AAD_VERSION = "v1";
+export const AAD_API_VERSION = `${AAD_GROUP}/${AAD_VERSION}`;
+export const AZURE_IDENTITIES = "azureidentities";
+export const AZURE_IDENTITY_BINDINGS = "azureidentitybindings";
+
+/** The ownership marker: objects with it are the operator's, and only they are watched and changed. */
+export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+export const MANAGED_BY_VALUE = "azure-msi-operator";
+export const OWNED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
+
+export const NAMESPACED_ANNOTATION = "aadpodidentity.k8s.io/Behavior";
+export const NAMESPACED_VALUE = "namespaced";
+
+/** Field names follow the upstream CRD exactly (they are case-sensitive). */
+export interface AzureIdentitySpec {
+  type?: number;
+  resourceID?: string;
+  clientID?: string;
+  [field: string]: unknown;
+}
+
+export interface AzureIdentity extends KubernetesObject {
+  metadata?: V1ObjectMeta;
+  spec?: AzureIdentitySpec;
+}
+
+export interface AzureIdentityBindingSpec {
+  azureIdentity?: string;
+  selector?: string;
+  weight?: number;
+  [field: string]: unknown;
+}
+
+export interface AzureIdentityBinding extends KubernetesObject {
+  metadata?: V1ObjectMeta;
+  spec?: AzureIdentityBindingSpec;
+}
+
+export function objectKey(object: KubernetesObject): string {
+  return `${object.metadata?.namespace ?? ""}/${object.metadata?.name ?? ""}`;
+}

@@ -1,0 +1,102 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, rmSync } from "node:fs";
+import { createServer } from "node:net";
+
+/** A child process whose output goes to a log file, so a failing test can show why. */
+export interface ManagedProcess {
+  name: string;
+  child: ChildProcess;
+  logFile: string;
+  exited: Promise<number | null>;
+}
+
+export function startProcess(name: string, command: string, args: string[], logFile: string): ManagedProcess {
+  const log = createWriteStream(logFile);
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  const exited = new Promise<number | null>((resolve) => {
+    child.on("exit", (code) => {
+      log.end();
+      resolve(code);
+    });
+    child.on("error", () => resolve(null));
+  });
+  return { name, child, logFile, exited };
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+export async function stopProcess(process: ManagedProcess, graceMs = 5_000): Promise<void> {
+  if (process.child.exitCode !== null || process.child.signalCode !== null) return;
+  process.child.kill("SIGTERM");
+  const timer = setTimeout(() => process.child.kill("SIGKILL"), graceMs);
+  await process.exited;
+  clearTimeout(timer);
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+/**
+ * Cleans up even when the test process dies without running its hooks: a detached shell polls for
+ * our pid and, once it is gone, kills the children and removes the directory. On a normal stop it
+ * is killed first. Signal handlers cover Ctrl-C, `exit` covers a test that throws at top level.
+ */
+export class Reaper {
+  private readonly pids = new Set<number>();
+  private watchdog: ChildProcess | undefined;
+  private readonly onExit = () => this.reapSync();
+  private readonly onSignal = (signal: NodeJS.Signals) => {
+    this.reapSync();
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+
+  constructor(private readonly dir: string) {
+    process.on("exit", this.onExit);
+    process.once("SIGINT", this.onSignal);
+    process.once("SIGTERM", this.onSignal);
+  }
+
+  track(managed: ManagedProcess): void {
+    if (managed.child.pid) this.pids.add(managed.child.pid);
+    void managed.exited.then(() => managed.child.pid && this.pids.delete(managed.child.pid));
+    this.restartWatchdog();
+  }
+
+  private restartWatchdog(): void {
+    this.watchdog?.kill("SIGKILL");
+    const pids = [...this.pids].join(" ");
+    const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -TERM ${pids} 2>/dev/null; sleep 3; kill -KILL ${pids} 2>/dev/null; rm -rf '${this.dir}'`;
+    this.watchdog = spawn("bash", ["-c", script], { detached: true, stdio: "ignore" });
+    this.watchdog.unref();
+  }
+
+  /** Called after an orderly stop: nothing left to reap. */
+  dispose(): void {
+    this.watchdog?.kill("SIGKILL");
+    process.off("exit", this.onExit);
+    process.off("SIGINT", this.onSignal);
+    process.off("SIGTERM", this.onSignal);
+  }
+
+  private reapSync(): void {
+    for (const pid of this.pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    this.watchdog?.kill("SIGKILL");
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
