@@ -160,7 +160,7 @@ export class Informer<T extends KubernetesObject> {
     }
   }
 
-  private upsert(object: T): void {
+  private upsert(object: T, silent = false): void {
     const namespace = object.metadata?.namespace ?? "";
     const name = object.metadata?.name ?? "";
     let objects = this.store.get(namespace);
@@ -169,13 +169,13 @@ export class Informer<T extends KubernetesObject> {
     objects.set(name, object);
     if (!old) {
       this.count++;
-      this.emit("add", object);
-    } else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion) {
+      if (!silent) this.emit("add", object);
+    } else if (!silent && old.metadata?.resourceVersion !== object.metadata?.resourceVersion) {
       this.emit("update", object, old);
     }
   }
 
-  private remove(object: T): void {
+  private remove(object: T, silent = false): void {
     const namespace = object.metadata?.namespace ?? "";
     const objects = this.store.get(namespace);
     const old = objects?.get(object.metadata?.name ?? "");
@@ -184,20 +184,21 @@ export class Informer<T extends KubernetesObject> {
       if (objects.size === 0) this.store.delete(namespace);
       this.count--;
     }
-    this.emit("delete", old ?? object);
+    if (!silent) this.emit("delete", old ?? object);
   }
 
   /**
    * Records an object the caller just wrote, so work done before its watch event arrives sees it;
-   * the event itself then changes nothing (same resourceVersion).
+   * the event itself then changes nothing (same resourceVersion). Handlers are not called: the
+   * writer already knows.
    */
   observe(object: T): void {
-    this.upsert(object);
+    this.upsert(object, true);
   }
 
   /** Forgets an object the caller just deleted. */
   forget(object: T): void {
-    if (this.get(object.metadata?.namespace, object.metadata?.name ?? "")) this.remove(object);
+    if (this.get(object.metadata?.namespace, object.metadata?.name ?? "")) this.remove(object, true);
   }
 
   private emit(event: InformerEvent, object: T, old?: T): void {

@@ -38,3 +38,16 @@ export function sameLookup(a: LookupValues, b: LookupValues): boolean {
     a.subscription.toLowerCase() === b.subscription.toLowerCase()
   );
 }
+
+/** The identity among `identities` (one namespace's, operator-owned) whose lookup labels equal `values`. */
+export function matchingIdentity<T extends { metadata?: { labels?: Record<string, string>; name?: string; deletionTimestamp?: Date | string } }>(
+  identities: readonly T[],
+  values: LookupValues,
+  keys: Record<keyof LookupValues, string>,
+): T | undefined {
+  return identities.find((identity) => {
+    if (identity.metadata?.deletionTimestamp) return false;
+    const own = lookupValuesOf(identity.metadata?.labels, keys);
+    return own !== undefined && sameLookup(own, values);
+  });
+}

@@ -1,0 +1,115 @@
+import type { V1Namespace } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { kubeErrorMessage } from "../kube/errors.js";
+import type { Informer } from "../kube/informer.js";
+import type { LookupValues } from "../kube/lookup.js";
+import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { DesiredState } from "./desired.js";
+import { planBindings, planIdentities } from "./diff.js";
+import { NotLeaderError, type IdentityWriter } from "./writer.js";
+
+/** What the last Azure listing allows: its desired state and whether deletions are safe. */
+export interface ListingState {
+  desired: DesiredState;
+  /** --azureidentity.prune and a complete, error-free, non-suspicious listing. */
+  pruneAllowed: boolean;
+}
+
+export interface NamespaceOutcome {
+  created: number;
+  updated: number;
+  unchanged: number;
+  deleted: number;
+  bindingsUpdated: number;
+  errors: number;
+}
+
+export function emptyOutcome(): NamespaceOutcome {
+  return { created: 0, updated: 0, unchanged: 0, deleted: 0, bindingsUpdated: 0, errors: 0 };
+}
+
+export function addOutcome(total: NamespaceOutcome, part: NamespaceOutcome): void {
+  for (const key of Object.keys(total) as (keyof NamespaceOutcome)[]) total[key] += part[key];
+}
+
+export interface ReconcilerDeps {
+  identities: Informer<AzureIdentity>;
+  namespaces: Informer<V1Namespace>;
+  bindings: Informer<AzureIdentityBinding> | undefined;
+  lookupKeys: Record<keyof LookupValues, string> | undefined;
+  writer: IdentityWriter;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export function namespaceIsLive(namespace: V1Namespace | undefined): boolean {
+  return namespace !== undefined && !namespace.metadata?.deletionTimestamp && namespace.status?.phase !== "Terminating";
+}
+
+/**
+ * Level-triggered reconcile of one namespace: compare the last listing's desired identities with the
+ * operator-owned ones in the cache, write only the difference, then point lookup-labelled bindings at
+ * the right identity. Each write's result goes back into the cache so a reconcile that follows before
+ * the watch event does not repeat it.
+ */
+export async function reconcileNamespace(namespace: string, listing: ListingState, deps: ReconcilerDeps): Promise<NamespaceOutcome> {
+  const outcome = emptyOutcome();
+  const live = namespaceIsLive(deps.namespaces.get(undefined, namespace));
+  const desired = live ? listing.desired.byNamespace.get(namespace) : undefined;
+  const actual = deps.identities.list(namespace);
+  if (!live && actual.length === 0) return outcome;
+  const plan = planIdentities(desired, actual, listing.pruneAllowed && live);
+  outcome.unchanged = plan.unchanged;
+  for (const action of plan.actions) {
+    const subscription = action.kind === "delete" ? subscriptionOf(actual, action.name) : action.desired.subscriptionId;
+    try {
+      if (action.kind === "create") {
+        deps.identities.observe(await deps.writer.createIdentity(action.desired));
+        outcome.created++;
+        deps.log.info({ namespace, name: action.desired.name, msi: action.desired.msiId }, "created AzureIdentity");
+      } else if (action.kind === "patch") {
+        deps.identities.observe(await deps.writer.patchIdentity(namespace, action.desired.name, action.patch));
+        outcome.updated++;
+        deps.log.info({ namespace, name: action.desired.name, changed: action.changed }, "updated AzureIdentity");
+      } else {
+        await deps.writer.deleteIdentity(namespace, action.name, { uid: action.uid, resourceVersion: action.resourceVersion });
+        const gone = actual.find((object) => object.metadata?.name === action.name);
+        if (gone) deps.identities.forget(gone);
+        outcome.deleted++;
+        deps.log.info({ namespace, name: action.name }, "deleted AzureIdentity no longer wanted (prune)");
+      }
+      deps.metrics.resourceSuccess.inc({ subscription, resource: "AzureIdentity" });
+    } catch (error) {
+      if (error instanceof NotLeaderError) throw error;
+      outcome.errors++;
+      deps.metrics.resourceErrors.inc({ subscription, resource: "AzureIdentity" });
+      deps.log.error({ namespace, name: action.kind === "delete" ? action.name : action.desired.name, action: action.kind, err: kubeErrorMessage(error) }, "AzureIdentity write failed");
+    }
+  }
+  if (deps.bindings && deps.lookupKeys && live) await syncBindings(namespace, deps, outcome);
+  return outcome;
+}
+
+async function syncBindings(namespace: string, deps: ReconcilerDeps, outcome: NamespaceOutcome): Promise<void> {
+  const actions = planBindings(deps.bindings!.list(namespace), deps.identities.list(namespace), deps.lookupKeys!);
+  for (const action of actions) {
+    const subscription = deps.bindings!.get(namespace, action.name)?.metadata?.labels?.[deps.lookupKeys!.subscription] ?? "";
+    try {
+      deps.bindings!.observe(await deps.writer.patchBinding(namespace, action.name, action.to));
+      outcome.bindingsUpdated++;
+      deps.metrics.resourceSuccess.inc({ subscription, resource: "AzureIdentityBinding" });
+      deps.log.info({ namespace, binding: action.name, from: action.from ?? null, to: action.to }, "synced AzureIdentityBinding");
+    } catch (error) {
+      if (error instanceof NotLeaderError) throw error;
+      outcome.errors++;
+      deps.metrics.resourceErrors.inc({ subscription, resource: "AzureIdentityBinding" });
+      deps.log.error({ namespace, binding: action.name, err: kubeErrorMessage(error) }, "AzureIdentityBinding write failed");
+    }
+  }
+}
+
+function subscriptionOf(identities: readonly AzureIdentity[], name: string): string {
+  const resourceID = identities.find((object) => object.metadata?.name === name)?.spec?.resourceID ?? "";
+  return /^\/subscriptions\/([^/]+)/i.exec(resourceID)?.[1]?.toLowerCase() ?? "";
+}

@@ -1,0 +1,240 @@
+import type { V1Namespace } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import type { Msi } from "../azure/types.js";
+import type { Informer } from "../kube/informer.js";
+import { lookupLabelKeys } from "../kube/lookup.js";
+import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { desiredState, type DesiredStateOptions } from "./desired.js";
+import { WorkQueue } from "./queue.js";
+import { addOutcome, emptyOutcome, namespaceIsLive, reconcileNamespace, type ListingState, type NamespaceOutcome, type ReconcilerDeps } from "./reconciler.js";
+import { NotLeaderError, type IdentityWriter, type WriteVerb } from "./writer.js";
+
+/** One subscription's part of an Azure listing. */
+export interface SubscriptionListing {
+  subscriptionId: string;
+  identities: Msi[];
+  /** Every page was read without error. */
+  complete: boolean;
+  error?: Error;
+  durationMs: number;
+}
+
+export interface SyncerOptions {
+  intervalMs: number;
+  watch: boolean;
+  lockTimeMs: number;
+  prune: boolean;
+  bindingSync: boolean;
+  concurrency: number;
+  labelFormat: string;
+  /** Built per listing, so the expiry date is that of the sync. */
+  desiredOptions: (now: Date) => DesiredStateOptions;
+}
+
+export interface SyncerDeps {
+  listAzure: () => Promise<SubscriptionListing[]>;
+  identities: Informer<AzureIdentity>;
+  namespaces: Informer<V1Namespace>;
+  bindings: Informer<AzureIdentityBinding> | undefined;
+  writer: IdentityWriter;
+  metrics: Metrics;
+  log: Logger;
+  now?: () => Date;
+}
+
+export interface SyncSummary extends NamespaceOutcome {
+  result: "success" | "failed";
+  listed: number;
+  skipped: number;
+  listingReused: boolean;
+  writes: Record<WriteVerb, number>;
+  durationMs: number;
+  failedSubscriptions: string[];
+}
+
+/**
+ * The leader's sync loop. Full syncs list Azure (at most once per lock time), compute the desired
+ * state and reconcile every namespace through a bounded work queue; with --sync.watch, namespace,
+ * identity and binding events reconcile their namespace from the last listing at once.
+ */
+export class Syncer {
+  private readonly queue: WorkQueue;
+  private readonly reconcileDeps: ReconcilerDeps;
+  private listing: ListingState | undefined;
+  private lastMsis = new Map<string, Msi[]>();
+  private lastListingAt = 0;
+  private running: Promise<SyncSummary> | undefined;
+  private accumulator: NamespaceOutcome | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private active = false;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly options: SyncerOptions,
+    private readonly deps: SyncerDeps,
+  ) {
+    this.now = deps.now ?? (() => new Date());
+    this.reconcileDeps = {
+      identities: deps.identities,
+      namespaces: deps.namespaces,
+      bindings: options.bindingSync ? deps.bindings : undefined,
+      lookupKeys: lookupLabelKeys(options.labelFormat),
+      writer: deps.writer,
+      metrics: deps.metrics,
+      log: deps.log,
+    };
+    this.queue = new WorkQueue(options.concurrency, (namespace) => this.reconcile(namespace), (namespace, error) => {
+      if (!(error instanceof NotLeaderError)) deps.log.error({ namespace, err: (error as Error).message }, "namespace reconcile failed");
+    });
+    if (options.watch) this.subscribe();
+  }
+
+  /** Starts syncing (the caller has become leader and the caches have synced). */
+  start(): void {
+    if (this.active) return;
+    this.active = true;
+    void this.runAndReschedule();
+  }
+
+  stop(): void {
+    this.active = false;
+    clearTimeout(this.timer);
+    this.queue.stop();
+  }
+
+  get lastListing(): ListingState | undefined {
+    return this.listing;
+  }
+
+  private async runAndReschedule(): Promise<void> {
+    await this.fullSync().catch((error: unknown) => this.deps.log.error({ err: (error as Error).message }, "sync failed"));
+    if (!this.active) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.runAndReschedule(), this.options.intervalMs);
+  }
+
+  /** One full sync; concurrent callers share the one in progress. */
+  fullSync(): Promise<SyncSummary> {
+    this.running ??= this.doFullSync().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async doFullSync(): Promise<SyncSummary> {
+    const started = Date.now();
+    const writesBefore = this.deps.writer.writes();
+    const log = this.deps.log;
+    const reuse = this.listing !== undefined && started - this.lastListingAt < this.options.lockTimeMs;
+    let failedSubscriptions: string[] = [];
+    let listed = 0;
+    if (reuse) {
+      log.info({ lastListingSecondsAgo: Math.round((started - this.lastListingAt) / 1000), lockTimeSeconds: this.options.lockTimeMs / 1000 }, "sync.locktime not yet over: reconciling from the last Azure listing");
+    } else {
+      const listings = await this.deps.listAzure();
+      this.lastListingAt = Date.now();
+      failedSubscriptions = listings.filter((part) => !part.complete).map((part) => part.subscriptionId);
+      const msis = this.mergeWithPrevious(listings);
+      listed = msis.length;
+      this.listing = this.buildListingState(listings, msis);
+    }
+    const listing = this.listing;
+    if (!listing) throw new Error("no Azure listing yet");
+    this.accumulator = emptyOutcome();
+    for (const namespace of this.namespacesToReconcile(listing)) this.queue.add(namespace);
+    await this.queue.drain();
+    const outcome = this.accumulator;
+    this.accumulator = undefined;
+    const writesAfter = this.deps.writer.writes();
+    const writes = { create: writesAfter.create - writesBefore.create, patch: writesAfter.patch - writesBefore.patch, delete: writesAfter.delete - writesBefore.delete };
+    const summary: SyncSummary = {
+      result: failedSubscriptions.length > 0 || outcome.errors > 0 ? "failed" : "success",
+      listed,
+      skipped: listing.desired.skipped.length,
+      listingReused: reuse,
+      ...outcome,
+      writes,
+      durationMs: Date.now() - started,
+      failedSubscriptions,
+    };
+    this.record(summary);
+    return summary;
+  }
+
+  /**
+   * A subscription that failed mid-listing keeps the MSIs the previous listing had for it (merged
+   * with what was read this time), so a flaky page never makes identities vanish from the desired state.
+   */
+  private mergeWithPrevious(listings: SubscriptionListing[]): Msi[] {
+    const next = new Map<string, Msi[]>();
+    for (const part of listings) {
+      const key = part.subscriptionId.toLowerCase();
+      if (part.complete) {
+        next.set(key, part.identities);
+        continue;
+      }
+      const byId = new Map((this.lastMsis.get(key) ?? []).map((msi) => [msi.id.toLowerCase(), msi]));
+      for (const msi of part.identities) byId.set(msi.id.toLowerCase(), msi);
+      next.set(key, [...byId.values()]);
+    }
+    this.lastMsis = next;
+    return [...next.values()].flat();
+  }
+
+  private buildListingState(listings: SubscriptionListing[], msis: Msi[]): ListingState {
+    const desired = desiredState(msis, this.options.desiredOptions(this.now()));
+    for (const skipped of desired.skipped) {
+      this.deps.metrics.msiSkipped.inc({ subscription: skipped.subscriptionId.toLowerCase() });
+      this.deps.log.warn({ msi: skipped.msiId, reason: skipped.reason }, "MSI skipped");
+    }
+    const complete = listings.every((part) => part.complete);
+    const emptyButClusterHasIdentities = msis.length === 0 && this.deps.identities.size > 0;
+    if (this.options.prune && !complete) this.deps.log.warn({ failed: listings.filter((p) => !p.complete).map((p) => p.subscriptionId) }, "Azure listing incomplete: prune skipped this sync");
+    if (this.options.prune && complete && emptyButClusterHasIdentities) this.deps.log.warn("Azure listing is empty while the cluster holds operator-owned identities: prune skipped (refusing to delete everything)");
+    return { desired, pruneAllowed: this.options.prune && complete && !emptyButClusterHasIdentities };
+  }
+
+  private namespacesToReconcile(listing: ListingState): Set<string> {
+    const namespaces = new Set<string>();
+    for (const namespace of listing.desired.byNamespace.keys()) {
+      if (namespaceIsLive(this.deps.namespaces.get(undefined, namespace))) namespaces.add(namespace);
+    }
+    for (const identity of this.deps.identities.list()) namespaces.add(identity.metadata?.namespace ?? "");
+    if (this.reconcileDeps.bindings) for (const binding of this.reconcileDeps.bindings.list()) namespaces.add(binding.metadata?.namespace ?? "");
+    namespaces.delete("");
+    return namespaces;
+  }
+
+  private async reconcile(namespace: string): Promise<void> {
+    const listing = this.listing;
+    if (!listing || !this.active) return;
+    const outcome = await reconcileNamespace(namespace, listing, this.reconcileDeps);
+    if (this.accumulator) addOutcome(this.accumulator, outcome);
+    else if (outcome.created + outcome.updated + outcome.deleted + outcome.bindingsUpdated + outcome.errors > 0) {
+      this.deps.log.info({ namespace, ...outcome }, "namespace reconciled after a cluster event");
+    }
+  }
+
+  private record(summary: SyncSummary): void {
+    const metrics = this.deps.metrics;
+    metrics.syncRuns.inc({ result: summary.result });
+    for (const verb of ["create", "patch", "delete"] as const) metrics.syncWrites.set({ verb }, summary.writes[verb]);
+    for (const outcome of ["created", "updated", "unchanged", "deleted", "skipped", "errors"] as const) metrics.syncObjects.set({ outcome }, summary[outcome]);
+    const { result, listed, created, updated, unchanged, deleted, skipped, errors, bindingsUpdated, durationMs, listingReused, failedSubscriptions } = summary;
+    const fields = { result, listed, created, updated, unchanged, deleted, skipped, errors, bindingsUpdated, writes: summary.writes.create + summary.writes.patch + summary.writes.delete, durationMs, listingReused, failedSubscriptions };
+    if (result === "success") this.deps.log.info(fields, "sync finished");
+    else this.deps.log.warn(fields, "sync finished with errors");
+  }
+
+  private subscribe(): void {
+    const enqueue = (namespace: string | undefined) => {
+      if (this.active && this.listing && namespace) this.queue.add(namespace);
+    };
+    this.deps.namespaces.on("add", (namespace) => enqueue(namespace.metadata?.name));
+    this.deps.identities.on("update", (identity) => enqueue(identity.metadata?.namespace));
+    this.deps.identities.on("delete", (identity) => enqueue(identity.metadata?.namespace));
+    if (this.options.bindingSync && this.deps.bindings) {
+      this.deps.bindings.on("add", (binding) => enqueue(binding.metadata?.namespace));
+      this.deps.bindings.on("update", (binding) => enqueue(binding.metadata?.namespace));
+    }
+  }
+}

@@ -1,0 +1,49 @@
+import jsonpatch from "fast-json-patch";
+import { lookupValuesOf, matchingIdentity, type LookupValues } from "../kube/lookup.js";
+import { AAD_GROUP, AZURE_IDENTITY_BINDINGS, type AzureIdentity } from "../kube/resources.js";
+import type { AdmissionRequest, Decision, KubeObject } from "./admission.js";
+import { describe } from "./decide-identity.js";
+
+export interface BindingPolicy {
+  /** Lookup label keys; undefined when --kubernetes.label.format is empty (nothing to fill). */
+  lookupKeys: Record<keyof LookupValues, string> | undefined;
+  /** --webhook.binding.strict: deny a labelled binding whose identity does not exist in its namespace. */
+  strict: boolean;
+  /** Operator-owned identities of one namespace, from the informer cache (no I/O). */
+  identitiesIn: (namespace: string) => readonly AzureIdentity[];
+}
+
+/**
+ * A binding with all three lookup labels gets spec.azureIdentity set to the operator-owned identity
+ * with the same labels in its own namespace; the patch is the difference between the object before
+ * and after, so an already-right binding gets none (no update loops under reinvocation).
+ */
+export function decideBinding(request: AdmissionRequest, policy: BindingPolicy): Decision {
+  if (request.resource.group !== AAD_GROUP || request.resource.resource !== AZURE_IDENTITY_BINDINGS) {
+    return {
+      allowed: true,
+      result: "unowned",
+      warnings: [`azure-msi-operator: the AzureIdentityBinding webhook was called for ${describe(request)}; check the MutatingWebhookConfiguration's rules`],
+    };
+  }
+  const binding = request.object;
+  if ((request.operation !== "CREATE" && request.operation !== "UPDATE") || !binding || !policy.lookupKeys) return { allowed: true, result: "allowed" };
+  const values = lookupValuesOf(binding.metadata?.labels, policy.lookupKeys);
+  if (!values) return { allowed: true, result: "allowed" };
+  const namespace = request.namespace ?? binding.metadata?.namespace ?? "";
+  const identity = matchingIdentity(policy.identitiesIn(namespace), values, policy.lookupKeys);
+  const name = identity?.metadata?.name;
+  if (!name) {
+    const message = `no AzureIdentity for managed identity ${values.name} (resource group ${values.resourcegroup}, subscription ${values.subscription}) is assigned to namespace "${namespace}"`;
+    if (policy.strict) return { allowed: false, code: 403, result: "denied", message: `${message}; ask a platform admin to tag the managed identity in Azure with k8snamespace: ${namespace}` };
+    return { allowed: true, result: "allowed", warnings: [`${message} (yet): spec.azureIdentity left as it is; the operator fills it once the identity exists`] };
+  }
+  const after = withAzureIdentity(binding, name);
+  const patch = jsonpatch.compare(binding, after);
+  return patch.length > 0 ? { allowed: true, result: "patched", patch } : { allowed: true, result: "allowed" };
+}
+
+function withAzureIdentity(binding: KubeObject, azureIdentity: string): KubeObject {
+  const spec = binding.spec && typeof binding.spec === "object" ? binding.spec : {};
+  return { ...binding, spec: { ...spec, azureIdentity } };
+}

@@ -1,0 +1,132 @@
+import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import type { Server } from "node:https";
+import type { Logger } from "pino";
+import type { Pem } from "../../certs/pki.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { admissionReviewSchema, type AdmissionReview, type Decision } from "./admission.js";
+import { decideBinding, type BindingPolicy } from "./decide-binding.js";
+import { decideIdentity, type IdentityPolicy } from "./decide-identity.js";
+import { admissionResponse } from "./respond.js";
+
+export const VALIDATE_IDENTITY_PATH = "/validate/azureidentity";
+export const MUTATE_BINDING_PATH = "/mutate/azureidentitybinding";
+
+/** Room for an AdmissionReview carrying two objects of etcd's 1.5 MiB maximum, plus the envelope. */
+export const ADMISSION_BODY_LIMIT = 3.5 * 1024 * 1024;
+
+export interface WebhookServerOptions {
+  host: string;
+  port: number;
+  tls: Pem;
+  identityPolicy: () => IdentityPolicy;
+  bindingPolicy: BindingPolicy;
+  metrics: Metrics;
+  log: Logger;
+  bodyLimit?: number;
+}
+
+export interface WebhookServer {
+  readonly port: number;
+  /** Swaps the serving certificate for new connections without a restart. */
+  updateTls(pem: Pem): void;
+  close(): Promise<void>;
+}
+
+type Webhook = "validate-azureidentity" | "mutate-azureidentitybinding";
+
+/**
+ * The admission HTTPS server: parse (JSON schema, no coercion) -> decide (pure, from the in-memory
+ * cache) -> respond. Bad bodies get a 4xx with a message that says what is wrong; a bug in a
+ * decision becomes a well-formed answer (deny for validation, allow with a warning for mutation),
+ * never a 500.
+ */
+export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
+  const app = Fastify({
+    https: { key: options.tls.key, cert: options.tls.cert, minVersion: "TLSv1.2" },
+    bodyLimit: options.bodyLimit ?? ADMISSION_BODY_LIMIT,
+    connectionTimeout: 10_000,
+    requestTimeout: 10_000,
+    keepAliveTimeout: 75_000,
+    logger: false,
+    return503OnClosing: false,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+  });
+  app.setErrorHandler((error: FastifyError, _request, reply) => {
+    const { status, message } = describeBadRequest(error);
+    if (status >= 500) options.log.error({ err: error.message }, "webhook request failed");
+    void reply.code(status).send({ error: status === 413 ? "Payload Too Large" : status === 415 ? "Unsupported Media Type" : "Bad Request", message });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ error: "Not Found", message: `no webhook at ${request.method} ${request.url}; use POST ${VALIDATE_IDENTITY_PATH} or POST ${MUTATE_BINDING_PATH}` });
+  });
+
+  const route = (path: string, webhook: Webhook, decide: (review: AdmissionReview) => Decision, onError: (error: Error) => Decision) => {
+    app.post<{ Body: AdmissionReview }>(path, { schema: { body: admissionReviewSchema } }, async (request) => {
+      const started = process.hrtime.bigint();
+      const review = request.body;
+      let decision: Decision;
+      try {
+        decision = decide(review);
+      } catch (error) {
+        options.log.error({ webhook, uid: review.request.uid, err: (error as Error).message }, "admission decision failed");
+        decision = onError(error as Error);
+      }
+      const labels = { webhook, operation: review.request.operation, result: decision.result };
+      options.metrics.admissionRequests.inc(labels);
+      options.metrics.admissionDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+      if (decision.result === "unowned") options.metrics.admissionUnowned.inc({ webhook, resource: review.request.resource.resource });
+      if (decision.result === "denied") {
+        options.log.info({ webhook, operation: review.request.operation, user: review.request.userInfo.username, namespace: review.request.namespace, name: review.request.name, dryRun: review.request.dryRun ?? false }, "admission denied");
+      }
+      return admissionResponse(review.apiVersion, review.request.uid, decision);
+    });
+  };
+  route(VALIDATE_IDENTITY_PATH, "validate-azureidentity", (review) => decideIdentity(review.request, options.identityPolicy()), (error) => ({
+    allowed: false,
+    code: 500,
+    result: "error",
+    message: `azure-msi-operator webhook could not decide (${error.message}); denied to stay safe`,
+  }));
+  route(MUTATE_BINDING_PATH, "mutate-azureidentitybinding", (review) => decideBinding(review.request, options.bindingPolicy), (error) => ({
+    allowed: true,
+    result: "error",
+    warnings: [`azure-msi-operator webhook could not fill spec.azureIdentity (${error.message}); the syncer will`],
+  }));
+
+  await app.listen({ host: options.host, port: options.port });
+  return handle(app, options);
+}
+
+function handle(app: FastifyInstance, options: WebhookServerOptions): WebhookServer {
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : options.port;
+  return {
+    port,
+    updateTls(pem: Pem) {
+      (app.server as Server).setSecureContext({ key: pem.key, cert: pem.cert, minVersion: "TLSv1.2" });
+    },
+    close: () => app.close(),
+  };
+}
+
+function describeBadRequest(error: FastifyError): { status: number; message: string } {
+  if (error.validation) {
+    const first = error.validation[0];
+    const where = first?.instancePath ? first.instancePath.replace(/^\//, "").replaceAll("/", ".") : "body";
+    return { status: 400, message: `not a valid AdmissionReview: ${where} ${first?.message ?? "is invalid"}` };
+  }
+  switch (error.code) {
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return { status: 415, message: "Content-Type must be application/json (an AdmissionReview)" };
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return { status: 413, message: `the AdmissionReview is larger than the ${Math.round(ADMISSION_BODY_LIMIT / 1024)} KiB this webhook accepts` };
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return { status: 400, message: "empty body: expected an AdmissionReview" };
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return { status: 400, message: `body is not valid JSON: ${error.message}` };
+  }
+  if (error instanceof SyntaxError) return { status: 400, message: `body is not valid JSON: ${error.message}` };
+  const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+  return { status, message: error.message };
+}
