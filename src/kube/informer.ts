@@ -8,6 +8,7 @@ export interface ObjectList<T> {
 
 export interface ListParams {
   labelSelector?: string;
+  fieldSelector?: string;
   limit: number;
   _continue?: string;
 }
@@ -20,6 +21,7 @@ export interface InformerOptions<T> {
   path: string;
   list: (params: ListParams) => Promise<ObjectList<T>>;
   labelSelector?: string;
+  fieldSelector?: string;
   /** Server-side watch timeout; a watch silent for longer than this plus a grace is treated as dead. */
   watchTimeoutSeconds?: number;
   pageSize?: number;
@@ -133,6 +135,7 @@ export class Informer<T extends KubernetesObject> {
     do {
       const page = await this.options.list({
         labelSelector: this.options.labelSelector,
+        fieldSelector: this.options.fieldSelector,
         limit: this.options.pageSize ?? 500,
         _continue: continueToken,
       });
@@ -219,6 +222,7 @@ export class Informer<T extends KubernetesObject> {
       timeoutSeconds,
     };
     if (this.options.labelSelector) params.labelSelector = this.options.labelSelector;
+    if (this.options.fieldSelector) params.fieldSelector = this.options.fieldSelector;
     this.armIdleTimer(generation, timeoutSeconds);
     const controller = await this.watch.watch(
       this.options.path,
