@@ -1,0 +1,169 @@
+import { V1MicroTime, type CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { kubeErrorMessage, statusCode } from "../kube/errors.js";
+import type { Metrics } from "../metrics/metrics.js";
+
+export interface LeaseOptions {
+  namespace: string;
+  name: string;
+  /** Holder identity: the pod name, else hostname plus a random suffix. */
+  identity: string;
+  durationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+}
+
+export interface LeadershipCallbacks {
+  onStartedLeading: () => void;
+  onStoppedLeading: () => void;
+}
+
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease, as client-go's leaderelection does it:
+ * optimistic concurrency on resourceVersion, expiry judged by our own clock from when we last saw
+ * the record change (so clock skew between nodes does not matter), and `isLeader()` turns false the
+ * moment the renew deadline passes, before the loop even notices, so no write happens after it.
+ */
+export class LeaderElector {
+  private leading = false;
+  private lastRenewAt = 0;
+  private observedRecord = "";
+  private observedAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private cycle: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly api: CoordinationV1Api,
+    private readonly options: LeaseOptions,
+    private readonly callbacks: LeadershipCallbacks,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** True only while a renewal succeeded within the renew deadline. */
+  isLeader(): boolean {
+    return this.leading && this.now() - this.lastRenewAt < this.options.renewDeadlineMs;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.schedule(0);
+  }
+
+  /** Stops campaigning; when leading, gives the Lease up so another replica takes over at once. */
+  async stop(release = true): Promise<void> {
+    this.running = false;
+    clearTimeout(this.timer);
+    await this.cycle;
+    const wasLeading = this.isLeader();
+    this.setLeading(false, "shutdown");
+    if (release && wasLeading) await this.release();
+  }
+
+  private schedule(delayMs: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.cycle = this.tick().finally(() => {
+        if (this.running) this.schedule(this.options.retryPeriodMs);
+      });
+    }, delayMs);
+  }
+
+  private async tick(): Promise<void> {
+    const acquired = await this.tryAcquireOrRenew().catch((error: unknown) => {
+      this.log.debug({ err: kubeErrorMessage(error) }, "lease acquire/renew failed");
+      return false;
+    });
+    if (!this.running) return;
+    if (acquired) {
+      this.lastRenewAt = this.now();
+      this.setLeading(true, "acquired");
+    } else if (this.leading && !this.isLeader()) {
+      this.setLeading(false, "renew deadline passed");
+    }
+  }
+
+  private setLeading(leading: boolean, reason: string): void {
+    if (leading === this.leading) return;
+    this.leading = leading;
+    this.metrics.leader.set(leading ? 1 : 0);
+    this.metrics.leaderTransitions.inc({ event: leading ? "acquired" : "lost" });
+    this.log.info({ lease: `${this.options.namespace}/${this.options.name}`, identity: this.options.identity, reason }, leading ? "became leader" : "stopped leading");
+    if (leading) this.callbacks.onStartedLeading();
+    else this.callbacks.onStoppedLeading();
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { namespace, name, identity } = this.options;
+    const now = new V1MicroTime(this.now());
+    const durationSeconds = Math.max(1, Math.ceil(this.options.durationMs / 1000));
+    let current: V1Lease;
+    try {
+      current = await this.api.readNamespacedLease({ name, namespace });
+    } catch (error) {
+      if (statusCode(error) !== 404) throw error;
+      await this.api.createNamespacedLease({
+        namespace,
+        body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 } },
+      });
+      return true;
+    }
+    const spec = current.spec ?? {};
+    const record = `${spec.holderIdentity ?? ""}|${spec.renewTime?.toISOString() ?? ""}|${spec.leaseDurationSeconds ?? ""}`;
+    if (record !== this.observedRecord) {
+      this.observedRecord = record;
+      this.observedAt = this.now();
+    }
+    const holder = spec.holderIdentity ?? "";
+    const heldByOther = holder !== "" && holder !== identity;
+    const expiresAt = this.observedAt + (spec.leaseDurationSeconds ?? 0) * 1000;
+    if (heldByOther && expiresAt > this.now()) return false;
+    const takingOver = holder !== identity;
+    await this.api.replaceNamespacedLease({
+      name,
+      namespace,
+      body: {
+        metadata: { ...current.metadata, name, namespace },
+        spec: {
+          ...spec,
+          holderIdentity: identity,
+          leaseDurationSeconds: durationSeconds,
+          acquireTime: takingOver || !spec.acquireTime ? now : new V1MicroTime(spec.acquireTime),
+          renewTime: now,
+          leaseTransitions: (spec.leaseTransitions ?? 0) + (takingOver && holder !== "" ? 1 : 0),
+        },
+      },
+    });
+    return true;
+  }
+
+  /** Empties the holder and shortens the Lease, so the next candidate acquires it on its next try. */
+  private async release(): Promise<void> {
+    const { namespace, name, identity } = this.options;
+    try {
+      const current = await this.api.readNamespacedLease({ name, namespace });
+      if (current.spec?.holderIdentity !== identity) return;
+      await this.api.replaceNamespacedLease({
+        name,
+        namespace,
+        body: {
+          metadata: current.metadata,
+          spec: {
+            ...current.spec,
+            holderIdentity: "",
+            leaseDurationSeconds: 1,
+            // MicroTime must go out with six fractional digits, which only V1MicroTime writes.
+            ...(current.spec.acquireTime ? { acquireTime: new V1MicroTime(current.spec.acquireTime) } : {}),
+            renewTime: new V1MicroTime(this.now()),
+          },
+        },
+      });
+      this.log.info({ lease: `${namespace}/${name}` }, "lease released");
+    } catch (error) {
+      this.log.warn({ err: kubeErrorMessage(error) }, "could not release the lease; the next leader waits for it to expire");
+    }
+  }
+}
