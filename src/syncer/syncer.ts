@@ -68,6 +68,7 @@ export class Syncer {
   private accumulator: NamespaceOutcome | undefined;
   private timer: NodeJS.Timeout | undefined;
   private active = false;
+  private stopped = false;
   private readonly now: () => Date;
 
   constructor(
@@ -99,6 +100,7 @@ export class Syncer {
 
   stop(): void {
     this.active = false;
+    this.stopped = true;
     clearTimeout(this.timer);
     this.queue.stop();
   }
@@ -206,7 +208,7 @@ export class Syncer {
 
   private async reconcile(namespace: string): Promise<void> {
     const listing = this.listing;
-    if (!listing || !this.active) return;
+    if (!listing || this.stopped) return;
     const outcome = await reconcileNamespace(namespace, listing, this.reconcileDeps);
     if (this.accumulator) addOutcome(this.accumulator, outcome);
     else if (outcome.created + outcome.updated + outcome.deleted + outcome.bindingsUpdated + outcome.errors > 0) {
@@ -227,7 +229,7 @@ export class Syncer {
 
   private subscribe(): void {
     const enqueue = (namespace: string | undefined) => {
-      if (this.active && this.listing && namespace) this.queue.add(namespace);
+      if (this.active && !this.stopped && this.listing && namespace) this.queue.add(namespace);
     };
     this.deps.namespaces.on("add", (namespace) => enqueue(namespace.metadata?.name));
     this.deps.identities.on("update", (identity) => enqueue(identity.metadata?.namespace));

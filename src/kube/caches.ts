@@ -1,0 +1,63 @@
+import type { V1Namespace } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import type { Metrics } from "../metrics/metrics.js";
+import type { KubeClients } from "./clients.js";
+import { Informer } from "./informer.js";
+import { lookupLabelKeys } from "./lookup.js";
+import { AAD_GROUP, AAD_VERSION, AZURE_IDENTITIES, AZURE_IDENTITY_BINDINGS, OWNED_SELECTOR, type AzureIdentity, type AzureIdentityBinding } from "./resources.js";
+
+export interface CacheOptions {
+  watchTimeoutSeconds?: number;
+}
+
+function onError(resource: string, log: Logger, metrics: Metrics) {
+  return (error: Error, context: string) => {
+    metrics.cacheRestarts.inc({ resource });
+    log.warn({ resource, context, err: error.message }, "cache watch failed; re-listing");
+  };
+}
+
+/** Operator-owned AzureIdentities (label selector on the ownership marker): every replica keeps this one. */
+export function ownedIdentities(clients: KubeClients, log: Logger, metrics: Metrics, options: CacheOptions = {}): Informer<AzureIdentity> {
+  const informer = new Informer<AzureIdentity>(clients.kubeConfig, {
+    path: `/apis/${AAD_GROUP}/${AAD_VERSION}/${AZURE_IDENTITIES}`,
+    labelSelector: OWNED_SELECTOR,
+    watchTimeoutSeconds: options.watchTimeoutSeconds,
+    list: (params) => clients.custom.listClusterCustomObject({ group: AAD_GROUP, version: AAD_VERSION, plural: AZURE_IDENTITIES, ...params }) as Promise<{ items: AzureIdentity[] }>,
+    onError: onError(AZURE_IDENTITIES, log, metrics),
+  });
+  trackSize(informer, AZURE_IDENTITIES, metrics);
+  return informer;
+}
+
+export function namespaces(clients: KubeClients, log: Logger, metrics: Metrics, options: CacheOptions = {}): Informer<V1Namespace> {
+  const informer = new Informer<V1Namespace>(clients.kubeConfig, {
+    path: "/api/v1/namespaces",
+    watchTimeoutSeconds: options.watchTimeoutSeconds,
+    list: (params) => clients.core.listNamespace(params),
+    onError: onError("namespaces", log, metrics),
+  });
+  trackSize(informer, "namespaces", metrics);
+  return informer;
+}
+
+/** Only bindings that carry all three lookup labels (an existence selector): the rest are not ours to touch. */
+export function lookupBindings(clients: KubeClients, labelFormat: string, log: Logger, metrics: Metrics, options: CacheOptions = {}): Informer<AzureIdentityBinding> | undefined {
+  const keys = lookupLabelKeys(labelFormat);
+  if (!keys) return undefined;
+  const informer = new Informer<AzureIdentityBinding>(clients.kubeConfig, {
+    path: `/apis/${AAD_GROUP}/${AAD_VERSION}/${AZURE_IDENTITY_BINDINGS}`,
+    labelSelector: [keys.name, keys.resourcegroup, keys.subscription].join(","),
+    watchTimeoutSeconds: options.watchTimeoutSeconds,
+    list: (params) => clients.custom.listClusterCustomObject({ group: AAD_GROUP, version: AAD_VERSION, plural: AZURE_IDENTITY_BINDINGS, ...params }) as Promise<{ items: AzureIdentityBinding[] }>,
+    onError: onError(AZURE_IDENTITY_BINDINGS, log, metrics),
+  });
+  trackSize(informer, AZURE_IDENTITY_BINDINGS, metrics);
+  return informer;
+}
+
+function trackSize<T extends { metadata?: object }>(informer: Informer<T & { apiVersion?: string; kind?: string }>, resource: string, metrics: Metrics): void {
+  const update = () => metrics.cacheObjects.set({ resource }, informer.size);
+  informer.on("add", update);
+  informer.on("delete", update);
+}
