@@ -1,0 +1,42 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { readServiceAccountNamespace } from "./cli.js";
+
+const cli = fileURLToPath(new URL("./cli.ts", import.meta.url));
+
+/** Runs loadConfig in a child process, where it may print and exit. */
+function run(argv: string[], env: Record<string, string> = {}) {
+  const script = `import(${JSON.stringify(cli)}).then((m) => { m.loadConfig(${JSON.stringify(argv)}, ${JSON.stringify(env)}); console.log("LOADED"); })`;
+  return spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8" });
+}
+
+test("the service-account namespace is read trimmed, and is absent outside a cluster", () => {
+  const dir = mkdtempSync(join(tmpdir(), "sa-"));
+  try {
+    writeFileSync(join(dir, "namespace"), "ops\n");
+    assert.equal(readServiceAccountNamespace(join(dir, "namespace")), "ops");
+    assert.equal(readServiceAccountNamespace(join(dir, "missing")), undefined);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test("a bad value prints one line on stderr and exits 2; --help prints usage and exits 0", () => {
+  const bad = run([], { SYNC_INTERVAL: "1x" });
+  assert.equal(bad.status, 2);
+  assert.equal(bad.stdout, "");
+  assert.equal(bad.stderr, 'azure-msi-operator: invalid value "1x" for --sync.interval (SYNC_INTERVAL): not a Go duration (examples: 90s, 1h30m)\n');
+
+  const help = run(["--help"]);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /^Usage:\n {2}azure-msi-operator \[run\|sync\] \[OPTIONS\]/);
+
+  const good = run(["sync", "--once"]);
+  assert.equal(good.status, 0);
+  assert.match(good.stdout, /LOADED/);
+});

@@ -1,0 +1,192 @@
+// The one typed configuration, parsed once from argv + env. Pure: the caller passes in what would
+// need I/O (the service-account namespace) and decides what to print and how to exit.
+import { invalidLabelKey, invalidNamespaceName, invalidObjectName } from "../kube/validation.js";
+import type { CompiledTemplate } from "../syncer/template.js";
+import { scanArgv } from "./argv.js";
+import { formatDuration } from "./duration.js";
+import { renderHelp } from "./help.js";
+import { ConfigError, FlagReader, type Env } from "./reader.js";
+import type { TimeLayout } from "./timelayout.js";
+import { checkLabelFormat, checkSan, type ListenAddress, type RotationPolicy } from "./values.js";
+
+export interface Config {
+  /** run: sync and serve the webhooks; sync: only sync. */
+  command: "run" | "sync";
+  /** With `sync`: one full sync, then exit. */
+  once: boolean;
+  log: { debug: boolean; json: boolean };
+  instance: { nodeName: string | undefined; namespace: string; pod: string | undefined };
+  lease: { enable: boolean; name: string; durationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
+  sync: { intervalMs: number; watch: boolean; lockTimeMs: number; concurrency: number };
+  azure: { environment: string; subscriptions: readonly string[] };
+  kubernetes: {
+    /** Undefined: in-cluster (or the client's own discovery). */
+    kubeconfig: string | undefined;
+    /** Empty: no lookup labels. */
+    labelFormat: string;
+    /** Lower-cased. */
+    namespaceIgnore: readonly string[];
+  };
+  azureIdentity: {
+    namespaced: boolean;
+    namespaceTemplate: CompiledTemplate;
+    resourceNameTemplate: CompiledTemplate;
+    bindingSync: boolean;
+    prune: boolean;
+    expiry: { enable: boolean; annotation: string; durationMs: number; timeFormat: TimeLayout };
+  };
+  server: { bind: ListenAddress; readTimeoutMs: number; writeTimeoutMs: number };
+  shutdown: { delayMs: number };
+  webhook: {
+    enable: boolean;
+    bind: ListenAddress;
+    allowUsers: readonly string[];
+    allowGroups: readonly string[];
+    bindingStrict: boolean;
+    serviceName: string;
+    validatingConfigName: string;
+    mutatingConfigName: string;
+    tls: {
+      /** Bring-your-own certificate files; undefined: the operator manages CA and certificate. */
+      files: { certFile: string; keyFile: string } | undefined;
+      sans: readonly string[];
+      secretName: string;
+      certValidityMs: number;
+      rotate: RotationPolicy;
+      caValidityMs: number;
+    };
+  };
+}
+
+/** What parsing needs from outside and cannot read itself without I/O. */
+export interface ConfigContext {
+  /** Contents of the in-cluster service-account namespace file, when present. */
+  serviceAccountNamespace?: string | undefined;
+}
+
+export type ParseResult =
+  | { ok: true; config: Config }
+  | { ok: false; help: true; text: string; exitCode: 0 }
+  | { ok: false; help: false; error: string; exitCode: 2 };
+
+export function parseConfig(argv: readonly string[], env: Env, context: ConfigContext = {}): ParseResult {
+  const scanned = scanArgv(argv);
+  if (!scanned.ok) return { ok: false, help: false, error: scanned.error, exitCode: 2 };
+  if (scanned.help) return { ok: false, help: true, text: renderHelp(), exitCode: 0 };
+  try {
+    const config = buildConfig(new FlagReader(scanned.values, env), scanned.command, context);
+    return { ok: true, config };
+  } catch (error) {
+    if (error instanceof ConfigError) return { ok: false, help: false, error: error.message, exitCode: 2 };
+    throw error;
+  }
+}
+
+/** Reads every flag of the table into the typed config; exported for the table-coverage test. */
+export function buildConfig(r: FlagReader, command: "run" | "sync", context: ConfigContext): Config {
+  const nonEmpty = (value: string | undefined) => (value === undefined || value.trim() === "" ? undefined : value.trim());
+
+  const once = r.bool("once");
+  if (once && command !== "sync") throw new ConfigError("--once only works with the sync command (azure-msi-operator sync --once)");
+
+  const labelFormat = r.string("kubernetes.label.format") ?? "";
+  // The longest key it makes must be a valid label key.
+  r.check("kubernetes.label.format", labelFormat, checkLabelFormat(labelFormat) ?? (labelFormat === "" ? undefined : invalidLabelKey(labelFormat.replace("%s", "resourcegroup"))));
+
+  const expiryEnable = r.bool("azureidentity.expiry");
+  const expiryAnnotation = r.string("azureidentity.expiry.annotation") ?? "";
+  // Checked only when used, as the Go operator did: an unused bad value must not stop a drop-in start.
+  if (expiryEnable) r.check("azureidentity.expiry.annotation", expiryAnnotation, invalidLabelKey(expiryAnnotation));
+
+  const lease = {
+    enable: r.bool("lease.enable"),
+    name: objectName(r, "lease.name"),
+    durationMs: r.duration("lease.duration"),
+    renewDeadlineMs: r.duration("lease.renewdeadline"),
+    retryPeriodMs: r.duration("lease.retryperiod"),
+  };
+  // client-go's leader election rules: renewal must fit in the lease, with room for jittered retries.
+  if (lease.renewDeadlineMs >= lease.durationMs) {
+    throw new ConfigError(`--lease.renewdeadline=${formatDuration(lease.renewDeadlineMs)} must be shorter than --lease.duration=${formatDuration(lease.durationMs)}`);
+  }
+  if (lease.retryPeriodMs * 1.2 >= lease.renewDeadlineMs) {
+    throw new ConfigError(`--lease.retryperiod=${formatDuration(lease.retryPeriodMs)} is too long for --lease.renewdeadline=${formatDuration(lease.renewDeadlineMs)} (the deadline must exceed 1.2 x the retry period)`);
+  }
+
+  const certFile = nonEmpty(r.string("webhook.tls.cert"));
+  const keyFile = nonEmpty(r.string("webhook.tls.key"));
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError(`--webhook.tls.cert and --webhook.tls.key must be given together (only ${certFile ? "--webhook.tls.cert" : "--webhook.tls.key"} is set)`);
+  }
+  const certValidityMs = r.duration("webhook.cert.validity");
+  const caValidityMs = r.duration("webhook.ca.validity");
+  if (caValidityMs < certValidityMs) throw new ConfigError(`--webhook.ca.validity=${formatDuration(caValidityMs)} must be at least --webhook.cert.validity=${formatDuration(certValidityMs)}`);
+  const rotate = r.rotation("webhook.cert.rotate");
+  if (rotate.kind === "before" && rotate.beforeMs >= certValidityMs) {
+    throw new ConfigError(`--webhook.cert.rotate=${rotate.text} must be shorter than --webhook.cert.validity=${formatDuration(certValidityMs)}`);
+  }
+
+  return {
+    command,
+    once,
+    log: { debug: r.bool("log.debug"), json: r.bool("log.json") },
+    instance: {
+      nodeName: nonEmpty(r.string("instance.nodename")),
+      namespace: nonEmpty(r.string("instance.namespace")) ?? nonEmpty(context.serviceAccountNamespace) ?? "default",
+      pod: nonEmpty(r.string("instance.pod")),
+    },
+    lease,
+    sync: {
+      intervalMs: r.duration("sync.interval"),
+      watch: r.bool("sync.watch"),
+      lockTimeMs: r.duration("sync.locktime"),
+      concurrency: r.int("sync.concurrency"),
+    },
+    azure: { environment: r.string("azure.environment") ?? "", subscriptions: r.list("azure.subscription") },
+    kubernetes: {
+      kubeconfig: nonEmpty(r.string("kubeconfig")),
+      labelFormat,
+      namespaceIgnore: r.list("kubernetes.namespace.ignore").map((namespace) => namespace.toLowerCase()),
+    },
+    azureIdentity: {
+      namespaced: r.bool("azureidentity.namespaced"),
+      namespaceTemplate: r.template("azureidentity.template.namespace"),
+      resourceNameTemplate: r.template("azureidentity.template.resourcename"),
+      bindingSync: r.bool("azureidentity.binding.sync"),
+      prune: r.bool("azureidentity.prune"),
+      expiry: {
+        enable: expiryEnable,
+        annotation: expiryAnnotation,
+        durationMs: r.duration("azureidentity.expiry.duration"),
+        timeFormat: r.layout("azureidentity.expiry.timeformat"),
+      },
+    },
+    server: { bind: r.address("server.bind"), readTimeoutMs: r.duration("server.timeout.read"), writeTimeoutMs: r.duration("server.timeout.write") },
+    shutdown: { delayMs: r.duration("shutdown.delay") },
+    webhook: {
+      enable: r.bool("webhook.enable"),
+      bind: r.address("webhook.bind"),
+      allowUsers: r.list("webhook.allow.users"),
+      allowGroups: r.list("webhook.allow.groups"),
+      bindingStrict: r.bool("webhook.binding.strict"),
+      serviceName: objectName(r, "webhook.service.name", invalidNamespaceName),
+      validatingConfigName: objectName(r, "webhook.config.validating"),
+      mutatingConfigName: objectName(r, "webhook.config.mutating"),
+      tls: {
+        files: certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined,
+        sans: r.list("webhook.tls.san", checkSan),
+        secretName: objectName(r, "webhook.tls.secret"),
+        certValidityMs,
+        rotate,
+        caValidityMs,
+      },
+    },
+  };
+}
+
+/** A Kubernetes object name flag (Services are DNS labels, everything else here DNS subdomains). */
+function objectName(r: FlagReader, flag: string, rule: (value: string) => string | undefined = invalidObjectName): string {
+  const value = r.string(flag) ?? "";
+  r.check(flag, value, rule(value));
+  return value;
+}
