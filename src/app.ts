@@ -7,7 +7,6 @@ import { FileCertSource, SecretCertSource, type CertSource } from "../certs/sour
 import { certificateWindow } from "../certs/state.js";
 import type { Config } from "./config/config.js";
 import { rotationLeadMs } from "./config/values.js";
-import { formatGoTime } from "./config/timelayout.js";
 import { lookupBindings, namespaces, ownedIdentities } from "./kube/caches.js";
 import { kubeClients, whoAmI, type KubeClients } from "./kube/clients.js";
 import type { Informer } from "./kube/informer.js";
@@ -34,6 +33,11 @@ export interface AppDeps {
   certCheckIntervalMs?: number;
 }
 
+/** Go's ":8080" means every interface; "::" is that for IPv6 and (dual-stack) IPv4 alike. */
+function listenHost(host: string | undefined): string {
+  return host ?? "::";
+}
+
 export function desiredOptionsFrom(config: Config): (now: Date) => DesiredStateOptions {
   const { azureIdentity, kubernetes } = config;
   return (now) => ({
@@ -43,7 +47,7 @@ export function desiredOptionsFrom(config: Config): (now: Date) => DesiredStateO
     ignoredNamespaces: new Set(kubernetes.namespaceIgnore),
     namespaced: azureIdentity.namespaced,
     ...(azureIdentity.expiry.enable
-      ? { expiry: { annotation: azureIdentity.expiry.annotation, value: formatGoTime(new Date(now.getTime() + azureIdentity.expiry.durationMs), azureIdentity.expiry.timeFormat.source) } }
+      ? { expiry: { annotation: azureIdentity.expiry.annotation, value: azureIdentity.expiry.timeFormat.format(new Date(now.getTime() + azureIdentity.expiry.durationMs)) } }
       : {}),
   });
 }
@@ -115,7 +119,7 @@ export class App {
   async start(): Promise<void> {
     const { config, log, metrics } = this.deps;
     this.ops = await startOpsServer({
-      host: config.server.bind.host ?? "0.0.0.0",
+      host: listenHost(config.server.bind.host),
       port: config.server.bind.port,
       readTimeoutMs: config.server.readTimeoutMs,
       writeTimeoutMs: config.server.writeTimeoutMs,
@@ -223,7 +227,7 @@ export class App {
     const startServer = async () => {
       const pem = await this.certSource!.ready();
       this.webhook = await startWebhookServer({
-        host: config.webhook.bind.host ?? "0.0.0.0",
+        host: listenHost(config.webhook.bind.host),
         port: config.webhook.bind.port,
         tls: pem,
         identityPolicy: () => ({ operatorUser: this.operatorUser, allowedUsers: new Set(config.webhook.allowUsers), allowedGroups: new Set(config.webhook.allowGroups) }),

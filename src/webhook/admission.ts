@@ -1,3 +1,5 @@
+import type { Operation as PatchOperation } from "fast-json-patch";
+
 // admission.k8s.io AdmissionReview, as much of it as the webhooks read, and the JSON schema the
 // server checks every body against before any decision is made.
 
@@ -45,12 +47,7 @@ export interface AdmissionReview {
   request: AdmissionRequest;
 }
 
-export interface JsonPatchOperation {
-  op: string;
-  path: string;
-  value?: unknown;
-  from?: string;
-}
+export type JsonPatchOperation = PatchOperation;
 
 /** What a webhook decided, before it is written as an AdmissionReview response. */
 export interface Decision {
