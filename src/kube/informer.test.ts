@@ -1,0 +1,93 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { CoreV1Api, type V1ConfigMap } from "@kubernetes/client-node";
+import { ControlPlane } from "../../test/controlplane/controlplane.js";
+import { Informer } from "./informer.js";
+
+async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe("Informer against a real API server", () => {
+  let plane: ControlPlane;
+  let core: CoreV1Api;
+  before(async () => {
+    plane = await ControlPlane.start({ crds: false });
+    core = plane.api("admin", CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: "cache" } } });
+  });
+  after(async () => plane?.stop());
+
+  test("lists in pages, then sees adds, updates and deletes of selected objects only", async () => {
+    for (let i = 0; i < 7; i++) {
+      await core.createNamespacedConfigMap({ namespace: "cache", body: { metadata: { name: `cm-${i}`, labels: { owned: i % 2 === 0 ? "yes" : "no" } } } });
+    }
+    const events: string[] = [];
+    const informer = new Informer<V1ConfigMap>(plane.kubeConfig("admin"), {
+      path: "/api/v1/configmaps",
+      labelSelector: "owned=yes",
+      pageSize: 2,
+      list: (params) => core.listConfigMapForAllNamespaces(params),
+    });
+    informer.on("add", (cm) => events.push(`add ${cm.metadata?.name}`));
+    informer.on("update", (cm) => events.push(`update ${cm.metadata?.name}`));
+    informer.on("delete", (cm) => events.push(`delete ${cm.metadata?.name}`));
+    informer.start();
+    try {
+      await informer.waitForSync();
+      assert.deepEqual(informer.list("cache").map((cm) => cm.metadata?.name).sort(), ["cm-0", "cm-2", "cm-4", "cm-6"]);
+      await core.patchNamespacedConfigMap({ namespace: "cache", name: "cm-0", body: [{ op: "add", path: "/data", value: { a: "b" } }] });
+      await core.deleteNamespacedConfigMap({ namespace: "cache", name: "cm-2" });
+      await core.createNamespacedConfigMap({ namespace: "cache", body: { metadata: { name: "cm-new", labels: { owned: "yes" } } } });
+      await core.createNamespacedConfigMap({ namespace: "cache", body: { metadata: { name: "cm-other", labels: { owned: "no" } } } });
+      await eventually(() => events.includes("add cm-new") && events.includes("delete cm-2") && events.includes("update cm-0"));
+      assert.equal(informer.get("cache", "cm-0")?.data?.a, "b");
+      assert.equal(informer.get("cache", "cm-2"), undefined);
+      assert.equal(informer.get("cache", "cm-other"), undefined);
+      assert.equal(informer.size, 4);
+    } finally {
+      informer.stop();
+    }
+  });
+
+  test("re-watches when the server ends a watch, missing nothing", async () => {
+    const informer = new Informer<V1ConfigMap>(plane.kubeConfig("admin"), {
+      path: "/api/v1/namespaces/cache/configmaps",
+      watchTimeoutSeconds: 1,
+      list: (params) => core.listNamespacedConfigMap({ namespace: "cache", ...params }),
+    });
+    informer.start();
+    try {
+      await informer.waitForSync();
+      await new Promise((resolve) => setTimeout(resolve, 2_500)); // at least one server-side watch end
+      await core.createNamespacedConfigMap({ namespace: "cache", body: { metadata: { name: "after-rewatch" } } });
+      await eventually(() => informer.get("cache", "after-rewatch") !== undefined);
+    } finally {
+      informer.stop();
+    }
+  });
+
+  test("a failing list is retried until it succeeds (never gives up)", async () => {
+    let calls = 0;
+    const errors: string[] = [];
+    const informer = new Informer<V1ConfigMap>(plane.kubeConfig("admin"), {
+      path: "/api/v1/namespaces/cache/configmaps",
+      backoff: { initialMs: 50, maxMs: 100 },
+      list: (params) => (++calls <= 2 ? Promise.reject(new Error(`refused ${calls}`)) : core.listNamespacedConfigMap({ namespace: "cache", ...params })),
+      onError: (error) => errors.push(error.message),
+    });
+    informer.start();
+    try {
+      await informer.waitForSync();
+      assert.equal(calls, 3);
+      assert.deepEqual(errors, ["refused 1", "refused 2"]);
+      assert.ok(informer.get("cache", "cm-0"));
+    } finally {
+      informer.stop();
+    }
+  });
+});
