@@ -39,15 +39,29 @@ export function sameLookup(a: LookupValues, b: LookupValues): boolean {
   );
 }
 
-/** The identity among `identities` (one namespace's, operator-owned) whose lookup labels equal `values`. */
-export function matchingIdentity<T extends { metadata?: { labels?: Record<string, string>; name?: string; deletionTimestamp?: Date | string } }>(
+interface IdentityLike {
+  metadata?: { labels?: Record<string, string>; name?: string; deletionTimestamp?: Date | string; creationTimestamp?: Date | string };
+}
+
+/**
+ * The identity among `identities` (one namespace's, operator-owned) whose lookup labels equal
+ * `values`. Without prune an MSI recreated with a new clientId leaves its old identity behind, so
+ * several can match: the one `preferred` says is current wins, else the most recently created.
+ */
+export function matchingIdentity<T extends IdentityLike>(
   identities: readonly T[],
   values: LookupValues,
   keys: Record<keyof LookupValues, string>,
+  preferred?: (name: string) => boolean,
 ): T | undefined {
-  return identities.find((identity) => {
+  const matches = identities.filter((identity) => {
     if (identity.metadata?.deletionTimestamp) return false;
     const own = lookupValuesOf(identity.metadata?.labels, keys);
     return own !== undefined && sameLookup(own, values);
   });
+  if (matches.length <= 1) return matches[0];
+  const current = preferred ? matches.find((identity) => preferred(identity.metadata?.name ?? "")) : undefined;
+  if (current) return current;
+  const created = (identity: T) => new Date(identity.metadata?.creationTimestamp ?? 0).getTime();
+  return matches.reduce((newest, identity) => (created(identity) > created(newest) ? identity : newest));
 }

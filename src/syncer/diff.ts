@@ -96,13 +96,14 @@ export function planBindings(
   bindings: readonly AzureIdentityBinding[],
   identities: readonly AzureIdentity[],
   keys: Record<keyof LookupValues, string>,
+  current?: (name: string) => boolean,
 ): BindingAction[] {
   const actions: BindingAction[] = [];
   for (const binding of bindings) {
     if (binding.metadata?.deletionTimestamp) continue;
     const values = lookupValuesOf(binding.metadata?.labels, keys);
     if (!values) continue;
-    const target = matchingIdentity(identities, values, keys);
+    const target = matchingIdentity(identities, values, keys, current);
     const to = target?.metadata?.name;
     if (!to || binding.spec?.azureIdentity === to) continue;
     actions.push({ namespace: binding.metadata?.namespace ?? "", name: binding.metadata?.name ?? "", from: binding.spec?.azureIdentity, to });

@@ -87,12 +87,12 @@ export async function reconcileNamespace(namespace: string, listing: ListingStat
       deps.log.error({ namespace, name: action.kind === "delete" ? action.name : action.desired.name, action: action.kind, err: kubeErrorMessage(error) }, "AzureIdentity write failed");
     }
   }
-  if (deps.bindings && deps.lookupKeys && live) await syncBindings(namespace, deps, outcome);
+  if (deps.bindings && deps.lookupKeys && live) await syncBindings(namespace, deps, outcome, (name) => desired?.has(name) ?? false);
   return outcome;
 }
 
-async function syncBindings(namespace: string, deps: ReconcilerDeps, outcome: NamespaceOutcome): Promise<void> {
-  const actions = planBindings(deps.bindings!.list(namespace), deps.identities.list(namespace), deps.lookupKeys!);
+async function syncBindings(namespace: string, deps: ReconcilerDeps, outcome: NamespaceOutcome, current: (name: string) => boolean): Promise<void> {
+  const actions = planBindings(deps.bindings!.list(namespace), deps.identities.list(namespace), deps.lookupKeys!, current);
   for (const action of actions) {
     const subscription = deps.bindings!.get(namespace, action.name)?.metadata?.labels?.[deps.lookupKeys!.subscription] ?? "";
     try {

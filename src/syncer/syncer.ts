@@ -1,6 +1,8 @@
 import type { V1Namespace } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import type { Msi } from "../azure/types.js";
+import type { Msi, SubscriptionListing } from "../azure/types.js";
+
+export type { SubscriptionListing };
 import type { Informer } from "../kube/informer.js";
 import { lookupLabelKeys } from "../kube/lookup.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
@@ -9,16 +11,6 @@ import { desiredState, type DesiredStateOptions } from "./desired.js";
 import { WorkQueue } from "./queue.js";
 import { addOutcome, emptyOutcome, namespaceIsLive, reconcileNamespace, type ListingState, type NamespaceOutcome, type ReconcilerDeps } from "./reconciler.js";
 import { NotLeaderError, type IdentityWriter, type WriteVerb } from "./writer.js";
-
-/** One subscription's part of an Azure listing. */
-export interface SubscriptionListing {
-  subscriptionId: string;
-  identities: Msi[];
-  /** Every page was read without error. */
-  complete: boolean;
-  error?: Error;
-  durationMs: number;
-}
 
 export interface SyncerOptions {
   intervalMs: number;
