@@ -6,12 +6,17 @@ export interface Pem {
   key: string;
 }
 
+/** Valid a little before now, for peers whose clock is behind; small next to the validity itself. */
+function backdateMs(validityMs: number): number {
+  return Math.min(60_000, Math.floor(validityMs / 10));
+}
+
 export async function generateCa(commonName: string, validityMs: number): Promise<Pem> {
   const now = new Date();
   const pems = await generate([{ name: "commonName", value: commonName }], {
     keySize: 2048,
     algorithm: "sha256",
-    notBeforeDate: new Date(now.getTime() - 60_000),
+    notBeforeDate: new Date(now.getTime() - backdateMs(validityMs)),
     notAfterDate: new Date(now.getTime() + validityMs),
     extensions: [
       { name: "basicConstraints", cA: true, critical: true },
@@ -44,7 +49,7 @@ export async function issueCert(ca: Pem, options: LeafOptions): Promise<Pem> {
   const pems = await generate(subject, {
     keySize: 2048,
     algorithm: "sha256",
-    notBeforeDate: new Date(now.getTime() - 60_000),
+    notBeforeDate: new Date(now.getTime() - backdateMs(options.validityMs)),
     notAfterDate: new Date(now.getTime() + options.validityMs),
     ca: { key: ca.key, cert: ca.cert },
     extensions: [
