@@ -261,6 +261,7 @@ export class App {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     this.deps.log.info({ delayMs }, "shutting down: readiness off, admission still served during the delay");
+    this.webhook?.drain();
     clearInterval(this.certTimer);
     this.stopSyncer();
     await this.elector?.stop(true);

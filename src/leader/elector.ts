@@ -74,7 +74,8 @@ export class LeaderElector {
 
   private async tick(): Promise<void> {
     const acquired = await this.tryAcquireOrRenew().catch((error: unknown) => {
-      this.log.debug({ err: kubeErrorMessage(error) }, "lease acquire/renew failed");
+      // A leader failing to renew is worth a warning; a follower failing to acquire is routine.
+      this.log[this.leading ? "warn" : "debug"]({ err: kubeErrorMessage(error) }, this.leading ? "lease renewal failed" : "lease acquire failed");
       return false;
     });
     if (!this.running) return;
@@ -112,7 +113,8 @@ export class LeaderElector {
       return true;
     }
     const spec = current.spec ?? {};
-    const record = `${spec.holderIdentity ?? ""}|${spec.renewTime?.toISOString() ?? ""}|${spec.leaseDurationSeconds ?? ""}`;
+    // client-node hands MicroTime fields back as strings, whatever its types say.
+    const record = `${spec.holderIdentity ?? ""}|${String(spec.renewTime ?? "")}|${spec.leaseDurationSeconds ?? ""}`;
     if (record !== this.observedRecord) {
       this.observedRecord = record;
       this.observedAt = this.now();

@@ -29,6 +29,11 @@ export interface WebhookServer {
   readonly port: number;
   /** Swaps the serving certificate for new connections without a restart. */
   updateTls(pem: Pem): void;
+  /**
+   * Shutdown has begun: keep answering, but ask every client to close its connection after the
+   * answer, so the API server's pooled connections move to another replica before this one stops.
+   */
+  drain(): void;
   close(): Promise<void>;
 }
 
@@ -55,6 +60,10 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     const { status, message } = describeBadRequest(error);
     if (status >= 500) options.log.error({ err: error.message }, "webhook request failed");
     void reply.code(status).send({ error: status === 413 ? "Payload Too Large" : status === 415 ? "Unsupported Media Type" : "Bad Request", message });
+  });
+  let draining = false;
+  app.addHook("onSend", async (_request, reply) => {
+    if (draining) void reply.header("connection", "close");
   });
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ error: "Not Found", message: `no webhook at ${request.method} ${request.url}; use POST ${VALIDATE_IDENTITY_PATH} or POST ${MUTATE_BINDING_PATH}` });
@@ -94,10 +103,10 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   }));
 
   await app.listen({ host: options.host, port: options.port });
-  return handle(app, options);
+  return handle(app, options, () => (draining = true));
 }
 
-function handle(app: FastifyInstance, options: WebhookServerOptions): WebhookServer {
+function handle(app: FastifyInstance, options: WebhookServerOptions, drain: () => void): WebhookServer {
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : options.port;
   return {
@@ -105,6 +114,7 @@ function handle(app: FastifyInstance, options: WebhookServerOptions): WebhookSer
     updateTls(pem: Pem) {
       (app.server as Server).setSecureContext({ key: pem.key, cert: pem.cert, minVersion: "TLSv1.2" });
     },
+    drain,
     close: () => app.close(),
   };
 }

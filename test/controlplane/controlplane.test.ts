@@ -104,7 +104,7 @@ describe("control plane teardown", () => {
   test("stop leaves no process, port or directory behind", async () => {
     const plane = await ControlPlane.start({ crds: false });
     const port = Number(new URL(plane.server).port);
-    const pids = (plane as unknown as { processes: { child: { pid: number } }[] }).processes.map((p) => p.child.pid);
+    const pids = plane.pids();
     assert.equal(pids.length, 2);
     await plane.stop();
     for (const pid of pids) assert.throws(() => process.kill(pid, 0), "process is gone");

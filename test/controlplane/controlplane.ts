@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
@@ -206,6 +207,21 @@ export class ControlPlane {
     await this.writeKubeconfig("operator", { token });
   }
 
+  /**
+   * A kubeconfig file for another service account (created when missing) with a real token, e.g.
+   * for a second operator replica that must be told apart in the audit log.
+   */
+  async serviceAccountKubeconfig(namespace: string, name: string, server = this.server): Promise<string> {
+    const core = this.api("admin", CoreV1Api);
+    await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }).catch((error: { code?: number }) => {
+      if (error.code !== 409) throw error;
+    });
+    const tokenRequest = await core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: ["https://kubernetes.default.svc"], expirationSeconds: 86_400 } } });
+    const path = join(this.dir, `sa-${namespace}-${name}-${randomBytes(3).toString("hex")}.kubeconfig`);
+    await writeFile(path, kubeconfigYaml(server, this.pki.ca.cert, `system:serviceaccount:${namespace}:${name}`, { token: tokenRequest.status?.token ?? "" }), { mode: 0o600 });
+    return path;
+  }
+
   private async installCrds(): Promise<void> {
     await this.kubectlOrThrow("admin", ["apply", "-f", AAD_POD_IDENTITY_CRDS]);
     await this.kubectlOrThrow("admin", ["wait", "--for=condition=Established", "--timeout=60s", "-f", AAD_POD_IDENTITY_CRDS]);
@@ -279,6 +295,11 @@ export class ControlPlane {
       }),
     );
     return tails.join("\n");
+  }
+
+  /** Pids of the control plane's processes (for leak checks). */
+  pids(): number[] {
+    return this.processes.map((p) => p.child.pid ?? 0);
   }
 
   async stop(): Promise<void> {

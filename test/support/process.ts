@@ -1,0 +1,106 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { request } from "node:http";
+import { fileURLToPath } from "node:url";
+import { freePort } from "../controlplane/processes.js";
+
+const MAIN = fileURLToPath(new URL("../../src/main.ts", import.meta.url));
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+export interface ProcessOptions {
+  kubeconfig: string;
+  env: Record<string, string>;
+  flags: string[];
+}
+
+/**
+ * `azure-msi-operator` as a real child process (node --unhandled-rejections=strict through tsx), JSON
+ * logs parsed as they come, its ops port known, killable with any signal.
+ */
+export class OperatorProcess {
+  readonly logs: Record<string, unknown>[] = [];
+  readonly stderr: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private listeners: (() => void)[] = [];
+
+  private constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    readonly opsPort: number,
+  ) {
+    let buffer = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      buffer += chunk.toString();
+      const lines = buffer.split("\n");
+      buffer = lines.pop() ?? "";
+      for (const line of lines) {
+        if (!line.trim()) continue;
+        try {
+          this.logs.push({ ...(JSON.parse(line) as Record<string, unknown>), receivedAt: Date.now() });
+        } catch {
+          this.stderr.push(line);
+        }
+      }
+      for (const listener of this.listeners) listener();
+    });
+    child.stderr?.on("data", (chunk: Buffer) => this.stderr.push(chunk.toString()));
+    this.exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  }
+
+  static async start(name: string, options: ProcessOptions): Promise<OperatorProcess> {
+    const opsPort = await freePort();
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "--unhandled-rejections=strict", MAIN, "--log.json", `--kubeconfig=${options.kubeconfig}`, `--server.bind=127.0.0.1:${opsPort}`, ...options.flags],
+      { cwd: ROOT, env: { ...process.env, ...options.env, INSTANCE_POD: name }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    return new OperatorProcess(name, child, opsPort);
+  }
+
+  /** Resolves with the first log line (from now or earlier) that `match` accepts. */
+  waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const found = this.logs.find(match);
+        if (!found) return false;
+        clearTimeout(timer);
+        this.listeners = this.listeners.filter((listener) => listener !== check);
+        resolve(found);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.listeners = this.listeners.filter((listener) => listener !== check);
+        reject(new Error(`${this.name}: no matching log line within ${timeoutMs} ms; stderr: ${this.stderr.join("").slice(-2000)}`));
+      }, timeoutMs);
+      if (!check()) this.listeners.push(check);
+    });
+  }
+
+  get(path: string): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request({ host: "127.0.0.1", port: this.opsPort, path, timeout: 2_000 }, (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on("timeout", () => req.destroy(new Error("timeout")));
+      req.on("error", reject);
+      req.end();
+    });
+  }
+
+  async ready(): Promise<boolean> {
+    return (await this.get("/readyz").catch(() => ({ status: 0 }))).status === 200;
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill("SIGTERM");
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), 10_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
