@@ -8,6 +8,7 @@ import { ControlPlane } from "./controlplane/controlplane.js";
 import { freePort } from "./controlplane/processes.js";
 import { applyOperatorRbac, eventually, startOperator, type RunningOperator } from "./support/operator.js";
 import { installWebhooks, repointMutating, waitForCaBundles } from "./support/webhooks.js";
+import { ACCEPTED_FINDINGS, promtoolCheck } from "./support/promtool.js";
 
 const GROUP = "aadpodidentity.k8s.io";
 const SUB = "00000000-0000-0000-0000-0000000000c3";
@@ -148,5 +149,19 @@ describe("admission webhooks through the real API server", () => {
     assert.match(text, /azuremsi_admission_requests_total\{webhook="validate-azureidentity",operation="CREATE",result="denied"\} [1-9]/);
     assert.match(text, /azuremsi_admission_requests_total\{webhook="mutate-azureidentitybinding",operation="CREATE",result="patched"\} [1-9]/);
     assert.match(text, /azuremsi_webhook_certificate_expiry_timestamp_seconds\{certificate="serving"\} \d/);
+  });
+
+  test("ops server: /healthz and /readyz answer, /metrics passes promtool check metrics", async () => {
+    const base = `http://127.0.0.1:${operator.app.opsPort}`;
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    assert.equal((await fetch(`${base}/readyz`)).status, 200);
+    const exposition = await (await fetch(`${base}/metrics`)).text();
+    for (const name of ["azuremsi_sync_time", "azuremsi_sync_duration", "azuremsi_sync_resources_success", "azurerm_api_request_bucket", "azurerm_api_ratelimit", "azuremsi_admission_duration_seconds_bucket", "azuremsi_leader", "azuremsi_sync_writes", "process_resident_memory_bytes"]) {
+      assert.match(exposition, new RegExp(`^${name}[{ ]`, "m"), name);
+    }
+    const { code, findings } = await promtoolCheck(exposition);
+    assert.notEqual(code, 1, `promtool could not parse the exposition: ${findings.join("; ")}`);
+    const unexpected = findings.filter((finding) => !ACCEPTED_FINDINGS.some((accepted) => accepted.test(finding)));
+    assert.deepEqual(unexpected, []);
   });
 });

@@ -1,0 +1,29 @@
+import { spawn } from "node:child_process";
+
+/**
+ * promtool lint findings that are known and accepted, each for a stated reason; anything else fails.
+ * - The Go original's counters predate the `_total` convention and its azurerm_* labels are camelCase:
+ *   both are kept so dashboards and alerts keep working after the drop-in switch.
+ * - prom-client's default Node.js metrics name three gauges `*_total`; they are the library's.
+ */
+export const ACCEPTED_FINDINGS: readonly RegExp[] = [
+  /^azuremsi_sync_resources_(errors|success) counter metrics should have "_total" suffix$/,
+  /^azurerm_api_(request|ratelimit) label names should be written in 'snake_case' not 'camelCase'$/,
+  /^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/,
+];
+
+/**
+ * `promtool check metrics` (Debian's prometheus package) on an exposition. Exit 1 is a parse error;
+ * exit 3 lists lint findings, which are returned so a test can allow exactly the accepted ones.
+ */
+export function promtoolCheck(exposition: string): Promise<{ code: number; findings: string[] }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("promtool", ["check", "metrics"], { stdio: ["pipe", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.on("error", (error) => reject(new Error(`promtool is not installed (apt-get install prometheus): ${error.message}`)));
+    child.on("close", (code) => resolve({ code: code ?? -1, findings: output.split("\n").map((line) => line.trim()).filter((line) => line !== "") }));
+    child.stdin.end(exposition);
+  });
+}
