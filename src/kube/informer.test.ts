@@ -1,7 +1,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { CoreV1Api, type V1ConfigMap } from "@kubernetes/client-node";
+import { KubeConfig } from "@kubernetes/client-node";
 import { ControlPlane } from "../../test/controlplane/controlplane.js";
+import { TcpProxy } from "../../test/support/tcp-proxy.js";
 import { Informer } from "./informer.js";
 
 async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<void> {
@@ -88,6 +90,41 @@ describe("Informer against a real API server", () => {
       assert.ok(informer.get("cache", "cm-0"));
     } finally {
       informer.stop();
+    }
+  });
+
+  test("a silent watch (connection open, nothing forwarded) is abandoned and the cache catches up", async () => {
+    const apiPort = Number(new URL(plane.server).port);
+    const proxy = await TcpProxy.start(() => apiPort);
+    const direct = plane.kubeConfig("admin");
+    const viaProxy = new KubeConfig();
+    viaProxy.loadFromOptions({
+      clusters: direct.clusters.map((cluster) => ({ ...cluster, server: `https://127.0.0.1:${proxy.port}` })),
+      users: direct.users,
+      contexts: direct.contexts,
+      currentContext: direct.currentContext,
+    });
+    const proxied = viaProxy.makeApiClient(CoreV1Api);
+    const errors: string[] = [];
+    const informer = new Informer<V1ConfigMap>(viaProxy, {
+      path: "/api/v1/namespaces/cache/configmaps",
+      watchTimeoutSeconds: 3,
+      idleGraceMs: 1_000,
+      backoff: { initialMs: 50, maxMs: 200 },
+      list: (params) => proxied.listNamespacedConfigMap({ namespace: "cache", ...params }),
+      onError: (error) => errors.push(error.message),
+    });
+    informer.start();
+    try {
+      await informer.waitForSync();
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the watch is open now
+      proxy.freeze();
+      await core.createNamespacedConfigMap({ namespace: "cache", body: { metadata: { name: "while-silent" } } });
+      await eventually(() => informer.get("cache", "while-silent") !== undefined, 15_000);
+      assert.ok(errors.some((message) => /outlived its \d+s timeout/.test(message)), `the idle watchdog fired: ${errors.join("; ")}`);
+    } finally {
+      informer.stop();
+      await proxy.close();
     }
   });
 });

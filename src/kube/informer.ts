@@ -25,6 +25,10 @@ export interface InformerOptions<T> {
   /** Server-side watch timeout; a watch silent for longer than this plus a grace is treated as dead. */
   watchTimeoutSeconds?: number;
   pageSize?: number;
+  /** How long past the server-side timeout a watch may stay silent before it is abandoned (default 10 s). */
+  idleGraceMs?: number;
+  /** A list page that takes longer is abandoned and retried (default 60 s): a hung connection must not freeze the cache. */
+  listTimeoutMs?: number;
   backoff?: { initialMs: number; maxMs: number };
   onError?: (error: Error, context: string) => void;
 }
@@ -35,6 +39,13 @@ interface WatchEvent {
 }
 
 const WATCH_IDLE_GRACE_MS = 10_000;
+const LIST_TIMEOUT_MS = 60_000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 /**
  * List-then-watch cache of one resource, like client-go's reflector + store. Unlike client-node's
@@ -133,12 +144,16 @@ export class Informer<T extends KubernetesObject> {
     let continueToken: string | undefined;
     let resourceVersion = "";
     do {
-      const page = await this.options.list({
-        labelSelector: this.options.labelSelector,
-        fieldSelector: this.options.fieldSelector,
-        limit: this.options.pageSize ?? 500,
-        _continue: continueToken,
-      });
+      const page = await withTimeout(
+        this.options.list({
+          labelSelector: this.options.labelSelector,
+          fieldSelector: this.options.fieldSelector,
+          limit: this.options.pageSize ?? 500,
+          _continue: continueToken,
+        }),
+        this.options.listTimeoutMs ?? LIST_TIMEOUT_MS,
+        `list ${this.options.path}`,
+      );
       if (generation !== this.generation) return;
       items.push(...page.items);
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
@@ -245,7 +260,7 @@ export class Informer<T extends KubernetesObject> {
     this.idleTimer = setTimeout(() => {
       if (generation !== this.generation) return;
       this.fail(new Error(`watch of ${this.options.path} outlived its ${timeoutSeconds}s timeout; assuming a dead connection`), "watch");
-    }, timeoutSeconds * 1000 + WATCH_IDLE_GRACE_MS);
+    }, timeoutSeconds * 1000 + (this.options.idleGraceMs ?? WATCH_IDLE_GRACE_MS));
   }
 
   private onEvent(generation: number, type: string, object: WatchEvent["object"]): void {

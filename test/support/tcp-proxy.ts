@@ -6,6 +6,8 @@ import { connect, createServer, type Server, type Socket } from "node:net";
  */
 export class TcpProxy {
   private readonly connections = new Set<Socket>();
+  private readonly pairs = new Set<[Socket, Socket]>();
+  private readonly frozen = new Set<Socket>();
   private cut = false;
   private constructor(
     private readonly server: Server,
@@ -38,10 +40,17 @@ export class TcpProxy {
       socket.on("close", () => this.connections.delete(socket));
       socket.on("error", () => undefined);
     }
-    client.pipe(upstream).on("close", () => client.destroy());
-    upstream.pipe(client).on("close", () => upstream.destroy());
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
+    const pair: [Socket, Socket] = [client, upstream];
+    this.pairs.add(pair);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    // A frozen pair passes nothing on, not even a close: the other side never learns.
+    client.on("close", () => {
+      if (this.pairs.delete(pair)) upstream.destroy();
+    });
+    upstream.on("close", () => {
+      if (this.pairs.delete(pair)) client.destroy();
+    });
   }
 
   /** Drops every connection and refuses new ones: a network partition. */
@@ -50,12 +59,26 @@ export class TcpProxy {
     for (const socket of this.connections) socket.destroy();
   }
 
+  /**
+   * Existing connections go silent (open, nothing forwarded either way), as after a NAT or
+   * load-balancer timeout; new connections still work.
+   */
+  freeze(): void {
+    for (const [client, upstream] of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      this.frozen.add(client).add(upstream);
+    }
+    this.pairs.clear();
+  }
+
   heal(): void {
     this.cut = false;
   }
 
   async close(): Promise<void> {
     this.partition();
+    for (const socket of this.frozen) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }

@@ -1,0 +1,40 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { generateCa, issueCert, type Pem } from "./pki.js";
+import { FileCertSource } from "./sources.js";
+
+const HOUR = 3_600_000;
+
+async function leaf(ca: Pem, name: string): Promise<Pem> {
+  return issueCert(ca, { commonName: name, dnsNames: [name], usage: "server", validityMs: HOUR });
+}
+
+test("bring-your-own files are loaded, reloaded when they change, and a broken pair is not loaded", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "amo-byo-"));
+  const certFile = join(dir, "tls.crt");
+  const keyFile = join(dir, "tls.key");
+  const ca = await generateCa("byo", HOUR);
+  const first = await leaf(ca, "first.example");
+  await writeFile(certFile, first.cert);
+  await writeFile(keyFile, first.key);
+  const source = new FileCertSource(certFile, keyFile, pino({ level: "silent" }), 50);
+  try {
+    assert.equal((await source.ready()).cert, first.cert);
+    const changed = new Promise<Pem>((resolve) => source.onChange(resolve));
+    const second = await leaf(ca, "second.example");
+    await writeFile(keyFile, second.key);
+    await writeFile(certFile, second.cert);
+    assert.equal((await changed).cert, second.cert);
+    // A certificate with someone else's key: rejected, the working pair stays.
+    await writeFile(certFile, first.cert);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(source.current()?.cert, second.cert);
+  } finally {
+    source.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
