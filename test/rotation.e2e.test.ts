@@ -2,7 +2,9 @@
 // API server: not one may fail.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { CoreV1Api, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, CoreV1Api, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import pino from "pino";
+import { CertManager } from "../certs/manager.js";
 import { FakeAzure } from "./azure/fake.js";
 import { ControlPlane } from "./controlplane/controlplane.js";
 import { freePort } from "./controlplane/processes.js";
@@ -75,5 +77,21 @@ describe("certificate rotation under load", () => {
     assert.ok(requests > 50, `only ${requests} requests`);
     assert.ok(steps.filter((step) => step === "rotate-leaf" || step === "promote-next-ca").length >= 2, `steps: ${steps.join(", ")}`);
     assert.ok(steps.includes("stage-next-ca") && steps.includes("promote-next-ca") && steps.includes("trim-bundle"), `a full CA rotation happened: ${steps.join(", ")}`);
+  });
+
+  test("two leaders racing to create the certificate Secret end with one Secret they both use", async () => {
+    const core = plane.api("admin", CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: "race" } } });
+    const manager = () =>
+      new CertManager(
+        { namespace: "race", secretName: "webhook-tls", serviceName: "svc", extraSans: ["127.0.0.1"], validatingWebhookConfiguration: "none", mutatingWebhookConfiguration: "none", policy: { caValidityMs: 3_600_000, leafValidityMs: 1_800_000, rotateRemainingFraction: 1 / 3, propagationMs: 1_000 } },
+        { core, admission: plane.api("admin", AdmissionregistrationV1Api), log: pino({ level: "silent" }), canWrite: () => true },
+      );
+    const [first, second] = await Promise.all([manager().reconcile(), manager().reconcile()]);
+    const secrets = await core.listNamespacedSecret({ namespace: "race" });
+    assert.equal(secrets.items.length, 1);
+    assert.ok(first && second);
+    assert.equal(first.leaf.cert, second.leaf.cert, "the loser adopted the winner's certificate");
+    assert.equal(first.ca.cert, second.ca.cert);
   });
 });

@@ -8,6 +8,8 @@ import { faults } from "./azure/faults.js";
 import { ControlPlane } from "./controlplane/controlplane.js";
 import { applyOperatorRbac, eventually, operatorWrites, startOperator, type RunningOperator } from "./support/operator.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../src/kube/resources.js";
+import { OperatorProcess } from "./support/process.js";
+import { OPERATOR_NAMESPACE } from "./controlplane/controlplane.js";
 
 const GROUP = "aadpodidentity.k8s.io";
 const SUB = "00000000-0000-0000-0000-0000000000a1";
@@ -187,5 +189,22 @@ describe("syncer end to end", () => {
       body: { apiVersion: `${GROUP}/v1`, kind: "AzureIdentityBinding", metadata: { name: "shop", labels: { [`${LOOKUP}/name`]: "shop", [`${LOOKUP}/resourcegroup`]: "rg-apps", [`${LOOKUP}/subscription`]: SUB } }, spec: { selector: "shop" } },
     });
     await eventually(async () => ((await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-c", plural: "azureidentitybindings", name: "shop" })) as AzureIdentityBinding).spec?.azureIdentity === shopName || undefined, 5_000, "binding filled");
+  });
+
+  test("--sync.locktime is the minimum gap between two Azure listings", async () => {
+    const op = await operator(["--sync.interval=300ms", "--sync.locktime=1h"]);
+    await eventually(() => (op.logs.filter((line) => line.msg === "sync finished").length >= 3 ? true : undefined), 20_000, "three syncs");
+    assert.equal(op.logs.filter((line) => line.msg === "Azure listing done").length, 1, "one listing");
+    assert.ok(op.logs.filter((line) => line.msg === "sync finished").slice(1).every((line) => line.listingReused === true));
+    await op.stop();
+  });
+
+  test("`azure-msi-operator sync --once` as a process: one sync, exit 0", async () => {
+    const proc = await OperatorProcess.start("once", { kubeconfig: plane.kubeconfigPath("operator"), env: { ...azureEnv, INSTANCE_NAMESPACE: OPERATOR_NAMESPACE }, flags: ["sync", "--once"] });
+    const exit = await proc.exited;
+    assert.equal(exit.code, 0, proc.stderr.join(""));
+    const summary = proc.logs.find((line) => line.msg === "sync finished");
+    assert.equal(summary?.result, "success");
+    assert.equal(summary?.writes, 0);
   });
 });
