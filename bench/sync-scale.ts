@@ -32,11 +32,11 @@ try {
   }
   const run = async (label: string) => {
     const since = Date.now();
-    const proc = await OperatorProcess.start(label, { kubeconfig: plane.kubeconfigPath("operator"), env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE }, flags: ["sync", "--once", "--sync.concurrency=16"] });
+    const proc = await OperatorProcess.start(label, { kubeconfig: plane.kubeconfigPath("operator"), env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE }, flags: ["sync", "--once", "--sync.concurrency=16"], compiled: true });
     const rss = rssSampler(proc.child.pid!);
     const exit = await proc.exited;
     const peakMiB = rss.stop();
-    if (exit.code !== 0) throw new Error(`${label} exited ${exit.code}: ${proc.stderr.join("").slice(-2000)}`);
+    if (exit.code !== 0) throw new Error(`${label} exited ${exit.code}: ${proc.stderr.join("").slice(-2000)} ${JSON.stringify(proc.logs.filter((line) => Number(line.level) >= 40).slice(-5))}`);
     const summary = proc.logs.find((line) => line.msg === "sync finished")!;
     const listing = proc.logs.find((line) => line.msg === "Azure listing done")!;
     await new Promise((resolve) => setTimeout(resolve, 500));

@@ -3,11 +3,10 @@
 //
 // NODE_EXTRA_CA_CERTS is read by Node only at start-up, so the throwaway CA that local HTTPS fakes
 // are issued from is created here and passed to every test process through the environment.
-import { spawn } from "node:child_process";
 import { readdir } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureTestCa } from "./support/test-ca.js";
+import { spawnTrustingTestCa } from "./support/test-ca.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -23,11 +22,4 @@ async function findTests(dir: string): Promise<string[]> {
 
 const requested = process.argv.slice(2);
 const files = requested.length > 0 ? requested : [...(await findTests(join(root, "src"))), ...(await findTests(join(root, "certs"))), ...(await findTests(join(root, "test")))];
-const ca = await ensureTestCa();
-const child = spawn(
-  process.execPath,
-  ["--import", "tsx", "--unhandled-rejections=strict", "--test", "--test-concurrency=1", ...files],
-  { cwd: root, stdio: "inherit", env: { ...process.env, NODE_EXTRA_CA_CERTS: ca.certFile } },
-);
-child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => child.kill(signal));
+await spawnTrustingTestCa(["--test", "--test-concurrency=1", ...files]);

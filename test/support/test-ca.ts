@@ -1,6 +1,8 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { generateCa, type Pem } from "../../certs/pki.js";
 import { cacheRoot } from "./cache-dir.js";
 
@@ -30,3 +32,18 @@ export async function ensureTestCa(dir = join(cacheRoot(), "test-ca")): Promise<
   return { cert: await readFile(certFile, "utf8"), key: await readFile(keyFile, "utf8"), certFile };
 }
 
+
+/**
+ * Runs `node --import tsx --unhandled-rejections=strict <args>` with NODE_EXTRA_CA_CERTS pointing at
+ * the test CA, forwards SIGINT/SIGTERM, and exits with the child's code.
+ */
+export async function spawnTrustingTestCa(args: string[]): Promise<never> {
+  const ca = await ensureTestCa();
+  const child = spawn(process.execPath, ["--import", "tsx", "--unhandled-rejections=strict", ...args], {
+    cwd: fileURLToPath(new URL("../../", import.meta.url)),
+    stdio: "inherit",
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: ca.certFile },
+  });
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => child.kill(signal));
+  return new Promise<never>(() => child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0))));
+}
