@@ -1,13 +1,13 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import type { V1Namespace } from "@kubernetes/client-node";
+import type { V1Lease, V1Namespace } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { CertManager, serviceNames } from "../certs/manager.js";
 import { FileCertSource, SecretCertSource, type CertSource } from "../certs/sources.js";
 import { certificateWindow } from "../certs/state.js";
 import type { Config } from "./config/config.js";
 import { rotationLeadMs } from "./config/values.js";
-import { lookupBindings, namespaces, ownedIdentities } from "./kube/caches.js";
+import { leaderLease, lookupBindings, namespaces, ownedIdentities } from "./kube/caches.js";
 import { kubeClients, whoAmI, type KubeClients } from "./kube/clients.js";
 import type { Informer } from "./kube/informer.js";
 import { lookupLabelKeys } from "./kube/lookup.js";
@@ -64,6 +64,7 @@ export class App {
   private bindingsCache: Informer<AzureIdentityBinding> | undefined;
   private syncer: Syncer | undefined;
   private elector: LeaderElector | undefined;
+  private leaseCache: Informer<V1Lease> | undefined;
   private leading = false;
   private certSource: CertSource | undefined;
   private certManager: CertManager | undefined;
@@ -140,7 +141,14 @@ export class App {
         log,
         metrics,
       );
-      this.elector.start();
+      const elector = this.elector;
+      this.leaseCache = leaderLease(this.clients, config.instance.namespace, config.lease.name, log, metrics, { watchTimeoutSeconds: this.deps.watchTimeoutSeconds });
+      const released = (lease: V1Lease) => (lease.spec?.holderIdentity ?? "") === "" && elector.nudge();
+      this.leaseCache.on("add", released);
+      this.leaseCache.on("update", released);
+      this.leaseCache.on("delete", () => elector.nudge());
+      this.leaseCache.start();
+      elector.start();
     } else {
       metrics.leader.set(1);
       await this.onLeadership(true);
@@ -264,6 +272,7 @@ export class App {
     this.webhook?.drain();
     clearInterval(this.certTimer);
     this.stopSyncer();
+    this.leaseCache?.stop();
     await this.elector?.stop(true);
     this.leading = false;
     await new Promise((resolve) => setTimeout(resolve, delayMs));

@@ -1,4 +1,4 @@
-import type { V1Namespace } from "@kubernetes/client-node";
+import type { V1Lease, V1Namespace } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics/metrics.js";
 import type { KubeClients } from "./clients.js";
@@ -39,6 +39,20 @@ export function namespaces(clients: KubeClients, log: Logger, metrics: Metrics, 
   });
   trackSize(informer, "namespaces", metrics);
   return informer;
+}
+
+/**
+ * The one leader Lease (field selector on its name, so RBAC can limit list and watch to it by
+ * resourceNames): followers learn at once that it was released instead of at their next retry.
+ */
+export function leaderLease(clients: KubeClients, namespace: string, name: string, log: Logger, metrics: Metrics, options: CacheOptions = {}): Informer<V1Lease> {
+  return new Informer<V1Lease>(clients.kubeConfig, {
+    path: `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
+    fieldSelector: `metadata.name=${name}`,
+    watchTimeoutSeconds: options.watchTimeoutSeconds,
+    list: (params) => clients.coordination.listNamespacedLease({ namespace, ...params }),
+    onError: onError("leases", log, metrics),
+  });
 }
 
 /** Only bindings that carry all three lookup labels (an existence selector): the rest are not ours to touch. */

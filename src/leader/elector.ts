@@ -31,6 +31,8 @@ export class LeaderElector {
   private observedAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  private ticking = false;
+  private nudged = false;
   private cycle: Promise<void> = Promise.resolve();
 
   constructor(
@@ -63,11 +65,25 @@ export class LeaderElector {
     if (release && wasLeading) await this.release();
   }
 
+  /**
+   * Tries to acquire now instead of at the next retry period: a watch saw the Lease released, and
+   * waiting up to a whole retry period would make every handover slower than it needs to be.
+   */
+  nudge(): void {
+    if (!this.running || this.leading) return;
+    if (this.ticking) this.nudged = true;
+    else this.schedule(0);
+  }
+
   private schedule(delayMs: number): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
+      this.ticking = true;
       this.cycle = this.tick().finally(() => {
-        if (this.running) this.schedule(this.options.retryPeriodMs);
+        this.ticking = false;
+        const again = this.nudged;
+        this.nudged = false;
+        if (this.running) this.schedule(again ? 0 : this.options.retryPeriodMs);
       });
     }, delayMs);
   }
