@@ -26,6 +26,8 @@ export interface ControlPlaneOptions {
   controllerManager?: boolean;
   /** Extra kube-apiserver flags, e.g. to lower request limits in a fault test. */
   apiserverFlags?: string[];
+  /** Kill the processes and exit on SIGINT/SIGTERM (default true); false when the caller stops the plane itself. */
+  handleSignals?: boolean;
 }
 
 export interface KubectlResult {
@@ -66,6 +68,8 @@ rules:
 export class ControlPlane {
   private readonly processes: ManagedProcess[] = [];
   private readonly kubeconfigs = new Map<Who, string>();
+  private apiserverArgs: string[] = [];
+  private apiserverRestarts = 0;
 
   private constructor(
     readonly dir: string,
@@ -78,7 +82,7 @@ export class ControlPlane {
   static async start(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
     const assets = await controlPlaneAssets();
     const dir = await mkdtemp(join(tmpdir(), "amo-controlplane-"));
-    const reaper = new Reaper(dir);
+    const reaper = new Reaper(dir, { signals: options.handleSignals ?? true });
     const pki = await makeControlPlanePki();
     const port = await freePort();
     const plane = new ControlPlane(dir, assets, pki, `https://127.0.0.1:${port}`, reaper);
@@ -114,7 +118,7 @@ export class ControlPlane {
       `--initial-cluster=default=http://127.0.0.1:${etcdPeer}`,
       "--unsafe-no-fsync=true",
     ]);
-    this.spawn("kube-apiserver", this.assets.kubeApiserver, [
+    this.apiserverArgs = [
       `--etcd-servers=http://127.0.0.1:${etcdClient}`,
       "--bind-address=127.0.0.1",
       "--advertise-address=127.0.0.1",
@@ -134,13 +138,34 @@ export class ControlPlane {
       `--audit-log-path=${file("audit.log")}`,
       "--audit-log-mode=blocking",
       ...(options.apiserverFlags ?? []),
-    ]);
+    ];
+    this.spawn("kube-apiserver", this.assets.kubeApiserver, this.apiserverArgs);
     await this.waitReady();
     await this.writeKubeconfig("admin", { clientCert: this.pki.admin });
     await this.writeKubeconfig("jane", { clientCert: this.pki.developer });
     await this.createOperatorServiceAccount();
     if (options.crds ?? true) await this.installCrds();
     if (options.controllerManager) await this.startControllerManager();
+  }
+
+  /**
+   * Stops kube-apiserver (SIGTERM: graceful; SIGKILL: a crash) and starts it again on the same port
+   * with the same flags, etcd left running: what clients see during a control-plane upgrade or crash.
+   * Resolves once it is ready again.
+   */
+  async restartApiServer(options: { signal?: "SIGTERM" | "SIGKILL"; downMs?: number } = {}): Promise<void> {
+    const index = this.processes.findIndex((p) => p.name === "kube-apiserver");
+    const old = this.processes[index];
+    if (!old) throw new Error("no kube-apiserver to restart");
+    if (options.signal === "SIGKILL") {
+      old.child.kill("SIGKILL");
+      await old.exited;
+    } else await stopProcess(old);
+    await new Promise((resolve) => setTimeout(resolve, options.downMs ?? 0));
+    const managed = startProcess("kube-apiserver", this.assets.kubeApiserver, this.apiserverArgs, join(this.dir, `kube-apiserver.restart-${++this.apiserverRestarts}.log`));
+    this.processes.splice(index, 1, managed);
+    this.reaper.track(managed);
+    await this.waitReady();
   }
 
   private spawn(name: string, command: string, args: string[]): ManagedProcess {

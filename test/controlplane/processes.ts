@@ -60,10 +60,16 @@ export class Reaper {
     process.exit(signal === "SIGINT" ? 130 : 143);
   };
 
-  constructor(private readonly dir: string) {
+  /** `signals: false` when the caller stops everything itself on SIGINT/SIGTERM (the demo); `exit` still reaps. */
+  constructor(
+    private readonly dir: string,
+    options: { signals?: boolean } = {},
+  ) {
     process.on("exit", this.onExit);
-    process.once("SIGINT", this.onSignal);
-    process.once("SIGTERM", this.onSignal);
+    if (options.signals ?? true) {
+      process.once("SIGINT", this.onSignal);
+      process.once("SIGTERM", this.onSignal);
+    }
   }
 
   track(managed: ManagedProcess): void {

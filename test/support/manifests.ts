@@ -2,7 +2,9 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { loadAllYaml, type KubernetesObject } from "@kubernetes/client-node";
 
-export const MANIFESTS_DIR = fileURLToPath(new URL("../../manifests/", import.meta.url));
+export const MANIFESTS_ROOT = fileURLToPath(new URL("../../manifests/", import.meta.url));
+/** The operator's objects (`kubectl apply -k manifests/` builds on this directory). */
+export const MANIFESTS_DIR = `${MANIFESTS_ROOT}base/`;
 
 export async function loadManifest(file: string): Promise<KubernetesObject[]> {
   return loadAllYaml(await readFile(`${MANIFESTS_DIR}${file}`, "utf8")) as KubernetesObject[];
