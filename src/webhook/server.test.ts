@@ -1,14 +1,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { request } from "node:https";
 import { connect } from "node:tls";
-import pino from "pino";
-import { issueCert } from "../../certs/pki.js";
-import { ensureTestCa } from "../../test/support/test-ca.js";
-import { lookupLabelKeys } from "../kube/lookup.js";
-import { Metrics } from "../metrics/metrics.js";
+import { startTestWebhook, type TestWebhook } from "../../test/support/webhook-server.js";
 import { loadReview } from "./fixtures.js";
-import { MUTATE_BINDING_PATH, startWebhookServer, VALIDATE_IDENTITY_PATH, type WebhookServer } from "./server.js";
+import { MUTATE_BINDING_PATH, VALIDATE_IDENTITY_PATH } from "./server.js";
 
 interface Answer {
   status: number;
@@ -17,36 +12,17 @@ interface Answer {
 }
 
 describe("webhook server: bad input gets a clear 4xx, never a 5xx", () => {
-  let server: WebhookServer;
-  let ca: string;
-  const metrics = new Metrics({ defaultMetrics: false });
+  let webhook: TestWebhook;
 
   before(async () => {
-    const testCa = await ensureTestCa();
-    ca = testCa.cert;
-    const tls = await issueCert(testCa, { commonName: "webhook", usage: "server", ipAddresses: ["127.0.0.1"], validityMs: 3_600_000 });
-    server = await startWebhookServer({
-      host: "127.0.0.1",
-      port: 0,
-      tls,
-      identityPolicy: () => ({ operatorUser: "system:serviceaccount:op:op", allowedUsers: new Set(), allowedGroups: new Set(["system:masters"]) }),
-      bindingPolicy: { lookupKeys: lookupLabelKeys("msi.azure.k8s.io/%s"), strict: false, identitiesIn: () => [] },
-      metrics,
-      log: pino({ level: "silent" }),
-    });
+    webhook = await startTestWebhook();
   });
-  after(async () => server?.close());
+  after(async () => webhook?.close());
 
-  const post = (path: string, body: string | Buffer, contentType = "application/json", method = "POST"): Promise<Answer> =>
-    new Promise((resolve, reject) => {
-      const req = request({ host: "127.0.0.1", port: server.port, path, method, ca, headers: { "content-type": contentType } }, (res) => {
-        let text = "";
-        res.on("data", (chunk: Buffer) => (text += chunk.toString()));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text, json: () => JSON.parse(text) }));
-      });
-      req.on("error", reject);
-      req.end(body);
-    });
+  const post = async (path: string, body: string | Buffer, contentType = "application/json", method = "POST"): Promise<Answer> => {
+    const answer = await webhook.post(path, body, { contentType, method });
+    return { ...answer, json: () => JSON.parse(answer.body) };
+  };
 
   test("a valid review is answered with its uid", async () => {
     const review = loadReview("identity-create-by-developer");
@@ -85,18 +61,19 @@ describe("webhook server: bad input gets a clear 4xx, never a 5xx", () => {
     assert.match(answer.json().message ?? "", /\/validate\/azureidentity/);
   });
 
-  test("TLS below 1.2 is refused", async () => {
-    await assert.rejects(
+  test("TLS below 1.2 is refused by the server (with a client that offers it)", async () => {
+    // SECLEVEL=0: otherwise Node 20's OpenSSL would not offer TLS 1.0/1.1 and the client would be the one refusing.
+    const handshake = (maxVersion: "TLSv1.1" | "TLSv1.2") =>
       new Promise((resolve, reject) => {
-        const socket = connect({ host: "127.0.0.1", port: server.port, ca, minVersion: "TLSv1", maxVersion: "TLSv1.1" }, () => resolve(socket.end()));
+        const socket = connect({ host: "127.0.0.1", port: webhook.server.port, ca: webhook.ca, minVersion: "TLSv1", maxVersion, ciphers: "DEFAULT@SECLEVEL=0" }, () => resolve(socket.end()));
         socket.on("error", reject);
-      }),
-      /version|protocol|handshake/i,
-    );
+      });
+    await handshake("TLSv1.2");
+    await assert.rejects(handshake("TLSv1.1"), { code: "ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION" });
   });
 
   test("the metrics count what was decided", async () => {
-    const text = await metrics.registry.metrics();
+    const text = await webhook.metrics.registry.metrics();
     assert.match(text, /azuremsi_admission_requests_total\{webhook="validate-azureidentity",operation="CREATE",result="denied"\} [1-9]/);
   });
 });

@@ -47,7 +47,11 @@ type Webhook = "validate-azureidentity" | "mutate-azureidentitybinding";
  */
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const app = Fastify({
-    https: { key: options.tls.key, cert: options.tls.cert, minVersion: "TLSv1.2" },
+    // Slow clients are cut off after 10 s in every phase: TLS handshake (Node's default is 120 s),
+    // headers, and the whole request. headersTimeout must not exceed requestTimeout: Node swaps them
+    // if it does, which let a body trickling in one byte at a time hold a connection for 60-90 s.
+    // Node checks for expired requests every connectionsCheckingInterval (default 30 s).
+    https: { key: options.tls.key, cert: options.tls.cert, minVersion: "TLSv1.2", handshakeTimeout: 10_000, headersTimeout: 10_000, connectionsCheckingInterval: 1_000 },
     bodyLimit: options.bodyLimit ?? ADMISSION_BODY_LIMIT,
     connectionTimeout: 10_000,
     requestTimeout: 10_000,

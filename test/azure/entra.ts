@@ -128,6 +128,11 @@ export class FakeEntra {
     return { ok: true, app: issued.app, audience: issued.audience };
   }
 
+  /** Every bearer token issued so far (e.g. to check that none of them shows up in logs). */
+  issuedTokens(): string[] {
+    return [...this.tokens.keys()];
+  }
+
   /** Every token issued so far stops working (as after a secret rotation with revocation). */
   revokeAll(): void {
     this.tokens.clear();
