@@ -179,6 +179,9 @@ export class Informer<T extends KubernetesObject> {
   }
 
   private upsert(object: T, silent = false): void {
+    // Nothing here reads managedFields, and they are most of a small object: a cache of 12,000
+    // identities holds about 10 MiB less without them (what client-go users do with a transform).
+    if (object.metadata?.managedFields) delete object.metadata.managedFields;
     const namespace = object.metadata?.namespace ?? "";
     const name = object.metadata?.name ?? "";
     let objects = this.store.get(namespace);

@@ -14,6 +14,12 @@ export interface ListingState {
   desired: DesiredState;
   /** --azureidentity.prune and a complete, error-free, non-suspicious listing. */
   pruneAllowed: boolean;
+  /**
+   * Lower-cased IDs of the subscriptions this listing covers. Prune deletes only identities of these:
+   * a subscription missing from the subscription list (a lost role assignment, a listing glitch) is
+   * no evidence that its MSIs are gone.
+   */
+  listedSubscriptions: ReadonlySet<string>;
 }
 
 export interface NamespaceOutcome {
@@ -61,7 +67,10 @@ export async function reconcileNamespace(namespace: string, listing: ListingStat
   if (!live && actual.length === 0) return outcome;
   const plan = planIdentities(desired, actual, listing.pruneAllowed && live);
   outcome.unchanged = plan.unchanged;
-  for (const action of plan.actions) {
+  const unlisted = plan.actions.flatMap((action) => (action.kind === "delete" && !listing.listedSubscriptions.has(subscriptionOf(actual, action.name)) ? [action.name] : []));
+  const actions = plan.actions.filter((action) => action.kind !== "delete" || !unlisted.includes(action.name));
+  if (unlisted.length > 0) deps.log.warn({ namespace, names: unlisted }, "not pruned: their subscription is not in the Azure listing");
+  for (const action of actions) {
     const subscription = action.kind === "delete" ? subscriptionOf(actual, action.name) : action.desired.subscriptionId;
     try {
       if (action.kind === "create") {

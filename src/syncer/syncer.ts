@@ -59,6 +59,8 @@ export class Syncer {
   private running: Promise<SyncSummary> | undefined;
   private accumulator: NamespaceOutcome | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Namespaces whose last reconcile had failed writes: retried after a growing delay. */
+  private readonly retries = new Map<string, { timer?: NodeJS.Timeout; delayMs: number }>();
   private active = false;
   private stopped = false;
   private readonly now: () => Date;
@@ -94,6 +96,8 @@ export class Syncer {
     this.active = false;
     this.stopped = true;
     clearTimeout(this.timer);
+    for (const retry of this.retries.values()) clearTimeout(retry.timer);
+    this.retries.clear();
     this.queue.stop();
   }
 
@@ -124,7 +128,11 @@ export class Syncer {
     if (reuse) {
       log.info({ lastListingSecondsAgo: Math.round((started - this.lastListingAt) / 1000), lockTimeSeconds: this.options.lockTimeMs / 1000 }, "sync.locktime not yet over: reconciling from the last Azure listing");
     } else {
-      const listings = await this.deps.listAzure();
+      const listings = await this.deps.listAzure().catch((error: unknown) => {
+        // No per-subscription result to record (e.g. the subscription list itself failed): still a failed run.
+        this.deps.metrics.syncRuns.inc({ result: "failed" });
+        throw error;
+      });
       this.lastListingAt = Date.now();
       failedSubscriptions = listings.filter((part) => !part.complete).map((part) => part.subscriptionId);
       const msis = this.mergeWithPrevious(listings);
@@ -184,7 +192,7 @@ export class Syncer {
     const emptyButClusterHasIdentities = msis.length === 0 && this.deps.identities.size > 0;
     if (this.options.prune && !complete) this.deps.log.warn({ failed: listings.filter((p) => !p.complete).map((p) => p.subscriptionId) }, "Azure listing incomplete: prune skipped this sync");
     if (this.options.prune && complete && emptyButClusterHasIdentities) this.deps.log.warn("Azure listing is empty while the cluster holds operator-owned identities: prune skipped (refusing to delete everything)");
-    return { desired, pruneAllowed: this.options.prune && complete && !emptyButClusterHasIdentities };
+    return { desired, pruneAllowed: this.options.prune && complete && !emptyButClusterHasIdentities, listedSubscriptions: new Set(listings.map((part) => part.subscriptionId.toLowerCase())) };
   }
 
   private namespacesToReconcile(listing: ListingState): Set<string> {
@@ -202,10 +210,31 @@ export class Syncer {
     const listing = this.listing;
     if (!listing || this.stopped) return;
     const outcome = await reconcileNamespace(namespace, listing, this.reconcileDeps);
+    this.retryLater(namespace, outcome.errors > 0);
     if (this.accumulator) addOutcome(this.accumulator, outcome);
     else if (outcome.created + outcome.updated + outcome.deleted + outcome.bindingsUpdated + outcome.errors > 0) {
       this.deps.log.info({ namespace, ...outcome }, "namespace reconciled after a cluster event");
     }
+  }
+
+  /**
+   * Like client-go's rate-limited requeue: a namespace whose writes failed (each already retried a few
+   * times, e.g. through an API server restart) is reconciled again after 1 s, doubling up to 1 min,
+   * instead of waiting for the next full sync (--sync.interval, 1 h by default). Success resets it.
+   */
+  private retryLater(namespace: string, failed: boolean): void {
+    const retry = this.retries.get(namespace);
+    if (!failed) {
+      if (retry && !retry.timer) this.retries.delete(namespace);
+      return;
+    }
+    if (!this.active || this.stopped || retry?.timer) return;
+    const delayMs = retry?.delayMs ?? 1_000;
+    const timer = setTimeout(() => {
+      this.retries.set(namespace, { delayMs: Math.min(60_000, delayMs * 2) });
+      if (this.active && !this.stopped && this.listing) this.queue.add(namespace);
+    }, delayMs);
+    this.retries.set(namespace, { timer, delayMs });
   }
 
   private record(summary: SyncSummary): void {

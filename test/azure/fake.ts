@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { issueCert, type Pem } from "../../certs/pki.js";
 import { ensureTestCa } from "../support/test-ca.js";
-import { FakeArm, injectedArmError, subscriptionOfPath, type ArmAnswer } from "./arm.js";
+import { armError, FakeArm, injectedArmError, subscriptionOfPath, type ArmAnswer } from "./arm.js";
 import { aadError, FakeEntra, type FakeApp } from "./entra.js";
 import { FaultTable, type FakeFault, type FakeRequest, type FaultRule, type InjectedFault, type RequestKind } from "./faults.js";
 import { FakeModel } from "./model.js";
@@ -286,7 +286,8 @@ export class FakeAzure {
       case "status": {
         const retryAfter: Record<string, string> = fault.retryAfterSeconds === undefined ? {} : { "retry-after": String(fault.retryAfterSeconds) };
         if (entra) return { status: fault.status, body: aadError("temporarily_unavailable", 90033, "A transient error has occurred. Please try again.", this.url), headers: retryAfter };
-        const answer = injectedArmError(fault.status, subscriptionOfPath(request.path));
+        const injected = injectedArmError(fault.status, subscriptionOfPath(request.path));
+        const answer = fault.code === undefined ? injected : armError(fault.status, fault.code, `Injected ${fault.code} from the fake.`);
         return { ...answer, headers: { ...answer.headers, ...retryAfter }, quota: this.quotaOf(request) };
       }
     }

@@ -13,8 +13,8 @@ export interface FakeRequest {
 }
 
 export type FakeFault =
-  /** Any status with ARM's error body (or AAD's on token endpoints); Retry-After when given. */
-  | { type: "status"; status: number; retryAfterSeconds?: number }
+  /** Any status with ARM's error body (or AAD's on token endpoints); Retry-After when given; `code` overrides ARM's error code. */
+  | { type: "status"; status: number; retryAfterSeconds?: number; code?: string }
   /** The normal answer, late. */
   | { type: "delay"; ms: number }
   /** The socket is destroyed before any answer. */
@@ -27,6 +27,8 @@ export type FakeFault =
 export const faults = {
   throttle: (retryAfterSeconds: number): FakeFault => ({ type: "status", status: 429, retryAfterSeconds }),
   status: (status: number, retryAfterSeconds?: number): FakeFault => ({ type: "status", status, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) }),
+  /** An ARM error with a specific code, e.g. 404 SubscriptionNotFound for a subscription deleted after it was listed. */
+  armError: (status: number, code: string): FakeFault => ({ type: "status", status, code }),
   delay: (ms: number): FakeFault => ({ type: "delay", ms }),
   reset: (): FakeFault => ({ type: "reset" }),
   malformed: (body?: string): FakeFault => ({ type: "malformed", ...(body === undefined ? {} : { body }) }),

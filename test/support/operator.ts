@@ -26,10 +26,15 @@ export async function applyOperatorRbac(plane: ControlPlane): Promise<void> {
  * manifests/), talking to the Azure fake through the real SDK. DefaultAzureCredential reads
  * process.env, so the fake's credential env is put there.
  */
-export async function startOperator(plane: ControlPlane, azureEnv: Record<string, string>, flags: string[], options: { start?: boolean; watchTimeoutSeconds?: number; certCheckIntervalMs?: number } = {}): Promise<RunningOperator> {
+export async function startOperator(
+  plane: ControlPlane,
+  azureEnv: Record<string, string>,
+  flags: string[],
+  options: { start?: boolean; watchTimeoutSeconds?: number; certCheckIntervalMs?: number; azureAttemptTimeoutMs?: number; /** Another kubeconfig for the service account, e.g. through a TcpProxy. */ kubeconfig?: string } = {},
+): Promise<RunningOperator> {
   Object.assign(process.env, azureEnv);
   const env = { ...process.env, INSTANCE_NAMESPACE: OPERATOR_NAMESPACE };
-  const parsed = parseConfig(["--kubeconfig", plane.kubeconfigPath("operator"), "--server.bind=127.0.0.1:0", ...flags], env);
+  const parsed = parseConfig(["--kubeconfig", options.kubeconfig ?? plane.kubeconfigPath("operator"), "--server.bind=127.0.0.1:0", ...flags], env);
   if (!parsed.ok) throw new Error(parsed.help ? "help requested" : parsed.error);
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -44,6 +49,7 @@ export async function startOperator(plane: ControlPlane, azureEnv: Record<string
     azureRetry: { maxRetries: 2, retryDelayInMs: 50, maxRetryDelayInMs: 2_000 },
     ...(options.watchTimeoutSeconds ? { watchTimeoutSeconds: options.watchTimeoutSeconds } : {}),
     ...(options.certCheckIntervalMs ? { certCheckIntervalMs: options.certCheckIntervalMs } : {}),
+    ...(options.azureAttemptTimeoutMs ? { azureAttemptTimeoutMs: options.azureAttemptTimeoutMs } : {}),
   });
   if (options.start ?? true) await app.start();
   return { app, config: parsed.config, metrics, logs, stop: () => app.shutdown(0) };
