@@ -14,6 +14,10 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 
 FROM node:22-bookworm-slim
 ENV NODE_ENV=production
+# A young generation of 2 x 4 MiB instead of V8's 2 x 16 MiB: about 20 MiB less resident memory and
+# no measurable cost to admission throughput (BENCHMARKS.md, memory). 2 MiB and less cost more than
+# they save: short-lived sync objects get promoted to the old generation.
+ENV NODE_OPTIONS=--max-semi-space-size=4
 WORKDIR /app
 # package.json makes dist/ ES modules ("type": "module").
 COPY package.json ./

@@ -1,7 +1,9 @@
 // Sync at scale: N MSIs over S subscriptions (ARM pages of 100), tagged onto M namespaces (every
 // fifth MSI onto two), synced by the operator as a real process (`sync --once`) against the real
 // control plane. Reports first-sync time, writes (audit log), the no-change sync, and peak RSS.
-//   npm run bench:sync -- --msis=10000 --namespaces=2000 --subscriptions=2
+//   npm run bench:sync -- --msis=10000 --namespaces=2000 --subscriptions=2 [--bundle] [--node-options="--max-semi-space-size=4"]
+// --bundle runs dist/bundle/main.js (tools/bundle.ts, built here from the fresh dist/) instead of
+// dist/src/main.js; --node-options is the operator's NODE_OPTIONS (the Dockerfile's, to measure the image).
 import { CoreV1Api } from "@kubernetes/client-node";
 import { FakeAzure } from "../test/azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "../test/controlplane/controlplane.js";
@@ -12,6 +14,9 @@ import { flag, machine, mapLimit, rssSampler } from "./common.js";
 const msis = flag("msis", 2_000);
 const namespaceCount = flag("namespaces", 500);
 const subscriptionCount = flag("subscriptions", 1);
+const bundle = process.argv.includes("--bundle");
+const nodeOptions = process.argv.find((arg) => arg.startsWith("--node-options="))?.slice("--node-options=".length) ?? "";
+const main = bundle ? ((await import("../tools/bundle.js")).BUNDLE_DIR + "main.js") : undefined;
 
 const [plane, fake] = await Promise.all([ControlPlane.start(), FakeAzure.start({ pageSize: 100 })]);
 try {
@@ -32,7 +37,7 @@ try {
   }
   const run = async (label: string) => {
     const since = Date.now();
-    const proc = await OperatorProcess.start(label, { kubeconfig: plane.kubeconfigPath("operator"), env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE }, flags: ["sync", "--once", "--sync.concurrency=16"], compiled: true });
+    const proc = await OperatorProcess.start(label, { kubeconfig: plane.kubeconfigPath("operator"), env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE, NODE_OPTIONS: nodeOptions }, flags: ["sync", "--once", "--sync.concurrency=16"], compiled: true, ...(main ? { main } : {}) });
     const rss = rssSampler(proc.child.pid!);
     const exit = await proc.exited;
     const peakMiB = rss.stop();
@@ -45,7 +50,7 @@ try {
   };
   const first = await run("first");
   const second = await run("no-change");
-  const result = { machine: machine(), msis, namespaces: namespaceCount, subscriptions: subscriptionCount, expectedObjects: expected, first, second };
+  const result = { machine: machine(), entry: main ? "dist/bundle/main.js" : "dist/src/main.js", nodeOptions, msis, namespaces: namespaceCount, subscriptions: subscriptionCount, expectedObjects: expected, first, second };
   console.log(JSON.stringify(result, null, 2));
 } finally {
   await Promise.all([plane.stop(), fake.close()]);

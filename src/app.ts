@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import type { V1Lease, V1Namespace } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import type { CertManager } from "../certs/manager.js";
+import { CertManager, serviceNames } from "../certs/manager.js";
 import { FileCertSource, SecretCertSource, type CertSource } from "../certs/sources.js";
 import { certificateWindow } from "../certs/state.js";
 import type { Config } from "./config/config.js";
@@ -14,10 +14,11 @@ import { lookupLabelKeys } from "./kube/lookup.js";
 import type { AzureIdentity, AzureIdentityBinding } from "./kube/resources.js";
 import { LeaderElector } from "./leader/elector.js";
 import type { Metrics } from "./metrics/metrics.js";
+import { startOpsServer } from "./ops/server.js";
 import type { DesiredStateOptions } from "./syncer/desired.js";
 import { Syncer, type SubscriptionListing, type SyncSummary } from "./syncer/syncer.js";
 import { IdentityWriter } from "./syncer/writer.js";
-import type { WebhookServer } from "./webhook/server.js";
+import { startWebhookServer, type WebhookServer } from "./webhook/server.js";
 import type { KubeConfig } from "@kubernetes/client-node";
 
 export interface AppDeps {
@@ -118,8 +119,6 @@ export class App {
 
   async start(): Promise<void> {
     const { config, log, metrics } = this.deps;
-    // The HTTP servers (Fastify) and certificate generation are loaded only by `run`, not by `sync --once`.
-    const { startOpsServer } = await import("./ops/server.js");
     this.ops = await startOpsServer({
       host: listenHost(config.server.bind.host),
       port: config.server.bind.port,
@@ -209,7 +208,6 @@ export class App {
 
   private async startWebhook(): Promise<void> {
     const { config, log, metrics } = this.deps;
-    const [{ CertManager, serviceNames }, { startWebhookServer }] = await Promise.all([import("../certs/manager.js"), import("./webhook/server.js")]);
     const tls = config.webhook.tls;
     this.certSource = tls.files
       ? new FileCertSource(tls.files.certFile, tls.files.keyFile, log)

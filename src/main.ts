@@ -2,10 +2,9 @@
 // `azure-msi-operator [run|sync] [flags]`: parse the configuration once, build the operator, run
 // it until SIGTERM/SIGINT (graceful), or with `sync --once` sync once and exit.
 import { loadConfig } from "./config/cli.js";
+import { createOperator } from "./operator.js";
 
 const config = loadConfig();
-// Loaded only now: --help and a bad flag need none of the Kubernetes, Azure and server modules.
-const { createOperator } = await import("./operator.js");
 const { app, log } = await createOperator(config, process.env).catch((error: unknown) => {
   process.stderr.write(`azure-msi-operator: ${(error as Error).message}\n`);
   process.exit(2);

@@ -1,7 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { App } from "./app.js";
-import type { AzureClients, RetryOptions } from "./azure/clients.js";
+import { createAzureClients, type RetryOptions } from "./azure/clients.js";
 import { resolveEnvironment } from "./azure/environment.js";
 import { listManagedIdentities } from "./azure/listing.js";
 import { rateLimitReadings, type AzureRequestInfo } from "./azure/observe.js";
@@ -52,15 +52,10 @@ export async function createOperator(config: Config, env: Readonly<Record<string
   const environment = await resolveEnvironment(config.azure.environment, env).catch((error: unknown) => {
     throw new Error(`--azure.environment (AZURE_ENVIRONMENT): ${(error as Error).message}`);
   });
-  // The Azure SDK (MSAL included) is loaded for the first listing: a follower never makes one.
-  let clients: Promise<AzureClients> | undefined;
-  const azureClients = () =>
-    (clients ??= import("./azure/clients.js").then(({ createAzureClients }) =>
-      createAzureClients({ environment, observer: (info) => recordAzureRequest(metrics, info), ...(overrides.azureRetry ? { retry: overrides.azureRetry } : {}), ...(overrides.azureAttemptTimeoutMs ? { attemptTimeoutMs: overrides.azureAttemptTimeoutMs } : {}) }),
-    ));
+  const clients = createAzureClients({ environment, observer: (info) => recordAzureRequest(metrics, info), ...(overrides.azureRetry ? { retry: overrides.azureRetry } : {}), ...(overrides.azureAttemptTimeoutMs ? { attemptTimeoutMs: overrides.azureAttemptTimeoutMs } : {}) });
   const listAzure = async (): Promise<SubscriptionListing[]> => {
     const started = Date.now();
-    const listings = await listManagedIdentities(await azureClients(), { subscriptionIds: config.azure.subscriptions });
+    const listings = await listManagedIdentities(clients, { subscriptionIds: config.azure.subscriptions });
     for (const listing of listings) {
       const subscription = listing.subscriptionId.toLowerCase();
       metrics.syncDuration.set({ subscription }, listing.durationMs / 1000);

@@ -1,7 +1,6 @@
-import jsonpatch from "fast-json-patch";
 import { lookupValuesOf, matchingIdentity, type LookupValues } from "../kube/lookup.js";
 import { AAD_GROUP, AZURE_IDENTITY_BINDINGS, type AzureIdentity } from "../kube/resources.js";
-import type { AdmissionRequest, Decision, KubeObject } from "./admission.js";
+import type { AdmissionRequest, Decision, JsonPatchOperation, KubeObject } from "./admission.js";
 import { describe } from "./decide-identity.js";
 
 export interface BindingPolicy {
@@ -38,12 +37,19 @@ export function decideBinding(request: AdmissionRequest, policy: BindingPolicy):
     if (policy.strict) return { allowed: false, code: 403, result: "denied", message: `${message}; ask a platform admin to tag the managed identity in Azure with k8snamespace: ${namespace}` };
     return { allowed: true, result: "allowed", warnings: [`${message} (yet): spec.azureIdentity left as it is; the operator fills it once the identity exists`] };
   }
-  const after = withAzureIdentity(binding, name);
-  const patch = jsonpatch.compare(binding, after);
+  const patch = azureIdentityPatch(binding, name);
   return patch.length > 0 ? { allowed: true, result: "patched", patch } : { allowed: true, result: "allowed" };
 }
 
-function withAzureIdentity(binding: KubeObject, azureIdentity: string): KubeObject {
-  const spec = binding.spec && typeof binding.spec === "object" ? binding.spec : {};
-  return { ...binding, spec: { ...spec, azureIdentity } };
+/**
+ * The JSON patch from the binding as it is to the binding with spec.azureIdentity set: what a
+ * deep compare of the two would give, without copying and walking the whole object on every
+ * admission (that compare was the largest part of a decision's time under load).
+ */
+export function azureIdentityPatch(binding: KubeObject, azureIdentity: string): JsonPatchOperation[] {
+  const spec = binding.spec;
+  if (spec === undefined) return [{ op: "add", path: "/spec", value: { azureIdentity } }];
+  if (spec === null || typeof spec !== "object" || Array.isArray(spec)) return [{ op: "replace", path: "/spec", value: { azureIdentity } }];
+  if (spec.azureIdentity === azureIdentity) return [];
+  return [{ op: "azureIdentity" in spec ? "replace" : "add", path: "/spec/azureIdentity", value: azureIdentity }];
 }

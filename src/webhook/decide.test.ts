@@ -1,9 +1,10 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import jsonpatch from "fast-json-patch";
 import { lookupLabelKeys } from "../kube/lookup.js";
 import type { AzureIdentity } from "../kube/resources.js";
-import { decideBinding, type BindingPolicy } from "./decide-binding.js";
+import { azureIdentityPatch, decideBinding, type BindingPolicy } from "./decide-binding.js";
 import { decideIdentity, type IdentityPolicy } from "./decide-identity.js";
 import { loadReview } from "./fixtures.js";
 import { admissionResponse } from "./respond.js";
@@ -108,6 +109,19 @@ describe("mutate AzureIdentityBinding", () => {
     const body = admissionResponse(review.apiVersion, review.request.uid, decision);
     assert.equal(body.apiVersion, "admission.k8s.io/v1beta1");
     assert.equal(body.response.uid, review.request.uid);
+  });
+
+  test("the patch is what a deep compare of the binding before and after gives, and applying it sets spec.azureIdentity", () => {
+    const spec = fc.option(fc.dictionary(fc.constantFrom("azureIdentity", "selector", "weight", "extra"), fc.oneof(fc.string(), fc.integer(), fc.constant(null))), { nil: undefined });
+    fc.assert(
+      fc.property(spec, fc.constantFrom("app-1111", "other"), (bindingSpec, name) => {
+        const binding = { apiVersion: "aadpodidentity.k8s.io/v1", kind: "AzureIdentityBinding", metadata: { name: "b" }, ...(bindingSpec === undefined ? {} : { spec: bindingSpec }) };
+        const patch = azureIdentityPatch(binding, name);
+        assert.deepEqual(patch, jsonpatch.compare(binding, { ...binding, spec: { ...bindingSpec, azureIdentity: name } }));
+        const patched: { spec?: Record<string, unknown> } = jsonpatch.applyPatch(structuredClone(binding), patch).newDocument;
+        assert.equal(patched.spec?.azureIdentity, name);
+      }),
+    );
   });
 
   test("with an empty label format nothing is filled", () => {

@@ -14,6 +14,8 @@ export interface ProcessOptions {
   flags: string[];
   /** Run the compiled dist/src/main.js (after `npm run build`) instead of the sources through tsx. */
   compiled?: boolean;
+  /** Another compiled entry point instead (e.g. dist/bundle/main.js after `npm run bundle`). */
+  main?: string;
 }
 
 /**
@@ -54,7 +56,7 @@ export class OperatorProcess {
     const opsPort = await freePort();
     const child = spawn(
       process.execPath,
-      ["--unhandled-rejections=strict", ...(options.compiled ? [COMPILED_MAIN] : ["--import", "tsx", MAIN]), "--log.json", `--kubeconfig=${options.kubeconfig}`, `--server.bind=127.0.0.1:${opsPort}`, ...options.flags],
+      ["--unhandled-rejections=strict", ...(options.main ? [options.main] : options.compiled ? [COMPILED_MAIN] : ["--import", "tsx", MAIN]), "--log.json", `--kubeconfig=${options.kubeconfig}`, `--server.bind=127.0.0.1:${opsPort}`, ...options.flags],
       { cwd: ROOT, env: { ...process.env, ...options.env, INSTANCE_POD: name }, stdio: ["ignore", "pipe", "pipe"] },
     );
     return new OperatorProcess(name, child, opsPort);
