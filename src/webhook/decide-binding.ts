@@ -1,7 +1,7 @@
 import { lookupValuesOf, matchingIdentity, type LookupValues } from "../kube/lookup.js";
-import { AAD_GROUP, AZURE_IDENTITY_BINDINGS, type AzureIdentity } from "../kube/resources.js";
+import { AZURE_IDENTITY_BINDINGS, type AzureIdentity } from "../kube/resources.js";
 import type { AdmissionRequest, Decision, JsonPatchOperation, KubeObject } from "./admission.js";
-import { describe } from "./decide-identity.js";
+import { unowned } from "./decide-identity.js";
 
 export interface BindingPolicy {
   /** Lookup label keys; undefined when --kubernetes.label.format is empty (nothing to fill). */
@@ -18,13 +18,8 @@ export interface BindingPolicy {
  * and after, so an already-right binding gets none (no update loops under reinvocation).
  */
 export function decideBinding(request: AdmissionRequest, policy: BindingPolicy): Decision {
-  if (request.resource.group !== AAD_GROUP || request.resource.resource !== AZURE_IDENTITY_BINDINGS) {
-    return {
-      allowed: true,
-      result: "unowned",
-      warnings: [`azure-msi-operator: the AzureIdentityBinding webhook was called for ${describe(request)}; check the MutatingWebhookConfiguration's rules`],
-    };
-  }
+  const misrouted = unowned(request, AZURE_IDENTITY_BINDINGS, "AzureIdentityBinding", "MutatingWebhookConfiguration");
+  if (misrouted) return misrouted;
   const binding = request.object;
   if ((request.operation !== "CREATE" && request.operation !== "UPDATE") || !binding || !policy.lookupKeys) return { allowed: true, result: "allowed" };
   const values = lookupValuesOf(binding.metadata?.labels, policy.lookupKeys);

@@ -19,13 +19,8 @@ export const NAMESPACE_CLEANUP_USERS: ReadonlySet<string> = new Set([
  * namespace deletion still works. Dry-run requests are judged the same as real ones.
  */
 export function decideIdentity(request: AdmissionRequest, policy: IdentityPolicy): Decision {
-  if (request.resource.group !== AAD_GROUP || request.resource.resource !== AZURE_IDENTITIES) {
-    return {
-      allowed: true,
-      result: "unowned",
-      warnings: [`azure-msi-operator: the AzureIdentity webhook was called for ${describe(request)}; check the ValidatingWebhookConfiguration's rules`],
-    };
-  }
+  const misrouted = unowned(request, AZURE_IDENTITIES, "AzureIdentity", "ValidatingWebhookConfiguration");
+  if (misrouted) return misrouted;
   const user = request.userInfo.username ?? "";
   const groups = request.userInfo.groups ?? [];
   if (user === policy.operatorUser || policy.allowedUsers.has(user) || groups.some((group) => policy.allowedGroups.has(group))) {
@@ -44,6 +39,15 @@ export function decideIdentity(request: AdmissionRequest, policy: IdentityPolicy
       `with k8snamespace: ${namespace}; the operator then creates the AzureIdentity here. Reference it from an AzureIdentityBinding ` +
       `(the lookup labels fill spec.azureIdentity for you).`,
   };
+}
+
+/**
+ * A request for a resource this webhook does not guard is allowed with a warning: a mis-scoped
+ * configuration must never block the cluster.
+ */
+export function unowned(request: AdmissionRequest, resource: string, kind: string, configuration: string): Decision | undefined {
+  if (request.resource.group === AAD_GROUP && request.resource.resource === resource) return undefined;
+  return { allowed: true, result: "unowned", warnings: [`azure-msi-operator: the ${kind} webhook was called for ${describe(request)}; check the ${configuration}'s rules`] };
 }
 
 export function describe(request: AdmissionRequest): string {
