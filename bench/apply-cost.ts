@@ -1,7 +1,7 @@
 // What the webhooks cost a user: AzureIdentityBinding creates through the real API server with the
 // webhooks registered (the mutating one fills spec.azureIdentity) and with them removed.
 //   npm run bench:apply -- --bindings=2000 --concurrency=16 --kubectl=30
-import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { CustomObjectsApi } from "@kubernetes/client-node";
 import { FakeAzure } from "../test/azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "../test/controlplane/controlplane.js";
 import { freePort } from "../test/controlplane/processes.js";
@@ -9,6 +9,7 @@ import { applyOperatorRbac } from "../test/support/operator.js";
 import { OperatorProcess } from "../test/support/process.js";
 import { installWebhooks, waitForCaBundles } from "../test/support/webhooks.js";
 import { flag, machine, mapLimit, percentile } from "./common.js";
+import { createTeamNamespace } from "../test/support/developers.js";
 
 const bindings = flag("bindings", 500);
 const concurrency = flag("concurrency", 16);
@@ -20,13 +21,7 @@ const [plane, fake] = await Promise.all([ControlPlane.start(), FakeAzure.start()
 let operator: OperatorProcess | undefined;
 try {
   await applyOperatorRbac(plane);
-  const core = plane.api("admin", CoreV1Api);
-  const rbac = plane.api("admin", RbacAuthorizationV1Api);
-  for (const name of ["warm-up", "with-webhooks", "without-webhooks"]) {
-    await core.createNamespace({ body: { metadata: { name } } });
-    await rbac.createNamespacedRole({ namespace: name, body: { metadata: { name: "aad" }, rules: [{ apiGroups: [GROUP], resources: ["*"], verbs: ["*"] }] } });
-    await rbac.createNamespacedRoleBinding({ namespace: name, body: { metadata: { name: "jane-aad" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "aad" }, subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "jane" }] } });
-  }
+  for (const name of ["warm-up", "with-webhooks", "without-webhooks"]) await createTeamNamespace(plane, name);
   fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg", name: "app", clientId: "88888888-0000-0000-0000-000000000008", tags: { k8snamespace: "warm-up,with-webhooks,without-webhooks" } });
   const port = await freePort();
   await installWebhooks(plane, port);

@@ -10,6 +10,7 @@ import { applyOperatorRbac, eventually } from "./support/operator.js";
 import { OperatorProcess } from "./support/process.js";
 import { TcpProxy } from "./support/tcp-proxy.js";
 import { installWebhooks, waitForCaBundles } from "./support/webhooks.js";
+import { createTeamNamespace } from "./support/developers.js";
 
 const GROUP = "aadpodidentity.k8s.io";
 const SUB = "00000000-0000-0000-0000-0000000000e5";
@@ -71,14 +72,11 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
   before(async () => {
     [plane, fake] = await Promise.all([ControlPlane.start(), FakeAzure.start()]);
     await applyOperatorRbac(plane);
-    const core = plane.api("admin", CoreV1Api);
     const rbac = plane.api("admin", RbacAuthorizationV1Api);
     const binding = (name: string) => ({ metadata: { name }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "", name: "" }, subjects: [{ kind: "ServiceAccount", name: "azure-msi-operator-b", namespace: OPERATOR_NAMESPACE }] });
     await rbac.createClusterRoleBinding({ body: { ...binding("azure-msi-operator-b"), roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "azure-msi-operator" } } });
     await rbac.createNamespacedRoleBinding({ namespace: OPERATOR_NAMESPACE, body: { ...binding("azure-msi-operator-b"), roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "azure-msi-operator" } } });
-    await core.createNamespace({ body: { metadata: { name: "team-h" } } });
-    await rbac.createNamespacedRole({ namespace: "team-h", body: { metadata: { name: "aad" }, rules: [{ apiGroups: [GROUP], resources: ["*"], verbs: ["*"] }] } });
-    await rbac.createNamespacedRoleBinding({ namespace: "team-h", body: { metadata: { name: "dev-aad" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "aad" }, subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "dev-team" }] } });
+    await createTeamNamespace(plane, "team-h");
     fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg", name: "handover", clientId: "77777777-0000-0000-0000-000000000007", tags: { k8snamespace: "team-h,team-p,team-k" } });
     env = { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE };
     const apiPort = Number(new URL(plane.server).port);

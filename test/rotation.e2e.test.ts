@@ -2,7 +2,7 @@
 // API server: not one may fail.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { AdmissionregistrationV1Api, CoreV1Api, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, CoreV1Api } from "@kubernetes/client-node";
 import pino from "pino";
 import { CertManager } from "../certs/manager.js";
 import { FakeAzure } from "./azure/fake.js";
@@ -10,6 +10,7 @@ import { ControlPlane } from "./controlplane/controlplane.js";
 import { freePort } from "./controlplane/processes.js";
 import { applyOperatorRbac, eventually, startOperator, type RunningOperator } from "./support/operator.js";
 import { installWebhooks, waitForCaBundles } from "./support/webhooks.js";
+import { createTeamNamespace } from "./support/developers.js";
 
 const GROUP = "aadpodidentity.k8s.io";
 const SUB = "00000000-0000-0000-0000-0000000000d4";
@@ -23,13 +24,7 @@ describe("certificate rotation under load", () => {
   before(async () => {
     [plane, fake] = await Promise.all([ControlPlane.start(), FakeAzure.start()]);
     await applyOperatorRbac(plane);
-    await plane.api("admin", CoreV1Api).createNamespace({ body: { metadata: { name: "team-r" } } });
-    const rbac = plane.api("admin", RbacAuthorizationV1Api);
-    await rbac.createNamespacedRole({ namespace: "team-r", body: { metadata: { name: "aad-everything" }, rules: [{ apiGroups: [GROUP], resources: ["*"], verbs: ["*"] }] } });
-    await rbac.createNamespacedRoleBinding({
-      namespace: "team-r",
-      body: { metadata: { name: "dev-team-aad" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "aad-everything" }, subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "dev-team" }] },
-    });
+    await createTeamNamespace(plane, "team-r");
     fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg", name: "rot", clientId: "66666666-0000-0000-0000-000000000006", tags: { k8snamespace: "team-r" } });
     const port = await freePort();
     await installWebhooks(plane, port);

@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import { connect, type TLSSocket } from "node:tls";
-import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import type { AzureIdentity, AzureIdentityBinding } from "../src/kube/resources.js";
 import { ADMISSION_BODY_LIMIT, VALIDATE_IDENTITY_PATH } from "../src/webhook/server.js";
 import { FakeAzure, faults } from "./azure/fake.js";
@@ -16,6 +16,7 @@ import { freePort } from "./controlplane/processes.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
 import { OperatorProcess } from "./support/process.js";
 import { installWebhooks, repointMutating, waitForCaBundles } from "./support/webhooks.js";
+import { createTeamNamespace } from "./support/developers.js";
 
 const GROUP = "aadpodidentity.k8s.io";
 const SUB = "00000000-0000-0000-0000-0000000000f6";
@@ -55,16 +56,7 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
     [plane, fake] = await Promise.all([ControlPlane.start(), FakeAzure.start()]);
     await applyOperatorRbac(plane);
     custom = plane.api("admin", CustomObjectsApi);
-    const core = plane.api("admin", CoreV1Api);
-    const rbac = plane.api("admin", RbacAuthorizationV1Api);
-    await rbac.createClusterRole({ body: { metadata: { name: "aad-everything" }, rules: [{ apiGroups: [GROUP], resources: ["*"], verbs: ["*"] }] } });
-    for (const name of ["team-a", "team-b"]) {
-      await core.createNamespace({ body: { metadata: { name } } });
-      await rbac.createNamespacedRoleBinding({
-        namespace: name,
-        body: { metadata: { name: "dev-team-aad" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "aad-everything" }, subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "dev-team" }] },
-      });
-    }
+    for (const name of ["team-a", "team-b"]) await createTeamNamespace(plane, name);
     fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg-sec", name: "shop", clientId: "88888888-0000-0000-0000-000000000008", tags: { k8snamespace: "team-a" } });
     fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg-sec", name: "other", clientId: "99999999-0000-0000-0000-000000000009", tags: { k8snamespace: "team-b" } });
     // Error paths log too: the first listings meet a rejected token and a server error.

@@ -1,7 +1,7 @@
 // The admission webhooks called by the real API server; kubectl as the developer is the user's path.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { CustomObjectsApi } from "@kubernetes/client-node";
 import type { AzureIdentity, AzureIdentityBinding } from "../src/kube/resources.js";
 import { FakeAzure } from "./azure/fake.js";
 import { ControlPlane } from "./controlplane/controlplane.js";
@@ -9,6 +9,7 @@ import { freePort } from "./controlplane/processes.js";
 import { applyOperatorRbac, eventually, startOperator, type RunningOperator } from "./support/operator.js";
 import { installWebhooks, repointMutating, waitForCaBundles } from "./support/webhooks.js";
 import { ACCEPTED_FINDINGS, promtoolCheck } from "./support/promtool.js";
+import { createTeamNamespace } from "./support/developers.js";
 
 const GROUP = "aadpodidentity.k8s.io";
 const SUB = "00000000-0000-0000-0000-0000000000c3";
@@ -38,16 +39,7 @@ describe("admission webhooks through the real API server", () => {
     [plane, fake] = await Promise.all([ControlPlane.start({ controllerManager: true }), FakeAzure.start()]);
     await applyOperatorRbac(plane);
     custom = plane.api("admin", CustomObjectsApi);
-    const core = plane.api("admin", CoreV1Api);
-    const rbac = plane.api("admin", RbacAuthorizationV1Api);
-    await rbac.createClusterRole({ body: { metadata: { name: "aad-everything" }, rules: [{ apiGroups: [GROUP], resources: ["*"], verbs: ["*"] }] } });
-    for (const name of ["team-a", "team-b", "doomed"]) {
-      await core.createNamespace({ body: { metadata: { name } } });
-      await rbac.createNamespacedRoleBinding({
-        namespace: name,
-        body: { metadata: { name: "dev-team-aad" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "aad-everything" }, subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "dev-team" }] },
-      });
-    }
+    for (const name of ["team-a", "team-b", "doomed"]) await createTeamNamespace(plane, name);
     fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg-web", name: "shop", clientId: "44444444-0000-0000-0000-000000000004", tags: { k8snamespace: "team-a,doomed" } });
     fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg-web", name: "other", clientId: "55555555-0000-0000-0000-000000000005", tags: { k8snamespace: "team-b" } });
     port = await freePort();
