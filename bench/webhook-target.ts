@@ -42,7 +42,7 @@ async function startOurs(): Promise<{ port: number; close: () => Promise<void> }
     host: "127.0.0.1",
     port: 0,
     tls,
-    identityPolicy: () => ({ operatorUser: OPERATOR_USER, allowedUsers: new Set(), allowedGroups: new Set(["system:masters"]) }),
+    guardPolicy: { operatorUser: OPERATOR_USER, adminUsers: new Set(), adminGroups: new Set(["system:masters"]), micUsers: new Set(), namespaceTags: ["k8snamespace"] },
     bindingPolicy: { lookupKeys: lookupLabelKeys(LABEL_FORMAT), strict: false, identitiesIn: (namespace) => cache.list(namespace) },
     metrics: new Metrics(),
     log,

@@ -18,6 +18,7 @@ import { startOpsServer } from "./ops/server.js";
 import type { DesiredStateOptions } from "./syncer/desired.js";
 import { Syncer, type SubscriptionListing, type SyncSummary } from "./syncer/syncer.js";
 import { IdentityWriter } from "./syncer/writer.js";
+import { NAMESPACE_CLEANUP_USERS, type GuardPolicy } from "./webhook/decide-guard.js";
 import { startWebhookServer, type WebhookServer } from "./webhook/server.js";
 import type { KubeConfig } from "@kubernetes/client-node";
 
@@ -50,6 +51,17 @@ export function desiredOptionsFrom(config: Config): (now: Date) => DesiredStateO
       ? { expiry: { annotation: azureIdentity.expiry.annotation, value: azureIdentity.expiry.timeFormat.format(new Date(now.getTime() + azureIdentity.expiry.durationMs)) } }
       : {}),
   });
+}
+
+/** Who may write the guarded kinds: fixed once the operator's own user is known. */
+export function guardPolicyFrom(config: Config, operatorUser: string): GuardPolicy {
+  return {
+    operatorUser,
+    adminUsers: new Set(config.webhook.allowUsers),
+    adminGroups: new Set(config.webhook.allowGroups),
+    micUsers: new Set(config.webhook.allowMic),
+    namespaceTags: config.azureIdentity.namespaceTemplate.tags,
+  };
 }
 
 /**
@@ -129,6 +141,7 @@ export class App {
     });
     this.operatorUser = await whoAmI(this.clients.authentication);
     log.info({ user: this.operatorUser, identity: this.identity, command: config.command }, "starting");
+    this.reportSecurityPosture();
     this.identities.start();
     if (config.webhook.enable && config.command === "run") await this.startWebhook();
     await this.identities.waitForSync();
@@ -152,6 +165,29 @@ export class App {
     } else {
       metrics.leader.set(1);
       await this.onLeadership(true);
+    }
+  }
+
+  /** What decides who gets a token here, said once at start-up (and the insecure part as a metric). */
+  private reportSecurityPosture(): void {
+    const { config, log, metrics } = this.deps;
+    metrics.namespacedIdentities.set(config.azureIdentity.namespaced ? 1 : 0);
+    if (!config.azureIdentity.namespaced) {
+      log.warn(
+        { flag: "--azureidentity.namespaced", env: "AZUREIDENTITY_NAMESPACED" },
+        "identities are not namespaced: MIC matches a pod of ANY namespace to them when its aadpodidbinding label equals the selector of a binding that references them, so one team can use another team's identity; set AZUREIDENTITY_NAMESPACED=true (the shipped Deployment does) or run MIC with --forceNamespaced",
+      );
+    }
+    if (config.webhook.enable && config.command === "run") {
+      log.info(
+        {
+          azureIdentities: [this.operatorUser, ...config.webhook.allowUsers, ...config.webhook.allowGroups.map((group) => `group:${group}`)],
+          azureAssignedIdentities: [...config.webhook.allowMic, ...config.webhook.allowUsers, ...config.webhook.allowGroups.map((group) => `group:${group}`)],
+          azurePodIdentityExceptions: [...config.webhook.allowUsers, ...config.webhook.allowGroups.map((group) => `group:${group}`)],
+          deleteOnNamespaceCleanup: [...NAMESPACE_CLEANUP_USERS],
+        },
+        "guard: only these users and groups may write the kinds that decide who gets a token",
+      );
     }
   }
 
@@ -232,13 +268,14 @@ export class App {
       this.webhook?.updateTls(pem);
     });
     const keys = lookupLabelKeys(config.kubernetes.labelFormat);
+    const guard = guardPolicyFrom(config, this.operatorUser);
     const startServer = async () => {
       const pem = await this.certSource!.ready();
       this.webhook = await startWebhookServer({
         host: listenHost(config.webhook.bind.host),
         port: config.webhook.bind.port,
         tls: pem,
-        identityPolicy: () => ({ operatorUser: this.operatorUser, allowedUsers: new Set(config.webhook.allowUsers), allowedGroups: new Set(config.webhook.allowGroups) }),
+        guardPolicy: guard,
         bindingPolicy: { lookupKeys: keys, strict: config.webhook.bindingStrict, identitiesIn: (namespace) => this.identities.list(namespace) },
         metrics,
         log,

@@ -28,7 +28,7 @@ import { FakeAzure } from "./azure/fake.js";
 import { AAD_POD_IDENTITY_CRDS, ControlPlane, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, OPERATOR_USER } from "./controlplane/controlplane.js";
 import { freePort } from "./controlplane/processes.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
-import { loadManifest, MANIFESTS_DIR, MANIFESTS_ROOT } from "./support/manifests.js";
+import { loadManifest, MANIFESTS_DIR, MANIFESTS_ROOT, podEnv } from "./support/manifests.js";
 import { OperatorProcess } from "./support/process.js";
 import { describeRequest, describeRule, grantsOf, requestsOf, requestUses, ruleGrants, rulesOf, withoutRule, type AuditedRequest, type LocatedRule, type ResourceRequest } from "./support/rbac.js";
 import { installWebhooks, waitForCaBundles } from "./support/webhooks.js";
@@ -63,17 +63,6 @@ type Line = Record<string, unknown>;
 function forbiddenIn(line: Line): { verb: string; resource: string }[] {
   const text = JSON.stringify(line).replace(/\\+"/g, '"');
   return [...text.matchAll(/cannot (\w+) resource "([\w.-]+)"/g)].map((match) => ({ verb: match[1]!, resource: match[2]! }));
-}
-
-/** Env of a container as the pod would see it, downward API values filled in. */
-function podEnv(deployment: V1Deployment): Record<string, string> {
-  const fieldValues: Record<string, string> = { "spec.nodeName": "node-1", "metadata.namespace": OPERATOR_NAMESPACE, "metadata.name": "azure-msi-operator-abc12" };
-  const env: Record<string, string> = {};
-  for (const variable of deployment.spec?.template.spec?.containers[0]?.env ?? []) {
-    const path = variable.valueFrom?.fieldRef?.fieldPath;
-    env[variable.name] = path ? (fieldValues[path] ?? "") : (variable.value ?? "");
-  }
-  return env;
 }
 
 describe("manifests: kustomize, install, least-privilege RBAC", () => {
@@ -212,8 +201,8 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     assert.ok(parsed.ok, parsed.ok ? "" : parsed.help ? "help" : parsed.error);
     const config: Config = parsed.config;
     assert.deepEqual(
-      { json: config.log.json, lease: config.lease.enable, watch: config.sync.watch, bindingSync: config.azureIdentity.bindingSync, namespace: config.instance.namespace, pod: config.instance.pod },
-      { json: true, lease: true, watch: true, bindingSync: true, namespace: OPERATOR_NAMESPACE, pod: "azure-msi-operator-abc12" },
+      { json: config.log.json, lease: config.lease.enable, watch: config.sync.watch, bindingSync: config.azureIdentity.bindingSync, namespaced: config.azureIdentity.namespaced, namespace: config.instance.namespace, pod: config.instance.pod },
+      { json: true, lease: true, watch: true, bindingSync: true, namespaced: true, namespace: OPERATOR_NAMESPACE, pod: "azure-msi-operator-abc12" },
     );
     assert.ok(config.kubernetes.namespaceIgnore.includes("kube-system"), "kube-system stays ignored");
     // SIGTERM: admission is served for the shutdown delay, then the Lease is released and servers close.
@@ -229,7 +218,7 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     const clientConfigs = [ofKind<V1ValidatingWebhookConfiguration>("ValidatingWebhookConfiguration"), ofKind<V1MutatingWebhookConfiguration>("MutatingWebhookConfiguration")].flatMap((configuration) =>
       (configuration.webhooks ?? []).map((webhook) => ({ name: webhook.clientConfig.service?.name, namespace: webhook.clientConfig.service?.namespace, port: webhook.clientConfig.service?.port })),
     );
-    assert.deepEqual(clientConfigs, [0, 1].map(() => ({ name: service.metadata?.name, namespace: service.metadata?.namespace, port: 443 })));
+    assert.deepEqual(clientConfigs, [0, 1, 2, 3].map(() => ({ name: service.metadata?.name, namespace: service.metadata?.namespace, port: 443 })));
     assert.deepEqual([ofKind<V1ValidatingWebhookConfiguration>("ValidatingWebhookConfiguration").metadata?.name, ofKind<V1MutatingWebhookConfiguration>("MutatingWebhookConfiguration").metadata?.name], [config.webhook.validatingConfigName, config.webhook.mutatingConfigName]);
     const pdb = ofKind<V1PodDisruptionBudget>("PodDisruptionBudget");
     assert.equal(pdb.spec?.minAvailable, 1);

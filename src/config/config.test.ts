@@ -46,7 +46,9 @@ test("defaults are the Go operator's (and the new flags' documented ones)", () =
   assert.deepEqual(c.shutdown, { delayMs: 5_000 });
   const { tls, ...webhook } = c.webhook;
   assert.deepEqual(webhook, {
-    enable: true, bind: { text: ":9443", host: undefined, port: 9443 }, allowUsers: [], allowGroups: ["system:masters"], bindingStrict: false,
+    enable: true, bind: { text: ":9443", host: undefined, port: 9443 }, allowUsers: [], allowGroups: ["system:masters"],
+    allowMic: ["system:serviceaccount:default:aad-pod-id-mic-service-account", "system:serviceaccount:default:aad-pod-identity-mic", "system:serviceaccount:kube-system:aad-pod-identity-mic"],
+    bindingStrict: false,
     serviceName: "azure-msi-operator-webhook", validatingConfigName: "azure-msi-operator", mutatingConfigName: "azure-msi-operator",
   });
   assert.deepEqual(tls, {
@@ -88,14 +90,14 @@ test("every env var of the Go operator is read, with Go's meaning", () => {
 test("every new flag is read from its flag and its env var", () => {
   const flags = parse([
     "--azureidentity.prune", "--sync.concurrency=3", "--lease.duration=20s", "--lease.renewdeadline=15s", "--lease.retryperiod=1s", "--shutdown.delay=0",
-    "--webhook.enable=false", "--webhook.bind=[::1]:8443", "--webhook.allow.users=alice", "--webhook.allow.users=bob", "--webhook.allow.groups=ops",
+    "--webhook.enable=false", "--webhook.bind=[::1]:8443", "--webhook.allow.users=alice", "--webhook.allow.users=bob", "--webhook.allow.groups=ops", "--webhook.allow.mic=system:serviceaccount:aad:mic",
     "--webhook.binding.strict", "--webhook.tls.cert=/tls/tls.crt", "--webhook.tls.key=/tls/tls.key", "--webhook.tls.san=127.0.0.1", "--webhook.tls.san=op.example.com",
     "--webhook.tls.secret=s", "--webhook.service.name=svc", "--webhook.config.validating=v", "--webhook.config.mutating=m",
     "--webhook.cert.validity=720h", "--webhook.cert.rotate=240h", "--webhook.ca.validity=8760h",
   ]);
   const fromEnv = parse([], {
     AZUREIDENTITY_PRUNE: "true", SYNC_CONCURRENCY: "3", LEASE_DURATION: "20s", LEASE_RENEWDEADLINE: "15s", LEASE_RETRYPERIOD: "1s", SHUTDOWN_DELAY: "0",
-    WEBHOOK_ENABLE: "false", WEBHOOK_BIND: "[::1]:8443", WEBHOOK_ALLOW_USERS: "alice bob", WEBHOOK_ALLOW_GROUPS: "ops",
+    WEBHOOK_ENABLE: "false", WEBHOOK_BIND: "[::1]:8443", WEBHOOK_ALLOW_USERS: "alice bob", WEBHOOK_ALLOW_GROUPS: "ops", WEBHOOK_ALLOW_MIC: "system:serviceaccount:aad:mic",
     WEBHOOK_BINDING_STRICT: "1", WEBHOOK_TLS_CERT: "/tls/tls.crt", WEBHOOK_TLS_KEY: "/tls/tls.key", WEBHOOK_TLS_SAN: "127.0.0.1 op.example.com",
     WEBHOOK_TLS_SECRET: "s", WEBHOOK_SERVICE_NAME: "svc", WEBHOOK_CONFIG_VALIDATING: "v", WEBHOOK_CONFIG_MUTATING: "m",
     WEBHOOK_CERT_VALIDITY: "720h", WEBHOOK_CERT_ROTATE: "240h", WEBHOOK_CA_VALIDITY: "8760h",
@@ -106,7 +108,7 @@ test("every new flag is read from its flag and its env var", () => {
     assert.deepEqual(c.lease, { enable: false, name: "azure-msi-operator-leader", durationMs: 20_000, renewDeadlineMs: 15_000, retryPeriodMs: 1_000 });
     assert.equal(c.shutdown.delayMs, 0);
     assert.deepEqual(c.webhook, {
-      enable: false, bind: { text: "[::1]:8443", host: "::1", port: 8443 }, allowUsers: ["alice", "bob"], allowGroups: ["ops"], bindingStrict: true,
+      enable: false, bind: { text: "[::1]:8443", host: "::1", port: 8443 }, allowUsers: ["alice", "bob"], allowGroups: ["ops"], allowMic: ["system:serviceaccount:aad:mic"], bindingStrict: true,
       serviceName: "svc", validatingConfigName: "v", mutatingConfigName: "m",
       tls: { files: { certFile: "/tls/tls.crt", keyFile: "/tls/tls.key" }, sans: ["127.0.0.1", "op.example.com"], secretName: "s", certValidityMs: 720 * H, rotate: { kind: "before", beforeMs: 240 * H, text: "240h" }, caValidityMs: 8760 * H },
     });

@@ -42,6 +42,8 @@ export interface Config {
     bind: ListenAddress;
     allowUsers: readonly string[];
     allowGroups: readonly string[];
+    /** MIC's service accounts (AzureAssignedIdentity writers). */
+    allowMic: readonly string[];
     bindingStrict: boolean;
     serviceName: string;
     validatingConfigName: string;
@@ -168,6 +170,7 @@ export function buildConfig(r: FlagReader, command: "run" | "sync", context: Con
       bind: r.address("webhook.bind"),
       allowUsers: r.list("webhook.allow.users"),
       allowGroups: r.list("webhook.allow.groups"),
+      allowMic: r.list("webhook.allow.mic"),
       bindingStrict: r.bool("webhook.binding.strict"),
       serviceName: objectName(r, "webhook.service.name", invalidNamespaceName),
       validatingConfigName: objectName(r, "webhook.config.validating"),

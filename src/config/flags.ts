@@ -76,8 +76,18 @@ export const FLAGS: readonly FlagSpec[] = [
 
   { group: "Webhook", name: "webhook.enable", env: ["WEBHOOK_ENABLE"], kind: "bool", default: "true", help: "serve the admission webhooks" },
   { group: "Webhook", name: "webhook.bind", env: ["WEBHOOK_BIND"], kind: "address", default: ":9443", help: "webhook address (HTTPS)" },
-  { group: "Webhook", name: "webhook.allow.users", env: ["WEBHOOK_ALLOW_USERS"], kind: "list", default: [], help: "users besides the operator that may change AzureIdentities" },
-  { group: "Webhook", name: "webhook.allow.groups", env: ["WEBHOOK_ALLOW_GROUPS"], kind: "list", default: ["system:masters"], help: "groups that may change AzureIdentities" },
+  { group: "Webhook", name: "webhook.allow.users", env: ["WEBHOOK_ALLOW_USERS"], kind: "list", default: [], help: "admin users that may write AzureIdentities, AzureAssignedIdentities and AzurePodIdentityExceptions" },
+  { group: "Webhook", name: "webhook.allow.groups", env: ["WEBHOOK_ALLOW_GROUPS"], kind: "list", default: ["system:masters"], help: "admin groups that may write AzureIdentities, AzureAssignedIdentities and AzurePodIdentityExceptions (on AKS with Entra ID: the cluster-admin group's object ID)" },
+  {
+    group: "Webhook",
+    name: "webhook.allow.mic",
+    env: ["WEBHOOK_ALLOW_MIC"],
+    kind: "list",
+    // aad-pod-identity's deploy/infra manifests, and its chart installed into default or kube-system.
+    // Only namespaces developers do not own: whoever can run a pod as one of these may assign identities.
+    default: ["system:serviceaccount:default:aad-pod-id-mic-service-account", "system:serviceaccount:default:aad-pod-identity-mic", "system:serviceaccount:kube-system:aad-pod-identity-mic"],
+    help: "aad-pod-identity MIC's service accounts, which may write AzureAssignedIdentities",
+  },
   { group: "Webhook", name: "webhook.binding.strict", env: ["WEBHOOK_BINDING_STRICT"], kind: "bool", default: "false", help: "deny bindings whose lookup labels match no identity" },
   { group: "Webhook", name: "webhook.service.name", env: ["WEBHOOK_SERVICE_NAME"], kind: "string", default: "azure-msi-operator-webhook", help: "Service in front of the webhook (certificate SANs)" },
   { group: "Webhook", name: "webhook.config.validating", env: ["WEBHOOK_CONFIG_VALIDATING"], kind: "string", default: "azure-msi-operator", help: "ValidatingWebhookConfiguration whose caBundle is kept right" },

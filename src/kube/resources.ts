@@ -5,6 +5,10 @@ export const AAD_VERSION = "v1";
 export const AAD_API_VERSION = `${AAD_GROUP}/${AAD_VERSION}`;
 export const AZURE_IDENTITIES = "azureidentities";
 export const AZURE_IDENTITY_BINDINGS = "azureidentitybindings";
+/** MIC writes these; NMI serves a pod every one that names it, from any namespace. */
+export const AZURE_ASSIGNED_IDENTITIES = "azureassignedidentities";
+/** Pods these match skip NMI and reach the node's IMDS, i.e. every identity on the node. */
+export const AZURE_POD_IDENTITY_EXCEPTIONS = "azurepodidentityexceptions";
 
 /** The ownership marker: objects with it are the operator's, and only they are watched and changed. */
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";

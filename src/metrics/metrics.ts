@@ -54,6 +54,12 @@ export class Metrics {
   });
   readonly admissionUnowned = new Counter({ name: "azuremsi_admission_unowned_total", help: "Admission requests for resources this webhook does not own (a mis-scoped configuration)", labelNames: ["webhook", "resource"], registers: [this.registry] });
 
+  readonly namespacedIdentities = new Gauge({
+    name: "azuremsi_identities_namespaced",
+    help: "1 when identities carry aadpodidentity.k8s.io/Behavior: namespaced; 0: MIC matches them to pods of every namespace through a binding's selector",
+    registers: [this.registry],
+  });
+
   readonly leader = new Gauge({ name: "azuremsi_leader", help: "1 while this instance holds the leader Lease", registers: [this.registry] });
   readonly leaderTransitions = new Counter({ name: "azuremsi_leader_transitions_total", help: "Times this instance gained or lost leadership", labelNames: ["event"], registers: [this.registry] });
 

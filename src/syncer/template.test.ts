@@ -201,3 +201,10 @@ test("property: translated Go templates render what Go renders", () => {
     { numRuns: 1000 },
   );
 });
+
+test("the tag keys a template reads are known, so a denial can name the tag to set", () => {
+  assert.deepEqual(compile('{{index .Tags "k8snamespace"}}').tags, ["k8snamespace"]);
+  assert.deepEqual(compile('{{ .Tags.team }},{{ index .Tags "k8s-namespace" }}').tags, ["team", "k8s-namespace"]);
+  assert.deepEqual(compile('{{ Tags["k8s-ns"] | downcase }}{% assign t = Tags.owner %}{{ t }}{{ Tags["k8s-ns"] }}').tags, ["k8s-ns", "owner"]);
+  assert.deepEqual(compile("{{ Name }}").tags, []);
+});

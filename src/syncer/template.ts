@@ -27,6 +27,8 @@ export interface CompiledTemplate {
   readonly dialect: "go" | "liquid";
   /** The Liquid source that is rendered. */
   readonly liquid: string;
+  /** The MSI tag keys the template reads (Tags.x, Tags["x"]), in order of first use. */
+  readonly tags: readonly string[];
   /** Throws only on a render-time Liquid error (e.g. a filter given a bad argument). */
   render(fields: Readonly<Record<string, unknown>>): string;
 }
@@ -94,10 +96,19 @@ export function compileTemplate(source: string, flagName: string): CompileResult
       source,
       dialect,
       liquid,
+      tags: tagsRead(parsed),
       // A copy: increment/decrement write into the scope object, and one MSI must not affect the next.
       render: (fields) => String(engine.renderSync(parsed, { ...fields }) ?? ""),
     },
   };
+}
+
+function tagsRead(parsed: Template[]): string[] {
+  const keys = engine
+    .globalVariableSegmentsSync(parsed)
+    .filter((segments) => segments[0] === "Tags" && typeof segments[1] === "string")
+    .map((segments) => String(segments[1]));
+  return [...new Set(keys)];
 }
 
 /**

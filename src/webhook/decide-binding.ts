@@ -1,7 +1,7 @@
 import { lookupValuesOf, matchingIdentity, type LookupValues } from "../kube/lookup.js";
 import { AZURE_IDENTITY_BINDINGS, type AzureIdentity } from "../kube/resources.js";
 import type { AdmissionRequest, Decision, JsonPatchOperation, KubeObject } from "./admission.js";
-import { unowned } from "./decide-identity.js";
+import { unowned } from "./unowned.js";
 
 export interface BindingPolicy {
   /** Lookup label keys; undefined when --kubernetes.label.format is empty (nothing to fill). */

@@ -5,53 +5,94 @@ import jsonpatch from "fast-json-patch";
 import { lookupLabelKeys } from "../kube/lookup.js";
 import type { AzureIdentity } from "../kube/resources.js";
 import { azureIdentityPatch, decideBinding, type BindingPolicy } from "./decide-binding.js";
-import { decideIdentity, type IdentityPolicy } from "./decide-identity.js";
+import { decideGuarded, type GuardedKind, type GuardPolicy } from "./decide-guard.js";
 import { loadReview } from "./fixtures.js";
 import { admissionResponse } from "./respond.js";
 
-const policy: IdentityPolicy = {
-  operatorUser: "system:serviceaccount:azure-msi-operator:azure-msi-operator",
-  allowedUsers: new Set(["break-glass"]),
-  allowedGroups: new Set(["system:masters"]),
+const OPERATOR = "system:serviceaccount:azure-msi-operator:azure-msi-operator";
+const MIC = "system:serviceaccount:default:aad-pod-id-mic-service-account";
+const policy: GuardPolicy = {
+  operatorUser: OPERATOR,
+  adminUsers: new Set(["break-glass"]),
+  adminGroups: new Set(["system:masters"]),
+  micUsers: new Set([MIC]),
+  namespaceTags: ["k8snamespace"],
 };
 
-describe("validate AzureIdentity", () => {
-  test("a developer's create is denied with 403 and a message that says how to get an identity", () => {
-    const decision = decideIdentity(loadReview("identity-create-by-developer").request, policy);
-    assert.equal(decision.allowed, false);
-    assert.equal(decision.code, 403);
-    assert.match(decision.message ?? "", /jane may not create them/);
-    assert.match(decision.message ?? "", /k8snamespace: team-a/);
+/** Each guarded kind with a developer's create of it, and who besides the admins writes it. */
+const KINDS: ReadonlyArray<{ kind: GuardedKind; fixture: string; writer: string | undefined; instead: RegExp }> = [
+  { kind: "AzureIdentity", fixture: "identity-create-by-developer", writer: OPERATOR, instead: /tags the user-assigned managed identity in Azure with k8snamespace: team-a/ },
+  { kind: "AzureAssignedIdentity", fixture: "assigned-identity-create-by-developer", writer: MIC, instead: /label the pod aadpodidbinding: <selector> matching an AzureIdentityBinding in "team-a"/ },
+  { kind: "AzurePodIdentityException", fixture: "exception-create-by-developer", writer: undefined, instead: /use an AzureIdentityBinding/ },
+];
+
+describe("validate the kinds that decide who gets a token", () => {
+  for (const { kind, fixture, writer, instead } of KINDS) {
+    test(`${kind}: a developer's create, change and delete are denied with 403 and what to do instead; dry-run too`, () => {
+      for (const operation of ["CREATE", "UPDATE", "DELETE"] as const) {
+        for (const dryRun of [false, true]) {
+          const review = loadReview(fixture);
+          review.request.operation = operation;
+          review.request.dryRun = dryRun;
+          const decision = decideGuarded(kind, review.request, policy);
+          assert.equal(decision.allowed, false, `${operation} dryRun=${dryRun}`);
+          assert.equal(decision.code, 403);
+          assert.match(decision.message ?? "", new RegExp(`^${kind} objects are .*: jane may not ${{ CREATE: "create", UPDATE: "change", DELETE: "delete" }[operation]} them\\. `));
+          assert.match(decision.message ?? "", instead);
+        }
+      }
+    });
+
+    test(`${kind}: admins pass; ${writer ? "its writer passes, the other writers do not" : "nobody else, not even the operator or MIC"}`, () => {
+      const pass = (userInfo: { username: string; groups?: string[] }) => {
+        const review = loadReview(fixture);
+        review.request.userInfo = userInfo;
+        return decideGuarded(kind, review.request, policy).allowed;
+      };
+      assert.equal(pass({ username: "break-glass" }), true);
+      assert.equal(pass({ username: "admin", groups: ["system:masters"] }), true);
+      for (const user of [OPERATOR, MIC]) assert.equal(pass({ username: user, groups: ["system:serviceaccounts"] }), user === writer, user);
+    });
+
+    test(`${kind}: namespace cleanup controllers may delete, but not create or change`, () => {
+      const review = loadReview(fixture);
+      review.request.userInfo = { username: "system:serviceaccount:kube-system:namespace-controller" };
+      for (const [operation, allowed] of [["DELETE", true], ["CREATE", false], ["UPDATE", false]] as const) {
+        review.request.operation = operation;
+        assert.equal(decideGuarded(kind, review.request, policy).allowed, allowed, operation);
+      }
+    });
+  }
+
+  test("an UPDATE that only changes an AzureAssignedIdentity's status is judged like any other (the CRD has no status subresource)", () => {
+    const review = loadReview("assigned-identity-status-update-by-developer");
+    assert.notDeepEqual(review.request.object?.status, review.request.oldObject?.status);
+    assert.equal(decideGuarded("AzureAssignedIdentity", review.request, policy).allowed, false);
+    review.request.userInfo = { username: MIC };
+    assert.equal(decideGuarded("AzureAssignedIdentity", review.request, policy).allowed, true);
   });
 
-  test("dry-run is judged the same", () => {
-    const review = loadReview("identity-create-by-developer");
-    review.request.dryRun = true;
-    assert.equal(decideIdentity(review.request, policy).allowed, false);
+  test("the AzureIdentity denial names the tags the namespace template reads", () => {
+    const request = loadReview("identity-create-by-developer").request;
+    assert.match(decideGuarded("AzureIdentity", request, { ...policy, namespaceTags: ["team"] }).message ?? "", /with team: team-a;/);
+    assert.match(decideGuarded("AzureIdentity", request, { ...policy, namespaceTags: ["k8s-ns", "team"] }).message ?? "", /with k8s-ns: team-a or team: team-a;/);
+    assert.match(decideGuarded("AzureIdentity", request, { ...policy, namespaceTags: [] }).message ?? "", /with the tag your namespace template reads set to team-a;/);
+    assert.doesNotMatch(decideGuarded("AzureIdentity", request, { ...policy, namespaceTags: ["team"] }).message ?? "", /k8snamespace/);
   });
 
-  test("the operator, allowed users and allowed groups pass", () => {
-    for (const userInfo of [{ username: policy.operatorUser }, { username: "break-glass" }, { username: "admin", groups: ["system:masters"] }]) {
+  test("the namespace-controller fixture (a real DELETE) passes", () => {
+    assert.equal(decideGuarded("AzureIdentity", loadReview("identity-delete-by-namespace-controller").request, policy).allowed, true);
+  });
+
+  test("a resource a validating webhook does not guard is allowed with a warning, also another guarded kind sent to the wrong path", () => {
+    for (const resource of [{ group: "", version: "v1", resource: "configmaps" }, { group: "aadpodidentity.k8s.io", version: "v1", resource: "azureassignedidentities" }]) {
       const review = loadReview("identity-create-by-developer");
-      review.request.userInfo = userInfo;
-      assert.equal(decideIdentity(review.request, policy).allowed, true, userInfo.username);
+      review.request.resource = resource;
+      const decision = decideGuarded("AzureIdentity", review.request, policy);
+      assert.equal(decision.allowed, true);
+      assert.equal(decision.result, "unowned");
+      assert.match(decision.warnings?.[0] ?? "", new RegExp(resource.resource));
     }
-  });
-
-  test("namespace cleanup controllers may delete, but not create", () => {
-    const review = loadReview("identity-delete-by-namespace-controller");
-    assert.equal(decideIdentity(review.request, policy).allowed, true);
-    review.request.operation = "CREATE";
-    assert.equal(decideIdentity(review.request, policy).allowed, false);
-  });
-
-  test("a resource it does not own is allowed with a warning", () => {
-    const review = loadReview("identity-create-by-developer");
-    review.request.resource = { group: "", version: "v1", resource: "configmaps" };
-    const decision = decideIdentity(review.request, policy);
-    assert.equal(decision.allowed, true);
-    assert.equal(decision.result, "unowned");
-    assert.match(decision.warnings?.[0] ?? "", /configmaps/);
   });
 });
 

@@ -5,11 +5,21 @@ import type { Pem } from "../../certs/pki.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { admissionReviewSchema, type AdmissionReview, type Decision } from "./admission.js";
 import { decideBinding, type BindingPolicy } from "./decide-binding.js";
-import { decideIdentity, type IdentityPolicy } from "./decide-identity.js";
+import { decideGuarded, type GuardedKind, type GuardPolicy } from "./decide-guard.js";
 import { admissionResponse } from "./respond.js";
 
 export const VALIDATE_IDENTITY_PATH = "/validate/azureidentity";
+export const VALIDATE_ASSIGNED_IDENTITY_PATH = "/validate/azureassignedidentity";
+export const VALIDATE_EXCEPTION_PATH = "/validate/azurepodidentityexception";
 export const MUTATE_BINDING_PATH = "/mutate/azureidentitybinding";
+
+/** The validating webhooks: one path (and metrics label) per guarded kind. */
+export const VALIDATING_WEBHOOKS: ReadonlyArray<{ path: string; webhook: string; kind: GuardedKind }> = [
+  { path: VALIDATE_IDENTITY_PATH, webhook: "validate-azureidentity", kind: "AzureIdentity" },
+  { path: VALIDATE_ASSIGNED_IDENTITY_PATH, webhook: "validate-azureassignedidentity", kind: "AzureAssignedIdentity" },
+  { path: VALIDATE_EXCEPTION_PATH, webhook: "validate-azurepodidentityexception", kind: "AzurePodIdentityException" },
+];
+export const WEBHOOK_PATHS: readonly string[] = [...VALIDATING_WEBHOOKS.map((entry) => entry.path), MUTATE_BINDING_PATH];
 
 /** Room for an AdmissionReview carrying two objects of etcd's 1.5 MiB maximum, plus the envelope. */
 export const ADMISSION_BODY_LIMIT = 3.5 * 1024 * 1024;
@@ -18,7 +28,7 @@ export interface WebhookServerOptions {
   host: string;
   port: number;
   tls: Pem;
-  identityPolicy: () => IdentityPolicy;
+  guardPolicy: GuardPolicy;
   bindingPolicy: BindingPolicy;
   metrics: Metrics;
   log: Logger;
@@ -36,8 +46,6 @@ export interface WebhookServer {
   drain(): void;
   close(): Promise<void>;
 }
-
-type Webhook = "validate-azureidentity" | "mutate-azureidentitybinding";
 
 /**
  * The admission HTTPS server: parse (JSON schema, no coercion) -> decide (pure, from the in-memory
@@ -70,10 +78,10 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     if (draining) void reply.header("connection", "close");
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ error: "Not Found", message: `no webhook at ${request.method} ${request.url}; use POST ${VALIDATE_IDENTITY_PATH} or POST ${MUTATE_BINDING_PATH}` });
+    void reply.code(404).send({ error: "Not Found", message: `no webhook at ${request.method} ${request.url}; use POST on one of ${WEBHOOK_PATHS.join(", ")}` });
   });
 
-  const route = (path: string, webhook: Webhook, decide: (review: AdmissionReview) => Decision, onError: (error: Error) => Decision) => {
+  const route = (path: string, webhook: string, decide: (review: AdmissionReview) => Decision, onError: (error: Error) => Decision) => {
     app.post<{ Body: AdmissionReview }>(path, { schema: { body: admissionReviewSchema } }, async (request) => {
       const started = process.hrtime.bigint();
       const review = request.body;
@@ -94,12 +102,14 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       return admissionResponse(review.apiVersion, review.request.uid, decision);
     });
   };
-  route(VALIDATE_IDENTITY_PATH, "validate-azureidentity", (review) => decideIdentity(review.request, options.identityPolicy()), (error) => ({
-    allowed: false,
-    code: 500,
-    result: "error",
-    message: `azure-msi-operator webhook could not decide (${error.message}); denied to stay safe`,
-  }));
+  for (const { path, webhook, kind } of VALIDATING_WEBHOOKS) {
+    route(path, webhook, (review) => decideGuarded(kind, review.request, options.guardPolicy), (error) => ({
+      allowed: false,
+      code: 500,
+      result: "error",
+      message: `azure-msi-operator webhook could not decide (${error.message}); denied to stay safe`,
+    }));
+  }
   route(MUTATE_BINDING_PATH, "mutate-azureidentitybinding", (review) => decideBinding(review.request, options.bindingPolicy), (error) => ({
     allowed: true,
     result: "error",

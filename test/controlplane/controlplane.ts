@@ -283,8 +283,13 @@ export class ControlPlane {
   }
 
   kubectl(who: Who, args: string[], options: { stdin?: string } = {}): Promise<KubectlResult> {
+    return this.kubectlWith(this.kubeconfigPath(who), args, options);
+  }
+
+  /** kubectl with another kubeconfig, e.g. one from serviceAccountKubeconfig(). */
+  kubectlWith(kubeconfig: string, args: string[], options: { stdin?: string } = {}): Promise<KubectlResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.assets.kubectl, [`--kubeconfig=${this.kubeconfigPath(who)}`, ...args], {
+      const child = spawn(this.assets.kubectl, [`--kubeconfig=${kubeconfig}`, ...args], {
         stdio: ["pipe", "pipe", "pipe"],
       });
       let stdout = "";

@@ -4,11 +4,12 @@
 import fc from "fast-check";
 import jsonpatch from "fast-json-patch";
 import type { AzureIdentity } from "../../src/kube/resources.js";
-import { ADMISSION_BODY_LIMIT, MUTATE_BINDING_PATH, VALIDATE_IDENTITY_PATH } from "../../src/webhook/server.js";
-import { NAMESPACE_CLEANUP_USERS } from "../../src/webhook/decide-identity.js";
-import { TEST_LOOKUP_KEYS, TEST_OPERATOR_USER, type Answer } from "./webhook-server.js";
+import { ADMISSION_BODY_LIMIT, MUTATE_BINDING_PATH, VALIDATE_ASSIGNED_IDENTITY_PATH, VALIDATE_EXCEPTION_PATH, VALIDATE_IDENTITY_PATH } from "../../src/webhook/server.js";
+import { NAMESPACE_CLEANUP_USERS } from "../../src/webhook/decide-guard.js";
+import { TEST_LOOKUP_KEYS, TEST_MIC_USER, TEST_OPERATOR_USER, type Answer } from "./webhook-server.js";
 
 const AAD = "aadpodidentity.k8s.io";
+const GUARDED_RESOURCES = ["azureidentities", "azureassignedidentities", "azurepodidentityexceptions"] as const;
 const SUB_A = "00000000-0000-0000-0000-00000000000a";
 const SUB_B = "00000000-0000-0000-0000-00000000000b";
 const API_VERSIONS = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"] as const;
@@ -83,7 +84,7 @@ const kubeObject: fc.Arbitrary<JsonObject> = fc
 
 const userInfo = fc.record(
   {
-    username: fc.oneof(fc.constantFrom(TEST_OPERATOR_USER, "jane", "admin", ...NAMESPACE_CLEANUP_USERS), text),
+    username: fc.oneof(fc.constantFrom(TEST_OPERATOR_USER, TEST_MIC_USER, "jane", "admin", ...NAMESPACE_CLEANUP_USERS), text),
     uid: text,
     groups: fc.array(fc.oneof(fc.constantFrom("system:masters", "dev-team", "system:authenticated"), text), { maxLength: 4 }),
     extra: clean(fc.dictionary(text, fc.array(text, { maxLength: 3 }), { maxKeys: 3 })),
@@ -92,8 +93,8 @@ const userInfo = fc.record(
 );
 
 const resource = fc.oneof(
-  fc.constantFrom({ group: AAD, version: "v1", resource: "azureidentities" }, { group: AAD, version: "v1", resource: "azureidentitybindings" }),
-  fc.record({ group: fc.oneof(fc.constant(AAD), text), version: text, resource: fc.oneof(fc.constantFrom("azureidentities", "azureidentitybindings", "pods"), text) }),
+  fc.constantFrom(...GUARDED_RESOURCES, "azureidentitybindings").map((name) => ({ group: AAD, version: "v1", resource: name })),
+  fc.record({ group: fc.oneof(fc.constant(AAD), text), version: text, resource: fc.oneof(fc.constantFrom(...GUARDED_RESOURCES, "azureidentitybindings", "pods"), text) }),
 );
 
 /** A review that satisfies the webhook's schema; extra fields the API server sends ride along. */
@@ -202,7 +203,13 @@ const withToString = (fields: Omit<FuzzCase, typeof fc.toStringMethod>): FuzzCas
   },
 });
 
-const endpoint = fc.constantFrom(VALIDATE_IDENTITY_PATH, MUTATE_BINDING_PATH);
+/** Each validating path and the resource it guards. */
+const GUARDED_PATHS: ReadonlyArray<[string, string]> = [
+  [VALIDATE_IDENTITY_PATH, "azureidentities"],
+  [VALIDATE_ASSIGNED_IDENTITY_PATH, "azureassignedidentities"],
+  [VALIDATE_EXCEPTION_PATH, "azurepodidentityexceptions"],
+];
+const endpoint = fc.constantFrom(...GUARDED_PATHS.map(([path]) => path), MUTATE_BINDING_PATH);
 // The API server calls `<url>?timeout=5s`; the query must not change the routing.
 const endpointWithQuery = fc.tuple(endpoint, fc.boolean()).map(([path, query]) => (query ? `${path}?timeout=5s` : path));
 const jsonContentType = fc.constantFrom("application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8");
@@ -351,17 +358,24 @@ function judgeReviewAnswer(fuzz: FuzzCase, parsed: ResponseBody): string[] {
   if (response.allowed === false && (typeof response.status?.message !== "string" || typeof response.status.code !== "number")) problems.push("a denial without status code and message");
   if (response.warnings !== undefined && (!Array.isArray(response.warnings) || response.warnings.some((warning) => typeof warning !== "string" || !/^[\x20-\x7e]{1,256}$/.test(warning)))) problems.push(`warnings not short printable strings: ${JSON.stringify(response.warnings)}`);
   if (response.patch !== undefined) problems.push(...judgePatch(fuzz, request, response.patch, response.patchType));
-  if (request && fuzz.path.startsWith(VALIDATE_IDENTITY_PATH) && response.allowed === true && !mayChangeIdentities(request)) problems.push(`allowed ${String(request.operation)} of an AzureIdentity by ${JSON.stringify(request.userInfo)}`);
+  const guarded = GUARDED_PATHS.find(([path]) => fuzz.path.split("?")[0] === path);
+  if (request && guarded && response.allowed === true && !mayWrite(guarded[1], request)) problems.push(`allowed ${String(request.operation)} of ${guarded[1]} by ${JSON.stringify(request.userInfo)}`);
   if (request && fuzz.path.startsWith(MUTATE_BINDING_PATH) && response.allowed !== true) problems.push("the mutating webhook denied without --webhook.binding.strict");
   return problems;
 }
 
-/** The security property: only the operator, system:masters and (for deletes) namespace cleanup get through. */
-function mayChangeIdentities(request: JsonObject): boolean {
+/**
+ * The security property, written out again rather than imported: system:masters and (for deletes)
+ * namespace cleanup get through everywhere; besides them only the operator writes AzureIdentities
+ * and only MIC writes AzureAssignedIdentities. A request routed to the wrong path is not guarded there.
+ */
+function mayWrite(guardedResource: string, request: JsonObject): boolean {
   const resource = request.resource as { group: string; resource: string };
-  if (resource.group !== AAD || resource.resource !== "azureidentities") return true;
+  if (resource.group !== AAD || resource.resource !== guardedResource) return true;
   const user = request.userInfo as { username?: string; groups?: string[] };
-  if (user.username === TEST_OPERATOR_USER || (user.groups ?? []).includes("system:masters")) return true;
+  if ((user.groups ?? []).includes("system:masters")) return true;
+  if (guardedResource === "azureidentities" && user.username === TEST_OPERATOR_USER) return true;
+  if (guardedResource === "azureassignedidentities" && user.username === TEST_MIC_USER) return true;
   return request.operation === "DELETE" && NAMESPACE_CLEANUP_USERS.has(user.username ?? "");
 }
 

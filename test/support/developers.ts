@@ -4,13 +4,14 @@ import type { ControlPlane } from "../controlplane/controlplane.js";
 const AAD_GROUP = "aadpodidentity.k8s.io";
 
 /**
- * A team namespace where group dev-team (jane's) may do everything on aadpodidentity.k8s.io, the
- * broad RBAC a developer often has: only the webhooks stand between her and the AzureIdentities.
+ * A team namespace where group dev-team (jane's) may do everything on aadpodidentity.k8s.io and on
+ * pods, the broad RBAC a developer often has (aad-pod-identity's chart grants every namespace editor
+ * its kinds): only the webhooks stand between her and the identities.
  */
 export async function createTeamNamespace(plane: ControlPlane, name: string): Promise<void> {
   await plane.api("admin", CoreV1Api).createNamespace({ body: { metadata: { name } } });
   const rbac = plane.api("admin", RbacAuthorizationV1Api);
-  await rbac.createNamespacedRole({ namespace: name, body: { metadata: { name: "aad-everything" }, rules: [{ apiGroups: [AAD_GROUP], resources: ["*"], verbs: ["*"] }] } });
+  await rbac.createNamespacedRole({ namespace: name, body: { metadata: { name: "aad-everything" }, rules: [{ apiGroups: [AAD_GROUP], resources: ["*"], verbs: ["*"] }, { apiGroups: [""], resources: ["pods"], verbs: ["*"] }] } });
   await rbac.createNamespacedRoleBinding({
     namespace: name,
     body: { metadata: { name: "dev-team-aad" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "aad-everything" }, subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "dev-team" }] },

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { loadAllYaml, type KubernetesObject } from "@kubernetes/client-node";
+import { loadAllYaml, type KubernetesObject, type V1Deployment } from "@kubernetes/client-node";
+import { OPERATOR_NAMESPACE } from "../controlplane/controlplane.js";
 
 export const MANIFESTS_ROOT = fileURLToPath(new URL("../../manifests/", import.meta.url));
 /** The operator's objects (`kubectl apply -k manifests/` builds on this directory). */
@@ -27,4 +28,21 @@ export async function webhookConfigurationsFor(baseUrl: string): Promise<Kuberne
     }
   }
   return objects;
+}
+
+/** Env of the Deployment's container as the pod would see it, downward API values filled in. */
+export function podEnv(deployment: V1Deployment, pod = "azure-msi-operator-abc12"): Record<string, string> {
+  const fieldValues: Record<string, string> = { "spec.nodeName": "node-1", "metadata.namespace": OPERATOR_NAMESPACE, "metadata.name": pod };
+  const env: Record<string, string> = {};
+  for (const variable of deployment.spec?.template.spec?.containers[0]?.env ?? []) {
+    const path = variable.valueFrom?.fieldRef?.fieldPath;
+    env[variable.name] = path ? (fieldValues[path] ?? "") : (variable.value ?? "");
+  }
+  return env;
+}
+
+/** The shipped Deployment's env, as the pod named `pod` sees it. */
+export async function shippedEnv(pod: string): Promise<Record<string, string>> {
+  const deployment = (await loadManifest("deployment.yaml")).find((object) => object.kind === "Deployment") as V1Deployment;
+  return podEnv(deployment, pod);
 }

@@ -10,6 +10,7 @@ import { startWebhookServer, type WebhookServer } from "../../src/webhook/server
 import { ensureTestCa } from "./test-ca.js";
 
 export const TEST_OPERATOR_USER = "system:serviceaccount:op:op";
+export const TEST_MIC_USER = "system:serviceaccount:default:aad-pod-id-mic-service-account";
 export const TEST_LOOKUP_KEYS = lookupLabelKeys("msi.azure.k8s.io/%s")!;
 
 export interface Answer {
@@ -49,7 +50,7 @@ export async function startTestWebhook(options: TestWebhookOptions = {}): Promis
     host: "127.0.0.1",
     port: 0,
     tls,
-    identityPolicy: () => ({ operatorUser: TEST_OPERATOR_USER, allowedUsers: new Set(), allowedGroups: new Set(["system:masters"]) }),
+    guardPolicy: { operatorUser: TEST_OPERATOR_USER, adminUsers: new Set(), adminGroups: new Set(["system:masters"]), micUsers: new Set([TEST_MIC_USER]), namespaceTags: ["k8snamespace"] },
     bindingPolicy: { lookupKeys: TEST_LOOKUP_KEYS, strict: options.strict ?? false, identitiesIn: options.identitiesIn ?? (() => []) },
     metrics,
     log: pino({ level: "silent" }),
