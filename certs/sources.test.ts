@@ -22,6 +22,7 @@ test("bring-your-own files are loaded, reloaded when they change, and a broken p
   await writeFile(certFile, first.cert);
   await writeFile(keyFile, first.key);
   const source = new FileCertSource(certFile, keyFile, pino({ level: "silent" }), 50);
+  source.start();
   try {
     assert.equal((await source.ready()).cert, first.cert);
     const changed = new Promise<Pem>((resolve) => source.onChange(resolve));

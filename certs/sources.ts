@@ -14,6 +14,8 @@ export interface CertSource {
   ready(): Promise<Pem>;
   current(): Pem | undefined;
   onChange(listener: (pem: Pem) => void): void;
+  /** Starts reading (a watch, a file poll); nothing happens before. */
+  start(): void;
   stop(): void;
 }
 
@@ -61,6 +63,7 @@ abstract class BaseSource implements CertSource {
     for (const listener of this.listeners) listener(pem);
   }
 
+  abstract start(): void;
   abstract stop(): void;
 }
 
@@ -82,6 +85,9 @@ export class SecretCertSource extends BaseSource {
     };
     this.informer.on("add", load);
     this.informer.on("update", load);
+  }
+
+  start(): void {
     this.informer.start();
   }
 
@@ -94,10 +100,14 @@ export class SecretCertSource extends BaseSource {
 export class FileCertSource extends BaseSource {
   private readonly paths: string[];
 
-  constructor(private readonly certFile: string, private readonly keyFile: string, log: Logger, pollMs = 1_000) {
+  constructor(private readonly certFile: string, private readonly keyFile: string, log: Logger, private readonly pollMs = 1_000) {
     super(log);
     this.paths = [certFile, keyFile];
-    for (const path of this.paths) watchFile(path, { interval: pollMs }, () => void this.load());
+  }
+
+  start(): void {
+    // load() logs its own failures; the next change of either file tries again.
+    for (const path of this.paths) watchFile(path, { interval: this.pollMs }, () => void this.load());
     void this.load();
   }
 

@@ -1,56 +1,41 @@
-import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import type { V1Lease, V1Namespace } from "@kubernetes/client-node";
+import { hostname } from "node:os";
+import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { CertManager, serviceNames } from "../certs/manager.js";
+import { CertManager } from "../certs/manager.js";
 import { FileCertSource, SecretCertSource, type CertSource } from "../certs/sources.js";
-import { certificateWindow } from "../certs/state.js";
+import type { SubscriptionListing } from "./azure/types.js";
 import type { Config } from "./config/config.js";
 import { rotationLeadMs } from "./config/values.js";
-import { leaderLease, lookupBindings, namespaces, ownedIdentities } from "./kube/caches.js";
+import { CertDuty } from "./duties/certs.js";
+import { informerDuty } from "./duties/informer.js";
+import { LeaseDuty } from "./duties/lease.js";
+import { OpsDuty } from "./duties/ops.js";
+import { SyncerDuty, type SyncerDutyDeps } from "./duties/syncer.js";
+import { WebhookDuty } from "./duties/webhook.js";
+import { leaderLease, ownedIdentities, type CacheOptions } from "./kube/caches.js";
 import { kubeClients, whoAmI, type KubeClients } from "./kube/clients.js";
 import type { Informer } from "./kube/informer.js";
-import { lookupLabelKeys } from "./kube/lookup.js";
-import type { AzureIdentity, AzureIdentityBinding } from "./kube/resources.js";
+import type { AzureIdentity } from "./kube/resources.js";
 import { LeaderElector } from "./leader/elector.js";
+import { DutyManager, type LeaderDutyFactory } from "./lifecycle/duty.js";
 import type { Metrics } from "./metrics/metrics.js";
-import { startOpsServer } from "./ops/server.js";
-import type { DesiredStateOptions } from "./syncer/desired.js";
-import { Syncer, type SubscriptionListing, type SyncSummary } from "./syncer/syncer.js";
-import { IdentityWriter } from "./syncer/writer.js";
+import { sleep } from "./retry/backoff.js";
+import type { SyncSummary } from "./syncer/syncer.js";
 import { NAMESPACE_CLEANUP_USERS, type GuardPolicy } from "./webhook/decide-guard.js";
-import { startWebhookServer, type WebhookServer } from "./webhook/server.js";
-import type { KubeConfig } from "@kubernetes/client-node";
+
+export { desiredOptionsFrom } from "./duties/syncer.js";
 
 export interface AppDeps {
   config: Config;
   kubeConfig: KubeConfig;
   metrics: Metrics;
   log: Logger;
-  listAzure: () => Promise<SubscriptionListing[]>;
+  listAzure: (signal?: AbortSignal) => Promise<SubscriptionListing[]>;
   /** Tests shorten watch timeouts to bound silent-watch recovery. */
   watchTimeoutSeconds?: number;
   /** How often the leader checks certificates; defaults to a tenth of the serving validity, 10 s to 10 min. */
   certCheckIntervalMs?: number;
-}
-
-/** Go's ":8080" means every interface; "::" is that for IPv6 and (dual-stack) IPv4 alike. */
-function listenHost(host: string | undefined): string {
-  return host ?? "::";
-}
-
-export function desiredOptionsFrom(config: Config): (now: Date) => DesiredStateOptions {
-  const { azureIdentity, kubernetes } = config;
-  return (now) => ({
-    namespaceTemplate: azureIdentity.namespaceTemplate,
-    resourceNameTemplate: azureIdentity.resourceNameTemplate,
-    labelFormat: kubernetes.labelFormat,
-    ignoredNamespaces: new Set(kubernetes.namespaceIgnore),
-    namespaced: azureIdentity.namespaced,
-    ...(azureIdentity.expiry.enable
-      ? { expiry: { annotation: azureIdentity.expiry.annotation, value: azureIdentity.expiry.timeFormat.format(new Date(now.getTime() + azureIdentity.expiry.durationMs)) } }
-      : {}),
-  });
 }
 
 /** Who may write the guarded kinds: fixed once the operator's own user is known. */
@@ -65,32 +50,40 @@ export function guardPolicyFrom(config: Config, operatorUser: string): GuardPoli
 }
 
 /**
- * The whole operator in one process: caches and webhook on every replica, the syncer and the
- * certificate duties only on the Lease holder. Built from the one Config, with no module state, so
- * tests can run several in one process.
+ * The whole operator in one process: a list of duties and the order they start and stop in. Every
+ * replica runs the ops server, the webhook and the cache of operator-owned identities; the Lease
+ * holder also runs the syncer and the certificate duties. Built from the one Config, with no module
+ * state, so tests can run several in one process.
  */
 export class App {
   private readonly clients: KubeClients;
   private readonly identities: Informer<AzureIdentity>;
-  private namespacesCache: Informer<V1Namespace> | undefined;
-  private bindingsCache: Informer<AzureIdentityBinding> | undefined;
-  private syncer: Syncer | undefined;
+  private readonly cacheOptions: CacheOptions;
+  private readonly ops: OpsDuty;
+  private readonly webhook: WebhookDuty | undefined;
+  private readonly manager: DutyManager;
+  private lease: LeaseDuty | undefined;
   private elector: LeaderElector | undefined;
-  private leaseCache: Informer<V1Lease> | undefined;
-  private leading = false;
-  private certSource: CertSource | undefined;
-  private certManager: CertManager | undefined;
-  private certTimer: NodeJS.Timeout | undefined;
-  private webhook: WebhookServer | undefined;
-  private ops: { port: number; close: () => Promise<void> } | undefined;
   private operatorUser = "";
+  private leading = false;
   private shuttingDown = false;
   readonly identity: string;
 
   constructor(private readonly deps: AppDeps) {
+    const { config } = deps;
     this.clients = kubeClients(deps.kubeConfig);
-    this.identities = ownedIdentities(this.clients, deps.log, deps.metrics, { watchTimeoutSeconds: deps.watchTimeoutSeconds });
-    this.identity = deps.config.instance.pod ?? `${hostname()}-${randomBytes(3).toString("hex")}`;
+    this.cacheOptions = deps.watchTimeoutSeconds ? { watchTimeoutSeconds: deps.watchTimeoutSeconds } : {};
+    this.identities = ownedIdentities(this.clients, deps.log, deps.metrics, this.cacheOptions);
+    this.identity = config.instance.pod ?? `${hostname()}-${randomBytes(3).toString("hex")}`;
+    this.ops = new OpsDuty(config, deps.metrics, () => this.notReady());
+    const serveWebhooks = config.webhook.enable && config.command === "run";
+    const certSource = serveWebhooks ? this.certSource() : undefined;
+    this.webhook = certSource ? new WebhookDuty(config, certSource, this.identities, () => guardPolicyFrom(config, this.operatorUser), deps.metrics, deps.log) : undefined;
+    const certManager = serveWebhooks && !config.webhook.tls.files ? this.certManager() : undefined;
+    const leaderDuties: LeaderDutyFactory[] = [];
+    if (certManager) leaderDuties.push(() => new CertDuty(certManager, this.certCheckIntervalMs(), deps.metrics, deps.log));
+    leaderDuties.push(() => new SyncerDuty(this.syncerDeps()));
+    this.manager = new DutyManager(leaderDuties, deps.log);
   }
 
   get webhookPort(): number | undefined {
@@ -98,14 +91,19 @@ export class App {
   }
 
   get opsPort(): number | undefined {
-    return this.ops?.port;
+    return this.ops.port;
+  }
+
+  /** Handlers on the every-replica identities cache: flat across terms as leader, or something leaks. */
+  get identityCacheHandlers(): number {
+    return this.identities.handlerCount;
   }
 
   /** Why this replica should not get admission traffic yet, or undefined when it should. */
   notReady(): string | undefined {
     if (this.shuttingDown) return "shutting down";
     if (!this.identities.synced) return "AzureIdentity cache not synced";
-    if (this.deps.config.webhook.enable && !this.webhook) return "webhook certificate not loaded";
+    if (this.webhook && !this.webhook.loaded) return "webhook certificate not loaded";
     return undefined;
   }
 
@@ -117,55 +115,66 @@ export class App {
   async syncOnce(): Promise<SyncSummary> {
     this.operatorUser = await whoAmI(this.clients.authentication);
     this.deps.log.info({ user: this.operatorUser }, "one-shot sync");
-    this.identities.start();
-    await this.identities.waitForSync();
-    this.leading = true;
-    const syncer = await this.startSyncer(false);
+    const identities = informerDuty("AzureIdentity cache", this.identities);
+    const syncer = new SyncerDuty(this.syncerDeps(), false);
+    const abort = new AbortController();
     try {
-      return await syncer.fullSync();
+      await identities.start(abort.signal);
+      this.leading = true;
+      await syncer.start(abort.signal);
+      return await syncer.syncer!.fullSync();
     } finally {
-      this.stopSyncer();
-      this.identities.stop();
+      await syncer.stop();
+      await identities.stop();
     }
   }
 
   async start(): Promise<void> {
     const { config, log, metrics } = this.deps;
-    this.ops = await startOpsServer({
-      host: listenHost(config.server.bind.host),
-      port: config.server.bind.port,
-      readTimeoutMs: config.server.readTimeoutMs,
-      writeTimeoutMs: config.server.writeTimeoutMs,
-      metrics,
-      notReady: () => this.notReady(),
-    });
+    await this.manager.startDuty(this.ops);
     this.operatorUser = await whoAmI(this.clients.authentication);
     log.info({ user: this.operatorUser, identity: this.identity, command: config.command }, "starting");
     this.reportSecurityPosture();
-    this.identities.start();
-    if (config.webhook.enable && config.command === "run") await this.startWebhook();
-    await this.identities.waitForSync();
+    // The webhook before the cache has synced: it may need the leader to create its certificate,
+    // and readiness stays false until both are there.
+    if (this.webhook) await this.manager.startDuty(this.webhook);
+    await this.manager.startDuty(informerDuty("AzureIdentity cache", this.identities));
     log.info({ identities: this.identities.size }, "AzureIdentity cache synced");
-    if (config.lease.enable) {
-      this.elector = new LeaderElector(
-        this.clients.coordination,
-        { namespace: config.instance.namespace, name: config.lease.name, identity: this.identity, durationMs: config.lease.durationMs, renewDeadlineMs: config.lease.renewDeadlineMs, retryPeriodMs: config.lease.retryPeriodMs },
-        { onStartedLeading: () => void this.onLeadership(true), onStoppedLeading: () => void this.onLeadership(false) },
-        log,
-        metrics,
-      );
-      const elector = this.elector;
-      this.leaseCache = leaderLease(this.clients, config.instance.namespace, config.lease.name, log, metrics, { watchTimeoutSeconds: this.deps.watchTimeoutSeconds });
-      const released = (lease: V1Lease) => (lease.spec?.holderIdentity ?? "") === "" && elector.nudge();
-      this.leaseCache.on("add", released);
-      this.leaseCache.on("update", released);
-      this.leaseCache.on("delete", () => elector.nudge());
-      this.leaseCache.start();
-      elector.start();
-    } else {
+    if (!config.lease.enable) {
       metrics.leader.set(1);
-      await this.onLeadership(true);
+      this.leading = true;
+      await this.manager.startLeading();
+      return;
     }
+    this.elector = new LeaderElector(
+      this.clients.coordination,
+      { namespace: config.instance.namespace, name: config.lease.name, identity: this.identity, durationMs: config.lease.durationMs, renewDeadlineMs: config.lease.renewDeadlineMs, retryPeriodMs: config.lease.retryPeriodMs },
+      { onStartedLeading: () => this.onLeadership(true), onStoppedLeading: () => this.onLeadership(false) },
+      log,
+      metrics,
+    );
+    this.lease = new LeaseDuty(this.elector, leaderLease(this.clients, config.instance.namespace, config.lease.name, log, metrics, this.cacheOptions));
+    await this.manager.startDuty(this.lease);
+  }
+
+  /** Graceful: not ready at once, admission served for the delay, Lease released, everything closed. */
+  async shutdown(delayMs = this.deps.config.shutdown.delayMs): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    this.deps.log.info({ delayMs }, "shutting down: readiness off, admission still served during the delay");
+    this.webhook?.drain();
+    await this.manager.stopLeading();
+    await this.lease?.stop();
+    this.leading = false;
+    await sleep(delayMs);
+    await this.manager.stop();
+    this.deps.log.info("stopped");
+  }
+
+  private onLeadership(leading: boolean): void {
+    this.leading = leading;
+    // The manager serialises terms and logs a duty that fails; nothing here waits for it.
+    void (leading ? this.manager.startLeading() : this.manager.stopLeading());
   }
 
   /** What decides who gets a token here, said once at start-up (and the insecure part as a metric). */
@@ -178,145 +187,50 @@ export class App {
         "identities are not namespaced: MIC matches a pod of ANY namespace to them when its aadpodidbinding label equals the selector of a binding that references them, so one team can use another team's identity; set AZUREIDENTITY_NAMESPACED=true (the shipped Deployment does) or run MIC with --forceNamespaced",
       );
     }
-    if (config.webhook.enable && config.command === "run") {
-      log.info(
-        {
-          azureIdentities: [this.operatorUser, ...config.webhook.allowUsers, ...config.webhook.allowGroups.map((group) => `group:${group}`)],
-          azureAssignedIdentities: [...config.webhook.allowMic, ...config.webhook.allowUsers, ...config.webhook.allowGroups.map((group) => `group:${group}`)],
-          azurePodIdentityExceptions: [...config.webhook.allowUsers, ...config.webhook.allowGroups.map((group) => `group:${group}`)],
-          deleteOnNamespaceCleanup: [...NAMESPACE_CLEANUP_USERS],
-        },
-        "guard: only these users and groups may write the kinds that decide who gets a token",
-      );
-    }
-  }
-
-  private async onLeadership(leading: boolean): Promise<void> {
-    this.leading = leading;
-    if (leading) {
-      this.startCertDuties();
-      await this.startSyncer(this.deps.config.sync.watch);
-    } else {
-      clearInterval(this.certTimer);
-      this.stopSyncer();
-    }
-  }
-
-  private async startSyncer(watch: boolean): Promise<Syncer> {
-    const { config, log, metrics } = this.deps;
-    this.namespacesCache = namespaces(this.clients, log, metrics, { watchTimeoutSeconds: this.deps.watchTimeoutSeconds });
-    this.bindingsCache = config.azureIdentity.bindingSync ? lookupBindings(this.clients, config.kubernetes.labelFormat, log, metrics, { watchTimeoutSeconds: this.deps.watchTimeoutSeconds }) : undefined;
-    this.namespacesCache.start();
-    this.bindingsCache?.start();
-    await Promise.all([this.namespacesCache.waitForSync(), this.bindingsCache?.waitForSync()]);
-    const syncer = new Syncer(
+    if (!this.webhook) return;
+    const admins = [...config.webhook.allowUsers, ...config.webhook.allowGroups.map((group) => `group:${group}`)];
+    log.info(
       {
-        intervalMs: config.sync.intervalMs,
-        watch,
-        lockTimeMs: config.sync.lockTimeMs,
-        prune: config.azureIdentity.prune,
-        bindingSync: config.azureIdentity.bindingSync,
-        concurrency: config.sync.concurrency,
-        labelFormat: config.kubernetes.labelFormat,
-        desiredOptions: desiredOptionsFrom(config),
+        azureIdentities: [this.operatorUser, ...admins],
+        azureAssignedIdentities: [...config.webhook.allowMic, ...admins],
+        azurePodIdentityExceptions: admins,
+        deleteOnNamespaceCleanup: [...NAMESPACE_CLEANUP_USERS],
       },
-      {
-        listAzure: this.deps.listAzure,
-        identities: this.identities,
-        namespaces: this.namespacesCache,
-        bindings: this.bindingsCache,
-        writer: new IdentityWriter(this.clients.custom, () => this.canWrite(), metrics),
-        metrics,
-        log,
-      },
+      "guard: only these users and groups may write the kinds that decide who gets a token",
     );
-    this.syncer = syncer;
-    if (!this.shuttingDown && !(config.command === "sync" && config.once)) syncer.start();
-    return syncer;
   }
 
-  private stopSyncer(): void {
-    this.syncer?.stop();
-    this.syncer = undefined;
-    this.namespacesCache?.stop();
-    this.bindingsCache?.stop();
+  private syncerDeps(): SyncerDutyDeps {
+    const { config, listAzure, metrics, log } = this.deps;
+    return { config, clients: this.clients, identities: this.identities, listAzure, canWrite: () => this.canWrite(), metrics, log, cacheOptions: this.cacheOptions };
   }
 
-  private async startWebhook(): Promise<void> {
+  private certSource(): CertSource {
+    const { config, log } = this.deps;
+    const tls = config.webhook.tls;
+    return tls.files ? new FileCertSource(tls.files.certFile, tls.files.keyFile, log) : new SecretCertSource(this.clients.kubeConfig, this.clients.core, config.instance.namespace, tls.secretName, log);
+  }
+
+  private certManager(): CertManager {
     const { config, log, metrics } = this.deps;
     const tls = config.webhook.tls;
-    this.certSource = tls.files
-      ? new FileCertSource(tls.files.certFile, tls.files.keyFile, log)
-      : new SecretCertSource(this.clients.kubeConfig, this.clients.core, config.instance.namespace, tls.secretName, log);
-    if (!tls.files) {
-      const leadMs = rotationLeadMs(tls.rotate, tls.certValidityMs);
-      this.certManager = new CertManager(
-        {
-          namespace: config.instance.namespace,
-          secretName: tls.secretName,
-          serviceName: config.webhook.serviceName,
-          extraSans: tls.sans,
-          validatingWebhookConfiguration: config.webhook.validatingConfigName,
-          mutatingWebhookConfiguration: config.webhook.mutatingConfigName,
-          policy: { caValidityMs: tls.caValidityMs, leafValidityMs: tls.certValidityMs, rotateRemainingFraction: leadMs / tls.certValidityMs, propagationMs: Math.min(60_000, Math.max(2_000, tls.certValidityMs / 100)) },
-        },
-        { core: this.clients.core, admission: this.clients.admission, log, canWrite: () => this.canWrite(), onRotation: () => metrics.certificateRotations.inc() },
-      );
-    }
-    this.certSource.onChange((pem) => {
-      metrics.certificateExpiry.set({ certificate: "serving" }, certificateWindow(pem.cert).notAfter / 1000);
-      this.webhook?.updateTls(pem);
-    });
-    const keys = lookupLabelKeys(config.kubernetes.labelFormat);
-    const guard = guardPolicyFrom(config, this.operatorUser);
-    const startServer = async () => {
-      const pem = await this.certSource!.ready();
-      this.webhook = await startWebhookServer({
-        host: listenHost(config.webhook.bind.host),
-        port: config.webhook.bind.port,
-        tls: pem,
-        guardPolicy: guard,
-        bindingPolicy: { lookupKeys: keys, strict: config.webhook.bindingStrict, identitiesIn: (namespace) => this.identities.list(namespace) },
-        metrics,
-        log,
-      });
-      log.info({ port: this.webhook.port, sans: serviceNames(config.webhook.serviceName, config.instance.namespace).concat(tls.sans) }, "webhook serving");
-    };
-    // Without a certificate yet (a fresh cluster) the leader creates one; serving starts once it exists.
-    void startServer().catch((error: unknown) => log.error({ err: (error as Error).message }, "webhook server failed to start"));
+    const leadMs = rotationLeadMs(tls.rotate, tls.certValidityMs);
+    return new CertManager(
+      {
+        namespace: config.instance.namespace,
+        secretName: tls.secretName,
+        serviceName: config.webhook.serviceName,
+        extraSans: tls.sans,
+        validatingWebhookConfiguration: config.webhook.validatingConfigName,
+        mutatingWebhookConfiguration: config.webhook.mutatingConfigName,
+        policy: { caValidityMs: tls.caValidityMs, leafValidityMs: tls.certValidityMs, rotateRemainingFraction: leadMs / tls.certValidityMs, propagationMs: Math.min(60_000, Math.max(2_000, tls.certValidityMs / 100)) },
+      },
+      { core: this.clients.core, admission: this.clients.admission, log, canWrite: () => this.canWrite(), onRotation: () => metrics.certificateRotations.inc() },
+    );
   }
 
-  private startCertDuties(): void {
-    if (!this.certManager) return;
+  private certCheckIntervalMs(): number {
     const validity = this.deps.config.webhook.tls.certValidityMs;
-    const interval = this.deps.certCheckIntervalMs ?? Math.min(600_000, Math.max(10_000, validity / 10));
-    const run = () =>
-      void this.certManager!.reconcile()
-        .then((state) => {
-          if (state) this.deps.metrics.certificateExpiry.set({ certificate: "ca" }, certificateWindow(state.ca.cert).notAfter / 1000);
-        })
-        .catch((error: unknown) => this.deps.log.error({ err: (error as Error).message }, "certificate reconcile failed"));
-    run();
-    clearInterval(this.certTimer);
-    this.certTimer = setInterval(run, interval);
-  }
-
-  /** Graceful: not ready at once, admission served for the delay, Lease released, everything closed. */
-  async shutdown(delayMs = this.deps.config.shutdown.delayMs): Promise<void> {
-    if (this.shuttingDown) return;
-    this.shuttingDown = true;
-    this.deps.log.info({ delayMs }, "shutting down: readiness off, admission still served during the delay");
-    this.webhook?.drain();
-    clearInterval(this.certTimer);
-    this.stopSyncer();
-    this.leaseCache?.stop();
-    await this.elector?.stop(true);
-    this.leading = false;
-    await new Promise((resolve) => setTimeout(resolve, delayMs));
-    await this.webhook?.close();
-    this.certSource?.stop();
-    this.identities.stop();
-    await this.ops?.close();
-    this.deps.log.info("stopped");
+    return this.deps.certCheckIntervalMs ?? Math.min(600_000, Math.max(10_000, validity / 10));
   }
 }

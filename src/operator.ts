@@ -1,7 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { App } from "./app.js";
-import { createAzureClients, type RetryOptions } from "./azure/clients.js";
+import { createAzureClients, type SdkRetryOptions } from "./azure/clients.js";
 import { resolveEnvironment } from "./azure/environment.js";
 import { listManagedIdentities } from "./azure/listing.js";
 import { rateLimitReadings, type AzureRequestInfo } from "./azure/observe.js";
@@ -14,7 +14,7 @@ import { azureRmOptionsFromEnv, Metrics } from "./metrics/metrics.js";
 export interface OperatorOverrides {
   kubeConfig?: KubeConfig;
   log?: Logger;
-  azureRetry?: Partial<RetryOptions>;
+  azureRetry?: Partial<SdkRetryOptions>;
   /** How long one Azure attempt may take (tests shorten it to provoke and bound slow answers). */
   azureAttemptTimeoutMs?: number;
   watchTimeoutSeconds?: number;
@@ -53,9 +53,9 @@ export async function createOperator(config: Config, env: Readonly<Record<string
     throw new Error(`--azure.environment (AZURE_ENVIRONMENT): ${(error as Error).message}`);
   });
   const clients = createAzureClients({ environment, observer: (info) => recordAzureRequest(metrics, info), ...(overrides.azureRetry ? { retry: overrides.azureRetry } : {}), ...(overrides.azureAttemptTimeoutMs ? { attemptTimeoutMs: overrides.azureAttemptTimeoutMs } : {}) });
-  const listAzure = async (): Promise<SubscriptionListing[]> => {
+  const listAzure = async (signal?: AbortSignal): Promise<SubscriptionListing[]> => {
     const started = Date.now();
-    const listings = await listManagedIdentities(clients, { subscriptionIds: config.azure.subscriptions });
+    const listings = await listManagedIdentities(clients, { subscriptionIds: config.azure.subscriptions, ...(signal ? { abortSignal: signal } : {}) });
     for (const listing of listings) {
       const subscription = listing.subscriptionId.toLowerCase();
       metrics.syncDuration.set({ subscription }, listing.durationMs / 1000);

@@ -7,20 +7,20 @@ import { observerPolicy, type AzureRequestObserver } from "./observe.js";
 import { attemptTimeoutPolicy } from "./timeout.js";
 
 /** The SDK's retry knobs (its defaults: 3 retries, 1 s base delay doubling up to 64 s). */
-export interface RetryOptions {
+export interface SdkRetryOptions {
   maxRetries: number;
   retryDelayInMs: number;
   maxRetryDelayInMs: number;
 }
 
-export const DEFAULT_RETRY: RetryOptions = { maxRetries: 4, retryDelayInMs: 1_000, maxRetryDelayInMs: 30_000 };
+export const DEFAULT_SDK_RETRY: SdkRetryOptions = { maxRetries: 4, retryDelayInMs: 1_000, maxRetryDelayInMs: 30_000 };
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 60_000;
 
 export interface AzureClientOptions {
   environment: AzureEnvironment;
   /** Called once per attempt (retries included) of every Resource Manager call. */
   observer?: AzureRequestObserver;
-  retry?: Partial<RetryOptions>;
+  retry?: Partial<SdkRetryOptions>;
   /** How long one attempt may wait for response headers before it is abandoned and retried. */
   attemptTimeoutMs?: number;
   /** Instead of DefaultAzureCredential (which reads its settings from process.env when built). */
@@ -42,7 +42,7 @@ export interface AzureClients {
  * login.microsoftonline.com about the host first, and without that answer every token fails as an
  * "untrusted authority". With it off, MSAL reads `<host>/<tenant>/v2.0/.well-known/openid-configuration`.
  */
-export function createCredential(environment: AzureEnvironment, retry: RetryOptions = DEFAULT_RETRY): TokenCredential {
+export function createCredential(environment: AzureEnvironment, retry: SdkRetryOptions = DEFAULT_SDK_RETRY): TokenCredential {
   return new DefaultAzureCredential({
     authorityHost: environment.activeDirectoryEndpoint,
     disableInstanceDiscovery: !isKnownAuthorityHost(environment.activeDirectoryEndpoint),
@@ -57,7 +57,7 @@ export function createCredential(environment: AzureEnvironment, retry: RetryOpti
  */
 export function createAzureClients(options: AzureClientOptions): AzureClients {
   const { environment } = options;
-  const retry: RetryOptions = { ...DEFAULT_RETRY, ...options.retry };
+  const retry: SdkRetryOptions = { ...DEFAULT_SDK_RETRY, ...options.retry };
   const credential = options.credential ?? createCredential(environment, retry);
   const common = { endpoint: environment.resourceManagerEndpoint, credentialScopes: [environment.scope], retryOptions: retry };
   const attemptTimeoutMs = options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;

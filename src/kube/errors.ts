@@ -31,9 +31,17 @@ function safeJson(text: string): unknown {
   }
 }
 
-/** Conflicts, throttling and transient server errors are worth another try; the rest is not. */
-export function isRetryable(error: unknown): boolean {
+export type WriteVerb = "create" | "patch" | "delete";
+
+/**
+ * Whether a failed write is worth another attempt: network errors, throttling (429) and server
+ * errors. A 409 is a conflict worth retrying only for a patch; for a create it means AlreadyExists
+ * (the writer adopts the object), for a delete a failed precondition (the object changed: the next
+ * reconcile decides again).
+ */
+export function isRetryableWrite(verb: WriteVerb, error: unknown): boolean {
   const status = statusCode(error);
-  if (status === undefined) return true; // network error
-  return status === 409 || status === 429 || status === 500 || status === 502 || status === 503 || status === 504;
+  if (status === undefined) return true;
+  if (status === 409) return verb === "patch";
+  return status === 429 || status >= 500;
 }

@@ -1,5 +1,14 @@
 import { Watch, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { backoffDelay, type BackoffPolicy } from "../retry/backoff.js";
 import { objectKey } from "./resources.js";
+
+/** waitForSync() of an informer that was stopped (or whose caller gave up) before it synced. */
+export class InformerStoppedError extends Error {
+  constructor(path: string) {
+    super(`cache of ${path} stopped before it synced`);
+    this.name = "InformerStoppedError";
+  }
+}
 
 export interface ObjectList<T> {
   items: T[];
@@ -29,7 +38,7 @@ export interface InformerOptions<T> {
   idleGraceMs?: number;
   /** A list page that takes longer is abandoned and retried (default 60 s): a hung connection must not freeze the cache. */
   listTimeoutMs?: number;
-  backoff?: { initialMs: number; maxMs: number };
+  backoff?: BackoffPolicy;
   onError?: (error: Error, context: string) => void;
 }
 
@@ -40,11 +49,22 @@ interface WatchEvent {
 
 const WATCH_IDLE_GRACE_MS = 10_000;
 const LIST_TIMEOUT_MS = 60_000;
+/** After a failed list or watch: 0.5 s doubling to 30 s, as client-go's reflector roughly does. */
+const RELIST_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 30_000 };
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/** `promise`, or a rejection after `ms` or as soon as `signal` is aborted (the timer never outlives either). */
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string, signal: AbortSignal): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms)));
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  let onAbort: (() => void) | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    onAbort = () => reject(new Error(`${what} abandoned`));
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return Promise.race([promise, timeout]).finally(() => {
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+  });
 }
 
 /**
@@ -62,11 +82,13 @@ export class Informer<T extends KubernetesObject> {
   private resourceVersion = "";
   private running = false;
   private hasSynced = false;
-  private syncWaiters: (() => void)[] = [];
+  private syncWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   private abortWatch: (() => void) | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
+  /** Aborted on stop and on every restart: a list in flight must not hold a timer or a connection. */
+  private listAbort = new AbortController();
   /** Bumped on every (re)start so callbacks of an abandoned watch are ignored. */
   private generation = 0;
 
@@ -77,18 +99,50 @@ export class Informer<T extends KubernetesObject> {
     this.watch = new Watch(kubeConfig);
   }
 
-  on(event: InformerEvent, handler: Handler<T>): void {
+  /** Calls `handler` on every `event` until the returned function is called. */
+  on(event: InformerEvent, handler: Handler<T>): () => void {
     this.handlers[event].push(handler);
+    return () => {
+      const handlers = this.handlers[event];
+      const index = handlers.indexOf(handler);
+      if (index >= 0) handlers.splice(index, 1);
+    };
+  }
+
+  /** Handlers registered now, for every event (a leak shows as growth). */
+  get handlerCount(): number {
+    return this.handlers.add.length + this.handlers.update.length + this.handlers.delete.length;
   }
 
   get synced(): boolean {
     return this.hasSynced;
   }
 
-  /** Resolves once the first complete list is in the store. */
-  waitForSync(): Promise<void> {
+  /**
+   * Resolves once the first complete list is in the store; rejects when the informer is stopped or
+   * `signal` is aborted first, so nobody waits forever on a cache that will never sync.
+   */
+  waitForSync(signal?: AbortSignal): Promise<void> {
     if (this.hasSynced) return Promise.resolve();
-    return new Promise((resolve) => this.syncWaiters.push(resolve));
+    if (signal?.aborted) return Promise.reject(new InformerStoppedError(this.options.path));
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        reject: (error: Error) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+      };
+      const onAbort = () => {
+        this.syncWaiters = this.syncWaiters.filter((other) => other !== waiter);
+        reject(new InformerStoppedError(this.options.path));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.syncWaiters.push(waiter);
+    });
   }
 
   get(namespace: string | undefined, name: string): T | undefined {
@@ -113,6 +167,8 @@ export class Informer<T extends KubernetesObject> {
 
   stop(): void {
     this.running = false;
+    for (const waiter of this.syncWaiters.splice(0)) waiter.reject(new InformerStoppedError(this.options.path));
+    this.abandonList();
     this.generation++;
     clearTimeout(this.idleTimer);
     clearTimeout(this.retryTimer);
@@ -153,6 +209,7 @@ export class Informer<T extends KubernetesObject> {
         }),
         this.options.listTimeoutMs ?? LIST_TIMEOUT_MS,
         `list ${this.options.path}`,
+        this.listAbort.signal,
       );
       if (generation !== this.generation) return;
       items.push(...page.items);
@@ -163,7 +220,7 @@ export class Informer<T extends KubernetesObject> {
     this.resourceVersion = resourceVersion;
     if (!this.hasSynced) {
       this.hasSynced = true;
-      for (const resolve of this.syncWaiters.splice(0)) resolve();
+      for (const waiter of this.syncWaiters.splice(0)) waiter.resolve();
     }
   }
 
@@ -303,11 +360,16 @@ export class Informer<T extends KubernetesObject> {
     this.options.onError?.(error, `${context} ${this.options.path}`);
     this.resourceVersion = "";
     this.failures++;
-    const { initialMs, maxMs } = this.options.backoff ?? { initialMs: 500, maxMs: 30_000 };
-    this.scheduleRestart(Math.min(maxMs, initialMs * 2 ** (this.failures - 1)));
+    this.scheduleRestart(backoffDelay(this.options.backoff ?? RELIST_BACKOFF, this.failures));
+  }
+
+  private abandonList(): void {
+    this.listAbort.abort();
+    this.listAbort = new AbortController();
   }
 
   private scheduleRestart(delayMs: number): void {
+    this.abandonList();
     this.generation++;
     clearTimeout(this.idleTimer);
     clearTimeout(this.retryTimer);

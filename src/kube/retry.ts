@@ -1,27 +1,10 @@
-import { isRetryable, retryAfterMs } from "./errors.js";
+import { type BackoffPolicy, type RetryOptions } from "../retry/backoff.js";
+import { isRetryableWrite, retryAfterMs, type WriteVerb } from "./errors.js";
 
-export interface RetryOptions {
-  attempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-  /** Stop retrying (e.g. leadership lost); the last error is rethrown. */
-  shouldStop?: () => boolean;
-  retryable?: (error: unknown) => boolean;
-}
+/** One write request retried in place: 200 ms doubling to 10 s, jittered, at most 5 attempts. */
+export const KUBE_WRITE_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 10_000, jitter: 0.5 };
 
-export const DEFAULT_RETRY: RetryOptions = { attempts: 5, baseDelayMs: 200, maxDelayMs: 10_000 };
-
-/** Runs `operation`, retrying retryable failures with exponential backoff and jitter, honouring Retry-After. */
-export async function withRetry<T>(operation: (attempt: number) => Promise<T>, options: RetryOptions = DEFAULT_RETRY): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await operation(attempt);
-    } catch (error) {
-      const retryable = (options.retryable ?? isRetryable)(error);
-      if (!retryable || attempt >= options.attempts || options.shouldStop?.()) throw error;
-      const backoff = Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** (attempt - 1));
-      const delay = retryAfterMs(error) ?? backoff * (0.5 + Math.random() / 2);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, options.maxDelayMs)));
-    }
-  }
+/** How a Kubernetes write of `verb` is retried (Retry-After honoured on 429/503). */
+export function kubeWriteRetry(verb: WriteVerb, overrides: Partial<RetryOptions> = {}): RetryOptions {
+  return { attempts: 5, backoff: KUBE_WRITE_BACKOFF, retryable: (error) => isRetryableWrite(verb, error), retryAfterMs, ...overrides };
 }

@@ -38,3 +38,31 @@ test("errors are reported per key and do not stop the queue", async () => {
   assert.deepEqual(failed, ["bad"]);
   assert.deepEqual(done, ["good"]);
 });
+
+test("retryLater adds a key again after its own doubling backoff; forget starts it over; stop cancels", async () => {
+  const runs: number[] = [];
+  const started = Date.now();
+  const queue = new WorkQueue(1, async () => void runs.push(Date.now() - started), () => undefined, { initialMs: 20, maxMs: 80 });
+  queue.retryLater("ns");
+  queue.retryLater("ns"); // one retry at a time per key
+  assert.equal(queue.retrying, 1);
+  await tick(60);
+  assert.equal(runs.length, 1);
+  assert.ok(runs[0]! >= 15, `first retry after ~20 ms, not ${runs[0]}`);
+  queue.retryLater("ns"); // second failure: ~40 ms
+  const second = Date.now();
+  await tick(30);
+  assert.equal(runs.length, 1, "not yet: the backoff doubled");
+  await tick(40);
+  assert.equal(runs.length, 2);
+  assert.ok(Date.now() - second >= 35);
+  queue.forget("ns");
+  queue.retryLater("ns"); // after forget: ~20 ms again
+  await tick(35);
+  assert.equal(runs.length, 3);
+  queue.retryLater("ns");
+  queue.stop();
+  assert.equal(queue.retrying, 0);
+  await tick(100);
+  assert.equal(runs.length, 3, "stopped: no more runs");
+});

@@ -1,8 +1,13 @@
+import { backoffDelay, type BackoffPolicy } from "../retry/backoff.js";
+
 /**
- * A keyed work queue like client-go's: a key waits at most once; a key added while it is being
- * processed runs again afterwards (so no event is lost); at most `concurrency` keys run at once.
+ * A keyed work queue like client-go's rate-limited one: a key waits at most once; a key added while
+ * it is being processed runs again afterwards (so no event is lost); at most `concurrency` keys run
+ * at once; `retryLater` adds a key again after its own growing backoff, `forget` resets it.
  */
 export class WorkQueue {
+  private readonly failures = new Map<string, number>();
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   private readonly waiting = new Set<string>();
   private readonly order: string[] = [];
   private readonly active = new Set<string>();
@@ -14,6 +19,7 @@ export class WorkQueue {
     private readonly concurrency: number,
     private readonly worker: (key: string) => Promise<void>,
     private readonly onError: (key: string, error: unknown) => void,
+    private readonly retry: BackoffPolicy = { initialMs: 1_000, maxMs: 60_000 },
   ) {}
 
   add(key: string): void {
@@ -28,6 +34,28 @@ export class WorkQueue {
     this.pump();
   }
 
+  /** Adds `key` again after its backoff (1 s, doubling up to 1 min by default); once per key at a time. */
+  retryLater(key: string): void {
+    if (this.stopped || this.retryTimers.has(key)) return;
+    const failures = (this.failures.get(key) ?? 0) + 1;
+    this.failures.set(key, failures);
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(key);
+      this.add(key);
+    }, backoffDelay(this.retry, failures));
+    this.retryTimers.set(key, timer);
+  }
+
+  /** The key succeeded: its next failure starts the backoff from the beginning. */
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+
+  /** Keys with a retry scheduled. */
+  get retrying(): number {
+    return this.retryTimers.size;
+  }
+
   get length(): number {
     return this.waiting.size + this.active.size;
   }
@@ -38,9 +66,12 @@ export class WorkQueue {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Drops waiting keys; running ones finish. */
+  /** Drops waiting keys and scheduled retries; running ones finish. */
   stop(): void {
     this.stopped = true;
+    for (const timer of this.retryTimers.values()) clearTimeout(timer);
+    this.retryTimers.clear();
+    this.failures.clear();
     this.waiting.clear();
     this.order.length = 0;
     this.dirty.clear();

@@ -10,7 +10,8 @@ import type { Metrics } from "../metrics/metrics.js";
 import { desiredState, type DesiredStateOptions } from "./desired.js";
 import { WorkQueue } from "./queue.js";
 import { addOutcome, emptyOutcome, namespaceIsLive, reconcileNamespace, type ListingState, type NamespaceOutcome, type ReconcilerDeps } from "./reconciler.js";
-import { NotLeaderError, type IdentityWriter, type WriteVerb } from "./writer.js";
+import type { WriteVerb } from "../kube/errors.js";
+import { NotLeaderError, type IdentityWriter } from "./writer.js";
 
 export interface SyncerOptions {
   intervalMs: number;
@@ -25,7 +26,8 @@ export interface SyncerOptions {
 }
 
 export interface SyncerDeps {
-  listAzure: () => Promise<SubscriptionListing[]>;
+  /** Lists Azure; the signal is aborted when the syncer stops (leadership lost, shutdown). */
+  listAzure: (signal: AbortSignal) => Promise<SubscriptionListing[]>;
   identities: Informer<AzureIdentity>;
   namespaces: Informer<V1Namespace>;
   bindings: Informer<AzureIdentityBinding> | undefined;
@@ -59,8 +61,8 @@ export class Syncer {
   private running: Promise<SyncSummary> | undefined;
   private accumulator: NamespaceOutcome | undefined;
   private timer: NodeJS.Timeout | undefined;
-  /** Namespaces whose last reconcile had failed writes: retried after a growing delay. */
-  private readonly retries = new Map<string, { timer?: NodeJS.Timeout; delayMs: number }>();
+  private readonly unsubscribe: (() => void)[] = [];
+  private readonly abort = new AbortController();
   private active = false;
   private stopped = false;
   private readonly now: () => Date;
@@ -92,17 +94,14 @@ export class Syncer {
     void this.runAndReschedule();
   }
 
+  /** Stops for good: no more syncs, the Azure listing in flight is aborted, the caches' handlers removed. */
   stop(): void {
     this.active = false;
     this.stopped = true;
     clearTimeout(this.timer);
-    for (const retry of this.retries.values()) clearTimeout(retry.timer);
-    this.retries.clear();
+    this.abort.abort(new Error("syncer stopped"));
     this.queue.stop();
-  }
-
-  get lastListing(): ListingState | undefined {
-    return this.listing;
+    for (const unsubscribe of this.unsubscribe.splice(0)) unsubscribe();
   }
 
   private async runAndReschedule(): Promise<void> {
@@ -128,7 +127,7 @@ export class Syncer {
     if (reuse) {
       log.info({ lastListingSecondsAgo: Math.round((started - this.lastListingAt) / 1000), lockTimeSeconds: this.options.lockTimeMs / 1000 }, "sync.locktime not yet over: reconciling from the last Azure listing");
     } else {
-      const listings = await this.deps.listAzure().catch((error: unknown) => {
+      const listings = await this.deps.listAzure(this.abort.signal).catch((error: unknown) => {
         // No per-subscription result to record (e.g. the subscription list itself failed): still a failed run.
         this.deps.metrics.syncRuns.inc({ result: "failed" });
         throw error;
@@ -210,31 +209,14 @@ export class Syncer {
     const listing = this.listing;
     if (!listing || this.stopped) return;
     const outcome = await reconcileNamespace(namespace, listing, this.reconcileDeps);
-    this.retryLater(namespace, outcome.errors > 0);
+    // Writes that failed (each already retried in place) are tried again after the key's backoff,
+    // not only at the next full sync (--sync.interval, 1 h by default).
+    if (outcome.errors > 0 && this.active) this.queue.retryLater(namespace);
+    else if (outcome.errors === 0) this.queue.forget(namespace);
     if (this.accumulator) addOutcome(this.accumulator, outcome);
     else if (outcome.created + outcome.updated + outcome.deleted + outcome.bindingsUpdated + outcome.errors > 0) {
       this.deps.log.info({ namespace, ...outcome }, "namespace reconciled after a cluster event");
     }
-  }
-
-  /**
-   * Like client-go's rate-limited requeue: a namespace whose writes failed (each already retried a few
-   * times, e.g. through an API server restart) is reconciled again after 1 s, doubling up to 1 min,
-   * instead of waiting for the next full sync (--sync.interval, 1 h by default). Success resets it.
-   */
-  private retryLater(namespace: string, failed: boolean): void {
-    const retry = this.retries.get(namespace);
-    if (!failed) {
-      if (retry && !retry.timer) this.retries.delete(namespace);
-      return;
-    }
-    if (!this.active || this.stopped || retry?.timer) return;
-    const delayMs = retry?.delayMs ?? 1_000;
-    const timer = setTimeout(() => {
-      this.retries.set(namespace, { delayMs: Math.min(60_000, delayMs * 2) });
-      if (this.active && !this.stopped && this.listing) this.queue.add(namespace);
-    }, delayMs);
-    this.retries.set(namespace, { timer, delayMs });
   }
 
   private record(summary: SyncSummary): void {
@@ -252,12 +234,17 @@ export class Syncer {
     const enqueue = (namespace: string | undefined) => {
       if (this.active && !this.stopped && this.listing && namespace) this.queue.add(namespace);
     };
-    this.deps.namespaces.on("add", (namespace) => enqueue(namespace.metadata?.name));
-    this.deps.identities.on("update", (identity) => enqueue(identity.metadata?.namespace));
-    this.deps.identities.on("delete", (identity) => enqueue(identity.metadata?.namespace));
+    // The identities cache outlives this syncer (every replica keeps it), so each handler is removed on stop.
+    this.unsubscribe.push(
+      this.deps.namespaces.on("add", (namespace) => enqueue(namespace.metadata?.name)),
+      this.deps.identities.on("update", (identity) => enqueue(identity.metadata?.namespace)),
+      this.deps.identities.on("delete", (identity) => enqueue(identity.metadata?.namespace)),
+    );
     if (this.options.bindingSync && this.deps.bindings) {
-      this.deps.bindings.on("add", (binding) => enqueue(binding.metadata?.namespace));
-      this.deps.bindings.on("update", (binding) => enqueue(binding.metadata?.namespace));
+      this.unsubscribe.push(
+        this.deps.bindings.on("add", (binding) => enqueue(binding.metadata?.namespace)),
+        this.deps.bindings.on("update", (binding) => enqueue(binding.metadata?.namespace)),
+      );
     }
   }
 }

@@ -1,7 +1,8 @@
 import { setHeaderOptions, type CustomObjectsApi } from "@kubernetes/client-node";
-import { statusCode } from "../kube/errors.js";
+import { statusCode, type WriteVerb } from "../kube/errors.js";
 import { AAD_GROUP, AAD_VERSION, AZURE_IDENTITIES, AZURE_IDENTITY_BINDINGS, type AzureIdentity, type AzureIdentityBinding } from "../kube/resources.js";
-import { withRetry, type RetryOptions } from "../kube/retry.js";
+import { kubeWriteRetry } from "../kube/retry.js";
+import { withRetry, type RetryOptions } from "../retry/backoff.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { toAzureIdentity, type DesiredIdentity } from "./desired.js";
 import { identityPatch, type IdentityPatch } from "./diff.js";
@@ -17,7 +18,6 @@ export class NotLeaderError extends Error {
   }
 }
 
-export type WriteVerb = "create" | "patch" | "delete";
 
 /**
  * The syncer's only way to change the cluster. Every request first asks `canWrite` (the Lease),
@@ -26,7 +26,7 @@ export type WriteVerb = "create" | "patch" | "delete";
  */
 export class IdentityWriter {
   private readonly counts: Record<WriteVerb, number> = { create: 0, patch: 0, delete: 0 };
-  private readonly retry: RetryOptions;
+  private readonly retry: Partial<RetryOptions>;
 
   constructor(
     private readonly api: CustomObjectsApi,
@@ -34,7 +34,7 @@ export class IdentityWriter {
     private readonly metrics: Metrics,
     retry?: Partial<RetryOptions>,
   ) {
-    this.retry = { attempts: 5, baseDelayMs: 200, maxDelayMs: 10_000, ...retry, shouldStop: () => !this.canWrite() };
+    this.retry = { ...retry, shouldStop: () => !this.canWrite() };
   }
 
   /** Write requests made so far, by verb. */
@@ -98,14 +98,11 @@ export class IdentityWriter {
         this.metrics.kubeWrites.inc({ resource, verb, result: "error" });
         throw error;
       }
-    }, { ...this.retry, retryable: (error) => !(error instanceof NotLeaderError) && retryableWrite(verb, error) });
+    }, this.retryFor(verb));
   }
-}
 
-/** A create's 409 means AlreadyExists (handled by adoption), not a conflict to retry. */
-function retryableWrite(verb: WriteVerb, error: unknown): boolean {
-  const status = statusCode(error);
-  if (status === undefined) return true;
-  if (status === 409) return verb !== "create" && verb !== "delete";
-  return status === 429 || status >= 500;
+  private retryFor(verb: WriteVerb): RetryOptions {
+    const options = kubeWriteRetry(verb, this.retry);
+    return { ...options, retryable: (error) => !(error instanceof NotLeaderError) && options.retryable(error) };
+  }
 }

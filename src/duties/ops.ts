@@ -1,0 +1,39 @@
+import type { Config } from "../config/config.js";
+import type { Duty } from "../lifecycle/duty.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { startOpsServer } from "../ops/server.js";
+import { listenHost } from "./listen.js";
+
+/** /metrics, /healthz and /readyz on --server.bind: the first thing up and the last one down. */
+export class OpsDuty implements Duty {
+  readonly name = "ops server";
+  private server: { port: number; close: () => Promise<void> } | undefined;
+
+  constructor(
+    private readonly config: Config,
+    private readonly metrics: Metrics,
+    private readonly notReady: () => string | undefined,
+  ) {}
+
+  get port(): number | undefined {
+    return this.server?.port;
+  }
+
+  async start(): Promise<void> {
+    const { server } = this.config;
+    this.server = await startOpsServer({
+      host: listenHost(server.bind.host),
+      port: server.bind.port,
+      readTimeoutMs: server.readTimeoutMs,
+      writeTimeoutMs: server.writeTimeoutMs,
+      metrics: this.metrics,
+      notReady: this.notReady,
+    });
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    await server?.close();
+  }
+}

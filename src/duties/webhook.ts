@@ -1,0 +1,82 @@
+import type { Logger } from "pino";
+import { serviceNames } from "../../certs/manager.js";
+import type { CertSource } from "../../certs/sources.js";
+import { certificateWindow } from "../../certs/state.js";
+import type { Config } from "../config/config.js";
+import type { Informer } from "../kube/informer.js";
+import { lookupLabelKeys } from "../kube/lookup.js";
+import type { AzureIdentity } from "../kube/resources.js";
+import type { Duty } from "../lifecycle/duty.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { GuardPolicy } from "../webhook/decide-guard.js";
+import { startWebhookServer, type WebhookServer } from "../webhook/server.js";
+import { listenHost } from "./listen.js";
+
+/**
+ * The admission HTTPS server on every replica. It serves once the certificate exists, which on a
+ * fresh cluster only the leader creates, so start() does not wait for it: waiting would keep this
+ * replica from ever campaigning for the Lease.
+ */
+export class WebhookDuty implements Duty {
+  readonly name = "webhook server";
+  private server: WebhookServer | undefined;
+  private serving: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    private readonly config: Config,
+    private readonly certSource: CertSource,
+    private readonly identities: Informer<AzureIdentity>,
+    private readonly guard: () => GuardPolicy,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  get port(): number | undefined {
+    return this.server?.port;
+  }
+
+  /** True once the server is listening with a certificate. */
+  get loaded(): boolean {
+    return this.server !== undefined;
+  }
+
+  async start(): Promise<void> {
+    this.certSource.onChange((pem) => {
+      this.metrics.certificateExpiry.set({ certificate: "serving" }, certificateWindow(pem.cert).notAfter / 1000);
+      this.server?.updateTls(pem);
+    });
+    this.certSource.start();
+    this.serving = this.serve().catch((error: unknown) => this.log.error({ err: (error as Error).message }, "webhook server failed to start"));
+  }
+
+  private async serve(): Promise<void> {
+    const { config } = this;
+    const pem = await this.certSource.ready();
+    if (this.stopped) return;
+    this.server = await startWebhookServer({
+      host: listenHost(config.webhook.bind.host),
+      port: config.webhook.bind.port,
+      tls: pem,
+      guardPolicy: this.guard(),
+      bindingPolicy: { lookupKeys: lookupLabelKeys(config.kubernetes.labelFormat), strict: config.webhook.bindingStrict, identitiesIn: (namespace) => this.identities.list(namespace) },
+      metrics: this.metrics,
+      log: this.log,
+    });
+    this.log.info({ port: this.server.port, sans: serviceNames(config.webhook.serviceName, config.instance.namespace).concat(config.webhook.tls.sans) }, "webhook serving");
+  }
+
+  /** Shutdown has begun: answers go on, each with Connection: close, so clients move elsewhere. */
+  drain(): void {
+    this.server?.drain();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.certSource.stop();
+    await this.serving;
+    const server = this.server;
+    this.server = undefined;
+    await server?.close();
+  }
+}
