@@ -329,6 +329,11 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     if (error.code !== 404) throw error;
   });
   let savedCaBundle = "";
+  /** 0..n-1 for the n webhooks of a configuration. */
+  const webhookIndexes = async (kind: string) => {
+    const names = await plane.kubectlOrThrow("admin", ["get", kind, "azure-msi-operator", "-o", "jsonpath={.webhooks[*].name}"]);
+    return names.trim().split(/\s+/).map((_, index) => index);
+  };
 
   const BREAKAGES: Breakage[] = [
     { applies: (r) => grantsVerb(r, "azureidentities", "list"), consequence: (proc) => notReadyBecause(proc, "AzureIdentity cache not synced") },
@@ -339,7 +344,8 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
       prepare: async () => {
         savedCaBundle = await waitForCaBundles(plane);
         for (const kind of ["validatingwebhookconfiguration", "mutatingwebhookconfiguration"]) {
-          await plane.kubectlOrThrow("admin", ["patch", kind, "azure-msi-operator", "--type=json", "-p", JSON.stringify([{ op: "remove", path: "/webhooks/0/clientConfig/caBundle" }])]);
+          const ops = (await webhookIndexes(kind)).map((index) => ({ op: "remove", path: `/webhooks/${index}/clientConfig/caBundle` }));
+          await plane.kubectlOrThrow("admin", ["patch", kind, "azure-msi-operator", "--type=json", "-p", JSON.stringify(ops)]);
         }
       },
       consequence: async (proc) => {
@@ -350,7 +356,8 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
       },
       restore: async () => {
         for (const kind of ["validatingwebhookconfiguration", "mutatingwebhookconfiguration"]) {
-          await plane.kubectlOrThrow("admin", ["patch", kind, "azure-msi-operator", "--type=json", "-p", JSON.stringify([{ op: "add", path: "/webhooks/0/clientConfig/caBundle", value: savedCaBundle }])]);
+          const ops = (await webhookIndexes(kind)).map((index) => ({ op: "add", path: `/webhooks/${index}/clientConfig/caBundle`, value: savedCaBundle }));
+          await plane.kubectlOrThrow("admin", ["patch", kind, "azure-msi-operator", "--type=json", "-p", JSON.stringify(ops)]);
         }
       },
     },

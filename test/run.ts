@@ -3,10 +3,18 @@
 //
 // NODE_EXTRA_CA_CERTS is read by Node only at start-up, so the throwaway CA that local HTTPS fakes
 // are issued from is created here and passed to every test process through the environment.
-import { readdir } from "node:fs/promises";
-import { join, relative } from "node:path";
+//
+// Go tools that tests run (test/tools/tools.ts: promtool) are built here too, because their first
+// build takes minutes and must not count against a test's time. The rule: a tool is built when the
+// source of a selected test file contains the tool's name (test files import the helper that runs it,
+// e.g. ./support/promtool.js, so the name is there); an argument that is not a readable file (a
+// directory, a glob) or no file argument at all builds every tool. A false match only builds early.
+import { readdir, readFile } from "node:fs/promises";
+import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawnTrustingTestCa } from "./support/test-ca.js";
+import { goToolBinary, type GoTool } from "./tools/gotool.js";
+import { TEST_TOOLS } from "./tools/tools.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -20,6 +28,16 @@ async function findTests(dir: string): Promise<string[]> {
   return found.sort();
 }
 
+/** The tools the selected test files need (see the rule above); arguments starting with "-" are node flags. */
+async function toolsNamedBy(args: string[]): Promise<GoTool[]> {
+  const paths = args.filter((arg) => !arg.startsWith("-"));
+  const sources = await Promise.all(paths.map((path) => readFile(resolve(root, path), "utf8").catch(() => undefined)));
+  if (paths.length === 0 || sources.includes(undefined)) return [...TEST_TOOLS];
+  return TEST_TOOLS.filter((tool) => sources.some((source) => source?.includes(tool.name)));
+}
+
 const requested = process.argv.slice(2);
 const files = requested.length > 0 ? requested : [...(await findTests(join(root, "src"))), ...(await findTests(join(root, "certs"))), ...(await findTests(join(root, "test")))];
+
+for (const tool of await toolsNamedBy(files)) await goToolBinary(tool);
 await spawnTrustingTestCa(["--test", "--test-concurrency=1", ...files]);

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { promtoolBinary } from "../tools/promtool.js";
 
 /**
  * promtool lint findings that are known and accepted, each for a stated reason; anything else fails.
@@ -13,16 +14,18 @@ export const ACCEPTED_FINDINGS: readonly RegExp[] = [
 ];
 
 /**
- * `promtool check metrics` (Debian's prometheus package) on an exposition. Exit 1 is a parse error;
- * exit 3 lists lint findings, which are returned so a test can allow exactly the accepted ones.
+ * `promtool check metrics` on an exposition, with the promtool this project pins (test/tools/promtool.ts;
+ * built once from the Go module proxy, or TEST_ASSET_PROMTOOL). Exit 1 is a parse error; exit 3 lists
+ * lint findings, which are returned so a test can allow exactly the accepted ones.
  */
-export function promtoolCheck(exposition: string): Promise<{ code: number; findings: string[] }> {
+export async function promtoolCheck(exposition: string): Promise<{ code: number; findings: string[] }> {
+  const promtool = await promtoolBinary();
   return new Promise((resolve, reject) => {
-    const child = spawn("promtool", ["check", "metrics"], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(promtool, ["check", "metrics"], { stdio: ["pipe", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.on("error", (error) => reject(new Error(`promtool is not installed (apt-get install prometheus): ${error.message}`)));
+    child.on("error", (error) => reject(new Error(`cannot run ${promtool}: ${error.message}`)));
     child.on("close", (code) => resolve({ code: code ?? -1, findings: output.split("\n").map((line) => line.trim()).filter((line) => line !== "") }));
     child.stdin.end(exposition);
   });
