@@ -22,7 +22,8 @@ import {
   type V1Service,
   type V1ValidatingWebhookConfiguration,
 } from "@kubernetes/client-node";
-import { FLAGS, parseConfig, type Config } from "../src/config/index.js";
+import { parseConfig, type Config } from "../src/config/config.js";
+import { FLAGS } from "../src/config/flags.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../src/kube/resources.js";
 import { FakeAzure } from "./azure/fake.js";
 import { AAD_POD_IDENTITY_CRDS, ControlPlane, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, OPERATOR_USER } from "./controlplane/controlplane.js";

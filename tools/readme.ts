@@ -2,7 +2,7 @@
 // documentation cannot drift; test/readme.test.ts fails when README is out of date.
 import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { renderFlagsMarkdown } from "../src/config/index.js";
+import { renderFlagsMarkdown } from "../src/config/help.js";
 import { renderMetricsMarkdown } from "../src/metrics/docs.js";
 
 export const README = fileURLToPath(new URL("../README.md", import.meta.url));

@@ -1,7 +1,7 @@
 // The one typed configuration, parsed once from argv + env. Pure: the caller passes in what would
 // need I/O (the service-account namespace) and decides what to print and how to exit.
 import { invalidLabelKey, invalidNamespaceName, invalidObjectName } from "../kube/validation.js";
-import type { CompiledTemplate } from "../syncer/template.js";
+import type { CompiledTemplate } from "../template/template.js";
 import { scanArgv } from "./argv.js";
 import { formatDuration } from "./duration.js";
 import { renderHelp } from "./help.js";

@@ -1,7 +1,7 @@
 // Resolves each flag from the command line, else its env var, else its default (go-flags' order),
 // and parses it by kind. The first bad value stops parsing with one line that names the flag, the
 // env var when the value came from there, and the value.
-import { compileTemplate, type CompiledTemplate } from "../syncer/template.js";
+import { compileTemplate, type CompiledTemplate } from "../template/template.js";
 import type { CliValue } from "./argv.js";
 import { formatDuration } from "./duration.js";
 import { FLAGS, type FlagKind, type FlagSpec } from "./flags.js";

@@ -9,8 +9,6 @@ export interface LookupValues {
   subscription: string;
 }
 
-export const LOOKUP_FIELDS = ["name", "resourcegroup", "subscription"] as const;
-
 /** Label keys for a `--kubernetes.label.format` such as `msi.azure.k8s.io/%s`; none when it is empty. */
 export function lookupLabelKeys(labelFormat: string): Record<keyof LookupValues, string> | undefined {
   if (labelFormat === "") return undefined;

@@ -2,7 +2,7 @@ import type { Msi } from "../azure/types.js";
 import { lookupLabelKeys } from "../kube/lookup.js";
 import { AAD_API_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, NAMESPACED_ANNOTATION, NAMESPACED_VALUE, type AzureIdentity } from "../kube/resources.js";
 import { invalidLabelValue, invalidNamespaceName, invalidObjectName } from "../kube/validation.js";
-import type { CompiledTemplate } from "./template.js";
+import type { CompiledTemplate, TemplateFields } from "../template/template.js";
 
 export interface DesiredStateOptions {
   namespaceTemplate: CompiledTemplate;
@@ -43,7 +43,7 @@ export interface DesiredState {
 }
 
 /** The names and values Go templates of the original operator see. */
-export function templateFields(msi: Msi): Record<string, unknown> {
+export function templateFields(msi: Msi): TemplateFields {
   return {
     Id: msi.id,
     Name: msi.name,

@@ -1,5 +1,3 @@
-import type { Operation as PatchOperation } from "fast-json-patch";
-
 // admission.k8s.io AdmissionReview, as much of it as the webhooks read, and the JSON schema the
 // server checks every body against before any decision is made.
 
@@ -47,7 +45,11 @@ export interface AdmissionReview {
   request: AdmissionRequest;
 }
 
-export type JsonPatchOperation = PatchOperation;
+/** RFC 6902 operations, as much of them as the webhooks send. */
+export type JsonPatchOperation =
+  | { op: "add" | "replace" | "test"; path: string; value: unknown }
+  | { op: "remove"; path: string }
+  | { op: "move" | "copy"; from: string; path: string };
 
 /** What a webhook decided, before it is written as an AdmissionReview response. */
 export interface Decision {

@@ -7,18 +7,7 @@ import { Liquid, type Template } from "liquidjs";
 export const TEMPLATE_FIELDS = ["Id", "Name", "Location", "ResourceGroup", "SubscriptionId", "ClientId", "TenantId", "PrincipalID", "Tags", "Type"] as const;
 
 /** What a template sees of one MSI (the Go operator's field names, so existing templates keep working). */
-export type TemplateFields = {
-  Id: string;
-  Name: string;
-  Location: string;
-  ResourceGroup: string;
-  SubscriptionId: string;
-  ClientId: string;
-  TenantId: string;
-  PrincipalID: string;
-  Tags: Readonly<Record<string, string>>;
-  Type: string;
-};
+export type TemplateFields = { readonly [Field in (typeof TEMPLATE_FIELDS)[number]]: Field extends "Tags" ? Readonly<Record<string, string>> : string };
 
 export interface CompiledTemplate {
   /** As configured. */
@@ -30,7 +19,7 @@ export interface CompiledTemplate {
   /** The MSI tag keys the template reads (Tags.x, Tags["x"]), in order of first use. */
   readonly tags: readonly string[];
   /** Throws only on a render-time Liquid error (e.g. a filter given a bad argument). */
-  render(fields: Readonly<Record<string, unknown>>): string;
+  render(fields: Partial<TemplateFields>): string;
 }
 
 export type CompileResult =
