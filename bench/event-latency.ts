@@ -89,7 +89,12 @@ try {
         namespaces: namespaceCount,
         watchRestarts,
         firstSync: { created: firstSync.created, durationMs: firstSync.durationMs },
-        createToIdentityMs: { p50: ms(percentile(latencies, 50)), p99: ms(percentile(latencies, 99)), max: ms(Math.max(...latencies)), min: ms(Math.min(...latencies)) },
+        createToIdentityMs: {
+          p50: ms(percentile(latencies, 50)),
+          p99: ms(percentile(latencies, 99)),
+          max: ms(Math.max(...latencies)),
+          min: ms(Math.min(...latencies)),
+        },
         goal: { p99AtMost1s: percentile(latencies, 99) <= 1_000 },
         all: latencies.map(ms),
       },

@@ -44,7 +44,13 @@ try {
       console.error(`${signal} run ${run + 1}: ${results[signal].at(-1)} ms`);
     }
   }
-  const summary = (values: number[]) => ({ runs: values.length, minMs: Math.min(...values), p50Ms: percentile(values, 50), maxMs: Math.max(...values), all: values });
+  const summary = (values: number[]) => ({
+    runs: values.length,
+    minMs: Math.min(...values),
+    p50Ms: percentile(values, 50),
+    maxMs: Math.max(...values),
+    all: values,
+  });
   console.log(JSON.stringify({ machine: machine(), lease: "15s/10s/2s", SIGTERM: summary(results.SIGTERM), SIGKILL: summary(results.SIGKILL) }, null, 2));
 } finally {
   await Promise.all(alive.map((proc) => proc.stop()));

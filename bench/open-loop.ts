@@ -41,7 +41,10 @@ const HEADER_END = Buffer.from("\r\n\r\n");
 
 export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {
   const body = Buffer.from(options.body);
-  const requestBytes = Buffer.concat([Buffer.from(`POST ${options.path} HTTP/1.1\r\nhost: 127.0.0.1:${options.port}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`), body]);
+  const requestBytes = Buffer.concat([
+    Buffer.from(`POST ${options.path} HTTP/1.1\r\nhost: 127.0.0.1:${options.port}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`),
+    body,
+  ]);
   const total = Math.round(options.ratePerSecond * options.seconds);
   const latencies: number[] = [];
   let errors = 0;
@@ -63,14 +66,16 @@ export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult
     }
   };
   const connections = await Promise.all(
-    Array.from({ length: options.connections }, () =>
-      new Promise<Connection>((resolve, reject) => {
-        const socket = connect({ host: "127.0.0.1", port: options.port, ca: options.ca }, () => resolve(connection));
-        const connection: Connection = { socket, pending: [], buffered: Buffer.alloc(0) };
-        socket.setNoDelay(true);
-        socket.on("data", (chunk: Buffer) => onData(connection, chunk));
-        socket.on("error", reject);
-      }),
+    Array.from(
+      { length: options.connections },
+      () =>
+        new Promise<Connection>((resolve, reject) => {
+          const socket = connect({ host: "127.0.0.1", port: options.port, ca: options.ca }, () => resolve(connection));
+          const connection: Connection = { socket, pending: [], buffered: Buffer.alloc(0) };
+          socket.setNoDelay(true);
+          socket.on("data", (chunk: Buffer) => onData(connection, chunk));
+          socket.on("error", reject);
+        }),
     ),
   );
 
@@ -100,5 +105,13 @@ export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult
   errors += unanswered();
   for (const connection of connections) connection.socket.destroy();
   const ms = (value: number) => +value.toFixed(2);
-  return { rate: options.ratePerSecond, sent, errors, p50Ms: ms(percentile(latencies, 50)), p99Ms: ms(percentile(latencies, 99)), maxMs: ms(latencies.reduce((max, value) => Math.max(max, value), 0)), sendLagP99Ms: ms(percentile(lags, 99)) };
+  return {
+    rate: options.ratePerSecond,
+    sent,
+    errors,
+    p50Ms: ms(percentile(latencies, 50)),
+    p99Ms: ms(percentile(latencies, 99)),
+    maxMs: ms(latencies.reduce((max, value) => Math.max(max, value), 0)),
+    sendLagP99Ms: ms(percentile(lags, 99)),
+  };
 }

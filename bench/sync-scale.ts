@@ -16,7 +16,7 @@ const namespaceCount = flag("namespaces", 500);
 const subscriptionCount = flag("subscriptions", 1);
 const bundle = process.argv.includes("--bundle");
 const nodeOptions = process.argv.find((arg) => arg.startsWith("--node-options="))?.slice("--node-options=".length) ?? "";
-const main = bundle ? ((await import("../tools/bundle.js")).BUNDLE_DIR + "main.js") : undefined;
+const main = bundle ? (await import("../tools/bundle.js")).BUNDLE_DIR + "main.js" : undefined;
 
 const [plane, fake] = await Promise.all([ControlPlane.start(), FakeAzure.start({ pageSize: 100 })]);
 try {
@@ -28,29 +28,62 @@ try {
   for (let s = 0; s < subscriptionCount; s++) {
     const subscriptionId = `00000000-0000-0000-0000-${String(s).padStart(12, "0")}`;
     const share = Math.ceil(msis / subscriptionCount);
-    fake.model.addIdentities(subscriptionId, Math.min(share, msis - s * share), (i) => {
-      const index = s * share + i;
-      const tagged = index % 5 === 0 ? [namespaces[index % namespaceCount]!, namespaces[(index + 1) % namespaceCount]!] : [namespaces[index % namespaceCount]!];
-      expected += tagged.length;
-      return { tags: { k8snamespace: tagged.join(",") } };
-    }, { prefix: `msi${s}` });
+    fake.model.addIdentities(
+      subscriptionId,
+      Math.min(share, msis - s * share),
+      (i) => {
+        const index = s * share + i;
+        const tagged =
+          index % 5 === 0 ? [namespaces[index % namespaceCount]!, namespaces[(index + 1) % namespaceCount]!] : [namespaces[index % namespaceCount]!];
+        expected += tagged.length;
+        return { tags: { k8snamespace: tagged.join(",") } };
+      },
+      { prefix: `msi${s}` },
+    );
   }
   const run = async (label: string) => {
     const since = Date.now();
-    const proc = await OperatorProcess.start(label, { kubeconfig: plane.kubeconfigPath("operator"), env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE, NODE_OPTIONS: nodeOptions }, flags: ["sync", "--once", "--sync.concurrency=16"], compiled: true, ...(main ? { main } : {}) });
+    const proc = await OperatorProcess.start(label, {
+      kubeconfig: plane.kubeconfigPath("operator"),
+      env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE, NODE_OPTIONS: nodeOptions },
+      flags: ["sync", "--once", "--sync.concurrency=16"],
+      compiled: true,
+      ...(main ? { main } : {}),
+    });
     const rss = rssSampler(proc.child.pid!);
     const exit = await proc.exited;
     const peakMiB = rss.stop();
-    if (exit.code !== 0) throw new Error(`${label} exited ${exit.code}: ${proc.stderr.join("").slice(-2000)} ${JSON.stringify(proc.logs.filter((line) => Number(line.level) >= 40).slice(-5))}`);
+    if (exit.code !== 0)
+      throw new Error(
+        `${label} exited ${exit.code}: ${proc.stderr.join("").slice(-2000)} ${JSON.stringify(proc.logs.filter((line) => Number(line.level) >= 40).slice(-5))}`,
+      );
     const summary = proc.logs.find((line) => line.msg === "sync finished")!;
     const listing = proc.logs.find((line) => line.msg === "Azure listing done")!;
     await new Promise((resolve) => setTimeout(resolve, 500));
     const writes = operatorWrites(await plane.auditEvents(), since).length;
-    return { label, syncMs: Number(summary.durationMs), listingMs: Number(listing.durationMs), created: summary.created, unchanged: summary.unchanged, writes, peakRssMiB: Math.round(peakMiB) };
+    return {
+      label,
+      syncMs: Number(summary.durationMs),
+      listingMs: Number(listing.durationMs),
+      created: summary.created,
+      unchanged: summary.unchanged,
+      writes,
+      peakRssMiB: Math.round(peakMiB),
+    };
   };
   const first = await run("first");
   const second = await run("no-change");
-  const result = { machine: machine(), entry: main ? "dist/bundle/main.js" : "dist/src/main.js", nodeOptions, msis, namespaces: namespaceCount, subscriptions: subscriptionCount, expectedObjects: expected, first, second };
+  const result = {
+    machine: machine(),
+    entry: main ? "dist/bundle/main.js" : "dist/src/main.js",
+    nodeOptions,
+    msis,
+    namespaces: namespaceCount,
+    subscriptions: subscriptionCount,
+    expectedObjects: expected,
+    first,
+    second,
+  };
   console.log(JSON.stringify(result, null, 2));
 } finally {
   await Promise.all([plane.stop(), fake.close()]);

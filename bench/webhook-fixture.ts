@@ -11,7 +11,12 @@ export const SUBSCRIPTION = "00000000-0000-0000-0000-0000000000ab";
 
 /** Where identity `index` of the bench cache lives and what it is called (shared with the load side). */
 export function benchIdentity(index: number, namespaces: number): { namespace: string; name: string; msi: string; resourceGroup: string } {
-  return { namespace: `team-${index % namespaces}`, name: `msi-${index}-${String(index).padStart(8, "0")}-0000-0000-0000-000000000000`, msi: `msi-${index}`, resourceGroup: `rg-${index % 50}` };
+  return {
+    namespace: `team-${index % namespaces}`,
+    name: `msi-${index}-${String(index).padStart(8, "0")}-0000-0000-0000-000000000000`,
+    msi: `msi-${index}`,
+    resourceGroup: `rg-${index % 50}`,
+  };
 }
 
 /** An AzureIdentity as the API server returns it to the informer (managedFields and all). */
@@ -38,7 +43,12 @@ export function cachedIdentity(index: number, namespaces: number): AzureIdentity
           apiVersion: AAD_API_VERSION,
           time: new Date("2025-01-01T00:00:00Z"),
           fieldsType: "FieldsV1",
-          fieldsV1: { "f:metadata": { "f:labels": { ".": {}, [`f:${MANAGED_BY_LABEL}`]: {}, [`f:${keys.name}`]: {}, [`f:${keys.resourcegroup}`]: {}, [`f:${keys.subscription}`]: {} } }, "f:spec": { ".": {}, "f:clientID": {}, "f:resourceID": {}, "f:type": {} } },
+          fieldsV1: {
+            "f:metadata": {
+              "f:labels": { ".": {}, [`f:${MANAGED_BY_LABEL}`]: {}, [`f:${keys.name}`]: {}, [`f:${keys.resourcegroup}`]: {}, [`f:${keys.subscription}`]: {} },
+            },
+            "f:spec": { ".": {}, "f:clientID": {}, "f:resourceID": {}, "f:type": {} },
+          },
         },
       ],
     },
@@ -71,7 +81,14 @@ export function mutateReview(index: number, namespaces: number): AdmissionReview
           name: "app",
           namespace,
           labels: { [keys.name]: msi, [keys.resourcegroup]: resourceGroup, [keys.subscription]: SUBSCRIPTION },
-          annotations: { "kubectl.kubernetes.io/last-applied-configuration": JSON.stringify({ apiVersion: AAD_API_VERSION, kind: "AzureIdentityBinding", metadata: { name: "app", namespace, labels: { [keys.name]: msi } }, spec: { selector: "app" } }) },
+          annotations: {
+            "kubectl.kubernetes.io/last-applied-configuration": JSON.stringify({
+              apiVersion: AAD_API_VERSION,
+              kind: "AzureIdentityBinding",
+              metadata: { name: "app", namespace, labels: { [keys.name]: msi } },
+              spec: { selector: "app" },
+            }),
+          },
         },
         spec: { selector: "app" },
       },
@@ -95,7 +112,11 @@ export function validateReview(index: number, namespaces: number): AdmissionRevi
       name: old.metadata!.name!,
       namespace: old.metadata!.namespace!,
       operation: "UPDATE",
-      userInfo: { username: OPERATOR_USER, uid: "u-2", groups: ["system:serviceaccounts", "system:serviceaccounts:azure-msi-operator", "system:authenticated"] },
+      userInfo: {
+        username: OPERATOR_USER,
+        uid: "u-2",
+        groups: ["system:serviceaccounts", "system:serviceaccounts:azure-msi-operator", "system:authenticated"],
+      },
       object: JSON.parse(JSON.stringify(updated)) as AdmissionReview["request"]["object"],
       oldObject: JSON.parse(JSON.stringify(old)) as AdmissionReview["request"]["oldObject"],
       dryRun: false,

@@ -17,7 +17,16 @@ const tls = { cert: readFileSync(pathArg("cert"), "utf8"), key: readFileSync(pat
 
 async function startOurs(): Promise<{ port: number; close: () => Promise<void> }> {
   // Loaded only here, so the bare server's process holds none of it.
-  const [{ KubeConfig }, { Informer }, { lookupLabelKeys }, resources, { createLogger }, { Metrics }, { startWebhookServer }, { cachedIdentity, LABEL_FORMAT, OPERATOR_USER }] = await Promise.all([
+  const [
+    { KubeConfig },
+    { Informer },
+    { lookupLabelKeys },
+    resources,
+    { createLogger },
+    { Metrics },
+    { startWebhookServer },
+    { cachedIdentity, LABEL_FORMAT, OPERATOR_USER },
+  ] = await Promise.all([
     import("@kubernetes/client-node"),
     import("../src/kube/informer.js"),
     import("../src/kube/lookup.js"),
@@ -42,19 +51,31 @@ async function startOurs(): Promise<{ port: number; close: () => Promise<void> }
     host: "127.0.0.1",
     port: 0,
     tls,
-    guardPolicy: { operatorUser: OPERATOR_USER, adminUsers: new Set(), adminGroups: new Set(["system:masters"]), micUsers: new Set(), namespaceTags: ["k8snamespace"] },
+    guardPolicy: {
+      operatorUser: OPERATOR_USER,
+      adminUsers: new Set(),
+      adminGroups: new Set(["system:masters"]),
+      micUsers: new Set(),
+      namespaceTags: ["k8snamespace"],
+    },
     bindingPolicy: { lookupKeys: lookupLabelKeys(LABEL_FORMAT), strict: false, identitiesIn: (namespace) => cache.list(namespace) },
     metrics: new Metrics(),
     log,
   });
 }
 
-const CANNED = JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: { uid: "705ab4f5-6393-11e8-b7cc-42010a800002", allowed: true } });
+const CANNED = JSON.stringify({
+  apiVersion: "admission.k8s.io/v1",
+  kind: "AdmissionReview",
+  response: { uid: "705ab4f5-6393-11e8-b7cc-42010a800002", allowed: true },
+});
 
 async function startBare(): Promise<{ port: number; close: () => Promise<void> }> {
   const server = createServer({ ...tls, minVersion: "TLSv1.2" }, (request, response) => {
     request.resume();
-    request.on("end", () => response.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(CANNED) }).end(CANNED));
+    request.on("end", () =>
+      response.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(CANNED) }).end(CANNED),
+    );
   });
   server.keepAliveTimeout = 75_000;
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

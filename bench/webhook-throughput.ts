@@ -44,9 +44,13 @@ interface Target {
 
 async function startTarget(kind: Kind, certFile: string, keyFile: string): Promise<Target> {
   const profile = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, kind)}`] : [];
-  const child = spawn(process.execPath, [...profile, TARGET, `--kind=${kind}`, `--cert=${certFile}`, `--key=${keyFile}`, `--identities=${identities}`, `--namespaces=${namespaces}`], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(
+    process.execPath,
+    [...profile, TARGET, `--kind=${kind}`, `--cert=${certFile}`, `--key=${keyFile}`, `--identities=${identities}`, `--namespaces=${namespaces}`],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   const first = await new Promise<string>((resolve, reject) => {
     lines.once("line", resolve);
     void exited.then(() => reject(new Error(`${kind} server exited before listening`)));
@@ -87,8 +91,15 @@ async function load(port: number, hook: Hook, seconds: number): Promise<LoadResu
     pipelining: 1,
     duration: seconds,
   });
-  if (result.errors > 0 || result.non2xx > 0 || result.timeouts > 0) throw new Error(`${hook} on ${port}: ${result.errors} errors, ${result.non2xx} non-2xx, ${result.timeouts} timeouts`);
-  return { rps: Math.round(result.requests.total / (result.duration || seconds)), requests: result.requests.total, p50Ms: result.latency.p50, p99Ms: result.latency.p99, maxMs: result.latency.max };
+  if (result.errors > 0 || result.non2xx > 0 || result.timeouts > 0)
+    throw new Error(`${hook} on ${port}: ${result.errors} errors, ${result.non2xx} non-2xx, ${result.timeouts} timeouts`);
+  return {
+    rps: Math.round(result.requests.total / (result.duration || seconds)),
+    requests: result.requests.total,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    maxMs: result.latency.max,
+  };
 }
 
 /** CPU seconds (user + system) a process has used so far: robust to other load on the machine. */
@@ -134,9 +145,15 @@ try {
     await run(warmupS);
     return run(durationS);
   };
-  const oursHalf = { mutate: await fixedRate("mutate", Math.round(bareMax.mutate.rps / 2)), validate: await fixedRate("validate", Math.round(bareMax.validate.rps / 2)) };
+  const oursHalf = {
+    mutate: await fixedRate("mutate", Math.round(bareMax.mutate.rps / 2)),
+    validate: await fixedRate("validate", Math.round(bareMax.validate.rps / 2)),
+  };
   // For context: latency at a rate this server sustains with room to spare (half of its own maximum).
-  const oursHalfOwn = { mutate: await fixedRate("mutate", Math.round(oursMax.mutate.rps / 2)), validate: await fixedRate("validate", Math.round(oursMax.validate.rps / 2)) };
+  const oursHalfOwn = {
+    mutate: await fixedRate("mutate", Math.round(oursMax.mutate.rps / 2)),
+    validate: await fixedRate("validate", Math.round(oursMax.validate.rps / 2)),
+  };
   await ours.stop();
 
   const ratio = (hook: Hook) => +(oursMax[hook].rps / bareMax[hook].rps).toFixed(3);
@@ -158,7 +175,10 @@ try {
         oursAtHalfOwnMax: oursHalfOwn,
         goals: {
           throughputRatioAtLeast0_85: { mutate: ratio("mutate") >= 0.85, validate: ratio("validate") >= 0.85 },
-          p99AtMost5msAtHalfRate: { mutate: oursHalf.mutate.p99Ms <= 5 && oursHalf.mutate.errors === 0, validate: oursHalf.validate.p99Ms <= 5 && oursHalf.validate.errors === 0 },
+          p99AtMost5msAtHalfRate: {
+            mutate: oursHalf.mutate.p99Ms <= 5 && oursHalf.mutate.errors === 0,
+            validate: oursHalf.validate.p99Ms <= 5 && oursHalf.validate.errors === 0,
+          },
         },
         ...(profileDir ? { cpuProfileDir: profileDir } : {}),
       },
@@ -167,6 +187,6 @@ try {
     ),
   );
 } finally {
-  await Promise.all(targets.map((target) => (target.child.exitCode === null && target.child.signalCode === null ? target.stop() : undefined)));
+  await Promise.all(targets.filter((target) => target.child.exitCode === null && target.child.signalCode === null).map((target) => target.stop()));
   await rm(dir, { recursive: true, force: true });
 }

@@ -1,5 +1,11 @@
 import { isIP } from "node:net";
-import { setHeaderOptions, type AdmissionregistrationV1Api, type CoreV1Api, type V1MutatingWebhookConfiguration, type V1ValidatingWebhookConfiguration } from "@kubernetes/client-node";
+import {
+  setHeaderOptions,
+  type AdmissionregistrationV1Api,
+  type CoreV1Api,
+  type V1MutatingWebhookConfiguration,
+  type V1ValidatingWebhookConfiguration,
+} from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { kubeErrorMessage, statusCode } from "../src/kube/errors.js";
 import { generateCa, issueCert, type Pem } from "./pki.js";
@@ -67,7 +73,14 @@ export class CertManager {
         const written = await this.writeSecret(next, resourceVersion);
         if (written) {
           current = next;
-          this.deps.log.info({ step: step.kind, ...("reason" in step ? { reason: step.reason } : {}), notAfter: new Date(certificateWindow(next.leaf.cert).notAfter).toISOString() }, "webhook certificates updated");
+          this.deps.log.info(
+            {
+              step: step.kind,
+              ...("reason" in step ? { reason: step.reason } : {}),
+              notAfter: new Date(certificateWindow(next.leaf.cert).notAfter).toISOString(),
+            },
+            "webhook certificates updated",
+          );
           if (step.kind !== "create") this.deps.onRotation?.();
         } else {
           current = (await this.readSecret()).state;
@@ -103,7 +116,13 @@ export class CertManager {
 
   private issueLeaf(ca: Pem): Promise<Pem> {
     const { dnsNames, ipAddresses } = this.sans;
-    return issueCert(ca, { commonName: `${this.options.serviceName}.${this.options.namespace}.svc`, dnsNames, ipAddresses, usage: "server", validityMs: this.options.policy.leafValidityMs });
+    return issueCert(ca, {
+      commonName: `${this.options.serviceName}.${this.options.namespace}.svc`,
+      dnsNames,
+      ipAddresses,
+      usage: "server",
+      validityMs: this.options.policy.leafValidityMs,
+    });
   }
 
   private async readSecret(): Promise<{ state: CertState | undefined; resourceVersion: string | undefined }> {
@@ -155,7 +174,9 @@ export class CertManager {
       try {
         const config = await read();
         const ops = (config.webhooks ?? []).flatMap((webhook, index) =>
-          webhook.clientConfig.caBundle === encoded ? [] : [{ op: webhook.clientConfig.caBundle === undefined ? "add" : "replace", path: `/webhooks/${index}/clientConfig/caBundle`, value: encoded }],
+          webhook.clientConfig.caBundle === encoded
+            ? []
+            : [{ op: webhook.clientConfig.caBundle === undefined ? "add" : "replace", path: `/webhooks/${index}/clientConfig/caBundle`, value: encoded }],
         );
         if (ops.length === 0) continue;
         await patch([{ op: "test", path: "/metadata/resourceVersion", value: config.metadata?.resourceVersion }, ...ops]);
@@ -163,10 +184,10 @@ export class CertManager {
       } catch (error) {
         const status = statusCode(error);
         if (status === 404) this.deps.log.warn({ webhookConfiguration: name }, "webhook configuration not found: caBundle not injected");
-        else if (status === 409 || status === 422) this.deps.log.info({ webhookConfiguration: name }, "webhook configuration changed meanwhile; caBundle injection retried next pass");
+        else if (status === 409 || status === 422)
+          this.deps.log.info({ webhookConfiguration: name }, "webhook configuration changed meanwhile; caBundle injection retried next pass");
         else this.deps.log.error({ webhookConfiguration: name, err: kubeErrorMessage(error) }, "caBundle injection failed");
       }
     }
   }
 }
-

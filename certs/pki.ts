@@ -38,10 +38,7 @@ export interface LeafOptions {
 /** A leaf certificate signed by `ca`: a serving cert for a local server or a client cert for a user. */
 export async function issueCert(ca: Pem, options: LeafOptions): Promise<Pem> {
   const now = new Date();
-  const subject = [
-    { name: "commonName", value: options.commonName },
-    ...(options.organizations ?? []).map((value) => ({ name: "organizationName", value })),
-  ];
+  const subject = [{ name: "commonName", value: options.commonName }, ...(options.organizations ?? []).map((value) => ({ name: "organizationName", value }))];
   const altNames = [
     ...(options.dnsNames ?? []).map((value) => ({ type: 2 as const, value })),
     ...(options.ipAddresses ?? []).map((ip) => ({ type: 7 as const, ip })),

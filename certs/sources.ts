@@ -100,7 +100,12 @@ export class SecretCertSource extends BaseSource {
 export class FileCertSource extends BaseSource {
   private readonly paths: string[];
 
-  constructor(private readonly certFile: string, private readonly keyFile: string, log: Logger, private readonly pollMs = 1_000) {
+  constructor(
+    private readonly certFile: string,
+    private readonly keyFile: string,
+    log: Logger,
+    private readonly pollMs = 1_000,
+  ) {
     super(log);
     this.paths = [certFile, keyFile];
   }

@@ -11,7 +11,13 @@ const covers = (leaf: string) => coversNames(leaf, names);
 
 async function freshState(now: number): Promise<CertState> {
   const ca = await generateCa("test CA", policy.caValidityMs);
-  const leaf = await issueCert(ca, { commonName: "svc", dnsNames: ["svc.ns.svc"], ipAddresses: ["127.0.0.1"], usage: "server", validityMs: policy.leafValidityMs });
+  const leaf = await issueCert(ca, {
+    commonName: "svc",
+    dnsNames: ["svc.ns.svc"],
+    ipAddresses: ["127.0.0.1"],
+    usage: "server",
+    validityMs: policy.leafValidityMs,
+  });
   return { ca, leaf, bundle: [ca.cert], bundleChangedAt: now, leafChangedAt: now };
 }
 
@@ -51,7 +57,10 @@ test("the Secret round-trips the state; a broken Secret is reported", async () =
   const parsed = secretToState(stateToSecret("s", "ns", state));
   assert.ok(parsed.ok);
   assert.equal(parsed.state.leaf.cert, state.leaf.cert);
-  assert.deepEqual(parsed.state.bundle.map((pem) => pem.trim()), state.bundle.map((pem) => pem.trim()));
+  assert.deepEqual(
+    parsed.state.bundle.map((pem) => pem.trim()),
+    state.bundle.map((pem) => pem.trim()),
+  );
   const broken = stateToSecret("s", "ns", state);
   delete broken.data!["tls.key"];
   assert.deepEqual(secretToState(broken), { ok: false, error: "missing tls.key" });

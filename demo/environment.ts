@@ -83,7 +83,13 @@ export class DemoEnvironment {
   private seedAzure(): void {
     const fake = this.need(this.fake, "Azure fake");
     for (const msi of MSIS) {
-      fake.model.addIdentity({ subscriptionId: SUBSCRIPTION, resourceGroup: RESOURCE_GROUP, name: msi.name, clientId: msi.clientId, tags: { k8snamespace: msi.namespaces } });
+      fake.model.addIdentity({
+        subscriptionId: SUBSCRIPTION,
+        resourceGroup: RESOURCE_GROUP,
+        name: msi.name,
+        clientId: msi.clientId,
+        tags: { k8snamespace: msi.namespaces },
+      });
     }
     this.print(`Azure fake: ${fake.url} (Entra ID + Resource Manager), subscription ${SUBSCRIPTION}, resource group ${RESOURCE_GROUP}:`);
     const width = Math.max(...MSIS.map((msi) => msi.name.length));
@@ -101,16 +107,29 @@ export class DemoEnvironment {
     await writeFile(join(dir, "jane-binding.yaml"), janeBindingYaml());
     this.webhookPort = await freePort();
     await installWebhooks(plane, this.webhookPort);
-    this.print(`Cluster: namespaces ${TEAM_NAMESPACES.join(", ")}; jane (group dev-team) may edit aad-pod-identity objects there; operator RBAC from manifests/base/rbac.yaml; webhooks registered at https://127.0.0.1:${this.webhookPort}`);
+    this.print(
+      `Cluster: namespaces ${TEAM_NAMESPACES.join(", ")}; jane (group dev-team) may edit aad-pod-identity objects there; operator RBAC from manifests/base/rbac.yaml; webhooks registered at https://127.0.0.1:${this.webhookPort}`,
+    );
   }
 
   private async startOperator(): Promise<void> {
     const plane = this.need(this.plane, "control plane");
     const fake = this.need(this.fake, "Azure fake");
     const started = Date.now();
-    const flags = ["run", "--sync.watch", "--azureidentity.binding.sync", `--webhook.bind=127.0.0.1:${this.webhookPort}`, "--webhook.tls.san=127.0.0.1", "--shutdown.delay=0s"];
+    const flags = [
+      "run",
+      "--sync.watch",
+      "--azureidentity.binding.sync",
+      `--webhook.bind=127.0.0.1:${this.webhookPort}`,
+      "--webhook.tls.san=127.0.0.1",
+      "--shutdown.delay=0s",
+    ];
     this.azureEnv = fake.credentialEnv();
-    const operator = await OperatorProcess.start("azure-msi-operator-demo", { kubeconfig: plane.kubeconfigPath("operator"), env: { ...this.azureEnv, INSTANCE_NAMESPACE: OPERATOR_NAMESPACE }, flags });
+    const operator = await OperatorProcess.start("azure-msi-operator-demo", {
+      kubeconfig: plane.kubeconfigPath("operator"),
+      env: { ...this.azureEnv, INSTANCE_NAMESPACE: OPERATOR_NAMESPACE },
+      flags,
+    });
     this.operator = operator;
     const log = createWriteStream(this.operatorLogPath);
     this.operatorLog = log;
@@ -120,7 +139,12 @@ export class DemoEnvironment {
     const check = () => this.assertOperatorRunning();
     await waitFor(() => operator.ready(), { timeoutMs: READY_TIMEOUT_MS, what: "operator /readyz", stop: this.stop, check });
     await waitForCaBundles(plane, READY_TIMEOUT_MS);
-    await waitFor(() => operator.logs.some((line) => line.msg === "sync finished" || line.msg === "sync finished with errors"), { timeoutMs: READY_TIMEOUT_MS, what: "first sync", stop: this.stop, check });
+    await waitFor(() => operator.logs.some((line) => line.msg === "sync finished" || line.msg === "sync finished with errors"), {
+      timeoutMs: READY_TIMEOUT_MS,
+      what: "first sync",
+      stop: this.stop,
+      check,
+    });
     this.print(`    ready, caBundle injected, first sync done (${seconds(Date.now() - started)})`);
   }
 

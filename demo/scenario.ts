@@ -15,9 +15,19 @@ export interface DemoMsi {
 }
 
 export const SHOP: DemoMsi = { name: "shop", clientId: "0b1c2d3e-1111-4a5b-8c7d-000000000001", namespaces: "team-a,team-b", note: "tagged for two namespaces" };
-export const REPORTS: DemoMsi = { name: "reports", clientId: "0b1c2d3e-2222-4a5b-8c7d-000000000002", namespaces: "team-new", note: "its namespace is created later" };
+export const REPORTS: DemoMsi = {
+  name: "reports",
+  clientId: "0b1c2d3e-2222-4a5b-8c7d-000000000002",
+  namespaces: "team-new",
+  note: "its namespace is created later",
+};
 /** Upper case and "_" are fine in Azure, but "{{ .Name }}-{{ .ClientId }}" then is no Kubernetes name. */
-export const LEGACY: DemoMsi = { name: "Legacy_Payments", clientId: "0b1c2d3e-3333-4a5b-8c7d-000000000003", namespaces: "team-a", note: "breaks the name template" };
+export const LEGACY: DemoMsi = {
+  name: "Legacy_Payments",
+  clientId: "0b1c2d3e-3333-4a5b-8c7d-000000000003",
+  namespaces: "team-a",
+  note: "breaks the name template",
+};
 export const MSIS: readonly DemoMsi[] = [SHOP, REPORTS, LEGACY];
 
 /** The AzureIdentity name the default template "{{ .Name }}-{{ .ClientId }}" renders. */

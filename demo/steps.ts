@@ -91,13 +91,19 @@ const newNamespace: Step = {
     const plane = ctx.env.plane;
     if (!plane) throw new Error("control plane is not running");
     const custom = plane.api("admin", CustomObjectsApi);
-    await waitFor(() => custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NEW_NAMESPACE, plural: "azureidentities", name: identityName(REPORTS) }).catch(() => undefined), {
-      timeoutMs: 30_000,
-      what: `AzureIdentity ${identityName(REPORTS)} in ${NEW_NAMESPACE}`,
-      stop: ctx.stop,
-      check: () => ctx.env.assertOperatorRunning(),
-      intervalMs: 25,
-    });
+    await waitFor(
+      () =>
+        custom
+          .getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: NEW_NAMESPACE, plural: "azureidentities", name: identityName(REPORTS) })
+          .catch(() => undefined),
+      {
+        timeoutMs: 30_000,
+        what: `AzureIdentity ${identityName(REPORTS)} in ${NEW_NAMESPACE}`,
+        stop: ctx.stop,
+        check: () => ctx.env.assertOperatorRunning(),
+        intervalMs: 25,
+      },
+    );
     const latency = identityLatency(await plane.auditEvents());
     ctx.print(`    ${NEW_NAMESPACE} got its identity in ${latency} ms (namespace stored -> operator's AzureIdentity stored, from the API server's audit log)`);
     const shown = await kubectl(ctx, "admin", ["get", "azureidentities", "-n", NEW_NAMESPACE]);
@@ -108,9 +114,16 @@ const newNamespace: Step = {
 /** Milliseconds between the API server storing the namespace and storing the operator's identity in it. */
 function identityLatency(events: AuditEvent[]): number {
   const ok = (event: AuditEvent) => event.stage === "ResponseComplete" && (event.responseStatus?.code ?? 0) < 300;
-  const namespace = events.find((event) => ok(event) && event.verb === "create" && event.objectRef?.resource === "namespaces" && event.objectRef.name === NEW_NAMESPACE);
+  const namespace = events.find(
+    (event) => ok(event) && event.verb === "create" && event.objectRef?.resource === "namespaces" && event.objectRef.name === NEW_NAMESPACE,
+  );
   const identity = events.find(
-    (event) => ok(event) && event.user.username === OPERATOR_USER && ["create", "patch", "update"].includes(event.verb) && event.objectRef?.resource === "azureidentities" && event.objectRef.namespace === NEW_NAMESPACE,
+    (event) =>
+      ok(event) &&
+      event.user.username === OPERATOR_USER &&
+      ["create", "patch", "update"].includes(event.verb) &&
+      event.objectRef?.resource === "azureidentities" &&
+      event.objectRef.namespace === NEW_NAMESPACE,
   );
   if (!namespace || !identity) throw new Error(`the audit log has no ${namespace ? "operator write in" : "create of"} namespace ${NEW_NAMESPACE}`);
   return Date.parse(identity.stageTimestamp) - Date.parse(namespace.stageTimestamp);
@@ -128,7 +141,10 @@ const metrics: Step = {
     expect(status === 200, `/metrics answered ${status}`);
     const lines = metricsExcerpt(body, METRICS);
     ctx.print(indent(lines.join("\n")));
-    expect(lines.some((line) => /^azuremsi_admission_requests_total\{.*result="denied"\} [1-9]/.test(line)), "no denied admission counted");
+    expect(
+      lines.some((line) => /^azuremsi_admission_requests_total\{.*result="denied"\} [1-9]/.test(line)),
+      "no denied admission counted",
+    );
   },
 };
 

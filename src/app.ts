@@ -78,7 +78,9 @@ export class App {
     this.ops = new OpsDuty(config, deps.metrics, () => this.notReady());
     const serveWebhooks = config.webhook.enable && config.command === "run";
     const certSource = serveWebhooks ? this.certSource() : undefined;
-    this.webhook = certSource ? new WebhookDuty(config, certSource, this.identities, () => guardPolicyFrom(config, this.operatorUser), deps.metrics, deps.log) : undefined;
+    this.webhook = certSource
+      ? new WebhookDuty(config, certSource, this.identities, () => guardPolicyFrom(config, this.operatorUser), deps.metrics, deps.log)
+      : undefined;
     const certManager = serveWebhooks && !config.webhook.tls.files ? this.certManager() : undefined;
     const leaderDuties: LeaderDutyFactory[] = [];
     if (certManager) leaderDuties.push(() => new CertDuty(certManager, this.certCheckIntervalMs(), deps.metrics, deps.log));
@@ -148,7 +150,14 @@ export class App {
     }
     this.elector = new LeaderElector(
       this.clients.coordination,
-      { namespace: config.instance.namespace, name: config.lease.name, identity: this.identity, durationMs: config.lease.durationMs, renewDeadlineMs: config.lease.renewDeadlineMs, retryPeriodMs: config.lease.retryPeriodMs },
+      {
+        namespace: config.instance.namespace,
+        name: config.lease.name,
+        identity: this.identity,
+        durationMs: config.lease.durationMs,
+        renewDeadlineMs: config.lease.renewDeadlineMs,
+        retryPeriodMs: config.lease.retryPeriodMs,
+      },
       { onStartedLeading: () => this.onLeadership(true), onStoppedLeading: () => this.onLeadership(false) },
       log,
       metrics,
@@ -202,13 +211,24 @@ export class App {
 
   private syncerDeps(): SyncerDutyDeps {
     const { config, listAzure, metrics, log } = this.deps;
-    return { config, clients: this.clients, identities: this.identities, listAzure, canWrite: () => this.canWrite(), metrics, log, cacheOptions: this.cacheOptions };
+    return {
+      config,
+      clients: this.clients,
+      identities: this.identities,
+      listAzure,
+      canWrite: () => this.canWrite(),
+      metrics,
+      log,
+      cacheOptions: this.cacheOptions,
+    };
   }
 
   private certSource(): CertSource {
     const { config, log } = this.deps;
     const tls = config.webhook.tls;
-    return tls.files ? new FileCertSource(tls.files.certFile, tls.files.keyFile, log) : new SecretCertSource(this.clients.kubeConfig, this.clients.core, config.instance.namespace, tls.secretName, log);
+    return tls.files
+      ? new FileCertSource(tls.files.certFile, tls.files.keyFile, log)
+      : new SecretCertSource(this.clients.kubeConfig, this.clients.core, config.instance.namespace, tls.secretName, log);
   }
 
   private certManager(): CertManager {
@@ -223,9 +243,20 @@ export class App {
         extraSans: tls.sans,
         validatingWebhookConfiguration: config.webhook.validatingConfigName,
         mutatingWebhookConfiguration: config.webhook.mutatingConfigName,
-        policy: { caValidityMs: tls.caValidityMs, leafValidityMs: tls.certValidityMs, rotateRemainingFraction: leadMs / tls.certValidityMs, propagationMs: Math.min(60_000, Math.max(2_000, tls.certValidityMs / 100)) },
+        policy: {
+          caValidityMs: tls.caValidityMs,
+          leafValidityMs: tls.certValidityMs,
+          rotateRemainingFraction: leadMs / tls.certValidityMs,
+          propagationMs: Math.min(60_000, Math.max(2_000, tls.certValidityMs / 100)),
+        },
       },
-      { core: this.clients.core, admission: this.clients.admission, log, canWrite: () => this.canWrite(), onRotation: () => metrics.certificateRotations.inc() },
+      {
+        core: this.clients.core,
+        admission: this.clients.admission,
+        log,
+        canWrite: () => this.canWrite(),
+        onRotation: () => metrics.certificateRotations.inc(),
+      },
     );
   }
 

@@ -29,6 +29,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "signal received");
+    // Both outcomes are handled here, and the process exits in either.
     void app.shutdown().then(
       () => process.exit(0),
       (error: unknown) => {

@@ -36,7 +36,10 @@ export function recordAzureRequest(metrics: Metrics, info: AzureRequestInfo): vo
     info.durationMs / 1000,
   );
   for (const reading of rateLimitReadings(info.rateLimitHeaders)) {
-    metrics.azureRatelimit?.set({ apiEndpoint: info.apiEndpoint, subscriptionID: info.subscriptionId ?? "", tenantID: info.tenantId ?? "", scope: reading.scope, type: reading.type }, reading.remaining);
+    metrics.azureRatelimit?.set(
+      { apiEndpoint: info.apiEndpoint, subscriptionID: info.subscriptionId ?? "", tenantID: info.tenantId ?? "", scope: reading.scope, type: reading.type },
+      reading.remaining,
+    );
   }
 }
 
@@ -44,7 +47,11 @@ export function recordAzureRequest(metrics: Metrics, info: AzureRequestInfo): vo
  * Everything `azure-msi-operator` is, built from one Config: logger, metrics registry, Azure
  * listing through the real SDK, Kubernetes clients and the App. Tests build several in one process.
  */
-export async function createOperator(config: Config, env: Readonly<Record<string, string | undefined>>, overrides: OperatorOverrides = {}): Promise<{ app: App; metrics: Metrics; log: Logger }> {
+export async function createOperator(
+  config: Config,
+  env: Readonly<Record<string, string | undefined>>,
+  overrides: OperatorOverrides = {},
+): Promise<{ app: App; metrics: Metrics; log: Logger }> {
   const log = overrides.log ?? createLogger(config.log);
   const azurerm = azureRmOptionsFromEnv(env);
   if (!azurerm.ok) throw new Error(azurerm.error);
@@ -52,7 +59,12 @@ export async function createOperator(config: Config, env: Readonly<Record<string
   const environment = await resolveEnvironment(config.azure.environment, env).catch((error: unknown) => {
     throw new Error(`--azure.environment (AZURE_ENVIRONMENT): ${(error as Error).message}`);
   });
-  const clients = createAzureClients({ environment, observer: (info) => recordAzureRequest(metrics, info), ...(overrides.azureRetry ? { retry: overrides.azureRetry } : {}), ...(overrides.azureAttemptTimeoutMs ? { attemptTimeoutMs: overrides.azureAttemptTimeoutMs } : {}) });
+  const clients = createAzureClients({
+    environment,
+    observer: (info) => recordAzureRequest(metrics, info),
+    ...(overrides.azureRetry ? { retry: overrides.azureRetry } : {}),
+    ...(overrides.azureAttemptTimeoutMs ? { attemptTimeoutMs: overrides.azureAttemptTimeoutMs } : {}),
+  });
   const listAzure = async (signal?: AbortSignal): Promise<SubscriptionListing[]> => {
     const started = Date.now();
     const listings = await listManagedIdentities(clients, { subscriptionIds: config.azure.subscriptions, ...(signal ? { abortSignal: signal } : {}) });
@@ -63,7 +75,15 @@ export async function createOperator(config: Config, env: Readonly<Record<string
       if (!listing.complete) log.error({ subscription, err: listing.error?.message }, "Azure listing incomplete");
       for (const skipped of listing.skipped) log.warn({ subscription, item: skipped.id, reason: skipped.reason }, "Azure item is not a usable MSI");
     }
-    log.info({ subscriptions: listings.length, identities: listings.reduce((sum, l) => sum + l.identities.length, 0), incomplete: listings.filter((l) => !l.complete).length, durationMs: Date.now() - started }, "Azure listing done");
+    log.info(
+      {
+        subscriptions: listings.length,
+        identities: listings.reduce((sum, l) => sum + l.identities.length, 0),
+        incomplete: listings.filter((l) => !l.complete).length,
+        durationMs: Date.now() - started,
+      },
+      "Azure listing done",
+    );
     return listings;
   };
   const app = new App({

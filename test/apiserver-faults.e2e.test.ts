@@ -44,8 +44,21 @@ describe("API server faults: restart, cut watches, 409 conflicts, APF 429s", () 
     await core.createNamespace({ body: { metadata: { name } } });
     live.add(name);
   };
-  const addMsis = (prefix: string, count: number, namespaceOf: (index: number) => string, clientIdOf: (index: number) => string = () => randomUUID()): FakeIdentity[] =>
-    Array.from({ length: count }, (_, index) => fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: RG, name: `${prefix}-${String(index).padStart(3, "0")}`, clientId: clientIdOf(index), tags: { k8snamespace: namespaceOf(index) } }));
+  const addMsis = (
+    prefix: string,
+    count: number,
+    namespaceOf: (index: number) => string,
+    clientIdOf: (index: number) => string = () => randomUUID(),
+  ): FakeIdentity[] =>
+    Array.from({ length: count }, (_, index) =>
+      fake.model.addIdentity({
+        subscriptionId: SUB,
+        resourceGroup: RG,
+        name: `${prefix}-${String(index).padStart(3, "0")}`,
+        clientId: clientIdOf(index),
+        tags: { k8snamespace: namespaceOf(index) },
+      }),
+    );
   const nameOf = (msi: FakeIdentity) => `${msi.name}-${msi.clientId}`;
 
   /** "namespace/name clientID" of every identity wanted now. */
@@ -55,8 +68,18 @@ describe("API server faults: restart, cut watches, 409 conflicts, APF 429s", () 
       .flatMap((msi) => (msi.tags.k8snamespace ?? "").split(",").map((namespace) => `${namespace.trim()}/${nameOf(msi)} ${msi.clientId}`))
       .filter((key) => live.has(key.split("/")[0]!))
       .sort();
-  const owned = async (): Promise<AzureIdentity[]> => ((await custom.listClusterCustomObject({ group: GROUP, version: "v1", plural: "azureidentities", labelSelector: OWNED_SELECTOR })) as { items: AzureIdentity[] }).items;
-  const ownedIn = async (namespace: string): Promise<AzureIdentity[]> => ((await custom.listNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities", labelSelector: OWNED_SELECTOR })) as { items: AzureIdentity[] }).items;
+  const owned = async (): Promise<AzureIdentity[]> =>
+    (
+      (await custom.listClusterCustomObject({ group: GROUP, version: "v1", plural: "azureidentities", labelSelector: OWNED_SELECTOR })) as {
+        items: AzureIdentity[];
+      }
+    ).items;
+  const ownedIn = async (namespace: string): Promise<AzureIdentity[]> =>
+    (
+      (await custom.listNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities", labelSelector: OWNED_SELECTOR })) as {
+        items: AzureIdentity[];
+      }
+    ).items;
 
   /** Resolves once the owned identities are exactly the wanted ones, each once, with the right spec. */
   const converged = (what: string) =>
@@ -73,7 +96,12 @@ describe("API server faults: restart, cut watches, 409 conflicts, APF 429s", () 
     );
 
   const startRunning = async (flags: string[], options: { kubeconfig?: string } = {}): Promise<RunningOperator> => {
-    const op = await startOperator(plane, env, [`--webhook.bind=127.0.0.1:${webhookPort}`, "--webhook.tls.san=127.0.0.1", "--azureidentity.prune", ...flags], options);
+    const op = await startOperator(
+      plane,
+      env,
+      [`--webhook.bind=127.0.0.1:${webhookPort}`, "--webhook.tls.san=127.0.0.1", "--azureidentity.prune", ...flags],
+      options,
+    );
     await waitForCaBundles(plane);
     await eventually(() => op.app.notReady() === undefined || undefined, 30_000, "operator ready");
     return op;
@@ -88,7 +116,11 @@ describe("API server faults: restart, cut watches, 409 conflicts, APF 429s", () 
     const namespace = msi.tags.k8snamespace!;
     const name = nameOf(msi);
     await createNamespace(namespace);
-    await eventually(async () => (await ownedIn(namespace).catch(() => [])).some((identity) => identity.metadata?.name === name) || undefined, CONVERGE_MS, `${name} synced into ${namespace}`);
+    await eventually(
+      async () => (await ownedIn(namespace).catch(() => [])).some((identity) => identity.metadata?.name === name) || undefined,
+      CONVERGE_MS,
+      `${name} synced into ${namespace}`,
+    );
     const synced = Date.now();
     const binding = JSON.stringify({
       apiVersion: `${GROUP}/v1`,
@@ -106,19 +138,30 @@ describe("API server faults: restart, cut watches, 409 conflicts, APF 429s", () 
     return filledAfterMs;
   };
 
-  const operatorDeletesSince = async (since: number) => operatorWrites(await plane.auditEvents(), since).filter((event) => event.verb === "delete" && (event.responseStatus?.code ?? 0) < 300);
-  const restartsOf = async (op: RunningOperator) => Number(/azuremsi_cache_restarts_total\{resource="azureidentities"\} (\d+)/.exec(await op.metrics.registry.metrics())?.[1] ?? 0);
+  const operatorDeletesSince = async (since: number) =>
+    operatorWrites(await plane.auditEvents(), since).filter((event) => event.verb === "delete" && (event.responseStatus?.code ?? 0) < 300);
+  const restartsOf = async (op: RunningOperator) =>
+    Number(/azuremsi_cache_restarts_total\{resource="azureidentities"\} (\d+)/.exec(await op.metrics.registry.metrics())?.[1] ?? 0);
 
   before(async () => {
     // Fewer seats overall, so that the APF test's priority level gets exactly one.
-    [plane, fake] = await Promise.all([ControlPlane.start({ apiserverFlags: ["--max-requests-inflight=20", "--max-mutating-requests-inflight=10"] }), FakeAzure.start()]);
+    [plane, fake] = await Promise.all([
+      ControlPlane.start({ apiserverFlags: ["--max-requests-inflight=20", "--max-mutating-requests-inflight=10"] }),
+      FakeAzure.start(),
+    ]);
     env = fake.credentialEnv();
     await applyOperatorRbac(plane);
     custom = plane.api("admin", CustomObjectsApi);
     core = plane.api("admin", CoreV1Api);
     const rbac = plane.api("admin", RbacAuthorizationV1Api);
     await rbac.createClusterRole({ body: { metadata: { name: "aad-everything" }, rules: [{ apiGroups: [GROUP], resources: ["*"], verbs: ["*"] }] } });
-    await rbac.createClusterRoleBinding({ body: { metadata: { name: "dev-team-aad" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "aad-everything" }, subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "dev-team" }] } });
+    await rbac.createClusterRoleBinding({
+      body: {
+        metadata: { name: "dev-team-aad" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "aad-everything" },
+        subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "dev-team" }],
+      },
+    });
     await createNamespace("steady");
     addMsis("steady", 10, () => "steady");
     webhookPort = await freePort();
@@ -151,11 +194,19 @@ describe("API server faults: restart, cut watches, 409 conflicts, APF 429s", () 
         const signal = round % 2 === 0 ? "SIGKILL" : "SIGTERM";
         await plane.restartApiServer({ signal, downMs: 4_000 });
         const readyAt = Date.now();
-        assert.ok(createdBeforeKill < bulk[round]!.length, `the restart came in the middle of the sync (${createdBeforeKill} of ${bulk[round]!.length} written)`);
+        assert.ok(
+          createdBeforeKill < bulk[round]!.length,
+          `the restart came in the middle of the sync (${createdBeforeKill} of ${bulk[round]!.length} written)`,
+        );
         const total = await converged(`after restart ${round + 1}`);
-        t.diagnostic(`restart ${round + 1} (${signal}, 4 s down) after ${createdBeforeKill}/${bulk[round]!.length} creates: ${total} identities converged ${Date.now() - readyAt} ms after the API server was ready`);
+        t.diagnostic(
+          `restart ${round + 1} (${signal}, 4 s down) after ${createdBeforeKill}/${bulk[round]!.length} creates: ${total} identities converged ${Date.now() - readyAt} ms after the API server was ready`,
+        );
       }
-      assert.ok(op.logs.some((line) => line.msg === "AzureIdentity write failed"), "writes failed while the API server was down");
+      assert.ok(
+        op.logs.some((line) => line.msg === "AzureIdentity write failed"),
+        "writes failed while the API server was down",
+      );
       assert.ok((await restartsOf(op)) > 0, "the identity cache noticed and re-listed");
       t.diagnostic(`webhook filled a binding ${await webhooksServeFresh(fresh!)} ms after its identity was synced`);
       assert.deepEqual(await operatorDeletesSince(started), [], "nothing deleted");
@@ -183,9 +234,23 @@ describe("API server faults: restart, cut watches, 409 conflicts, APF 429s", () 
         await createNamespace(`cut-${cycle}`);
         const victim = steady[cycle % steady.length]!;
         if (cycle % 2 === 0) {
-          await custom.deleteNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "steady", plural: "azureidentities", name: victim.metadata!.name! }).catch(() => undefined);
+          await custom
+            .deleteNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "steady", plural: "azureidentities", name: victim.metadata!.name! })
+            .catch(() => undefined);
         } else {
-          await custom.patchNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "steady", plural: "azureidentities", name: victim.metadata!.name!, body: { spec: { clientID: "tampered" } } }, MERGE_PATCH).catch(() => undefined);
+          await custom
+            .patchNamespacedCustomObject(
+              {
+                group: GROUP,
+                version: "v1",
+                namespace: "steady",
+                plural: "azureidentities",
+                name: victim.metadata!.name!,
+                body: { spec: { clientID: "tampered" } },
+              },
+              MERGE_PATCH,
+            )
+            .catch(() => undefined);
         }
         await sleep(300);
       }
@@ -216,8 +281,16 @@ describe("API server faults: restart, cut watches, 409 conflicts, APF 429s", () 
       const adoptIds = Array.from({ length: 10 }, () => randomUUID());
       for (const [index, clientId] of adoptIds.entries()) {
         await custom.createNamespacedCustomObject({
-          group: GROUP, version: "v1", namespace: "adopt", plural: "azureidentities",
-          body: { apiVersion: `${GROUP}/v1`, kind: "AzureIdentity", metadata: { name: `adopt-${String(index).padStart(3, "0")}-${clientId}`, labels: { "team.example/owner": "admin" } }, spec: { type: 0, resourceID: "/made/by/hand", clientID: "wrong" } },
+          group: GROUP,
+          version: "v1",
+          namespace: "adopt",
+          plural: "azureidentities",
+          body: {
+            apiVersion: `${GROUP}/v1`,
+            kind: "AzureIdentity",
+            metadata: { name: `adopt-${String(index).padStart(3, "0")}-${clientId}`, labels: { "team.example/owner": "admin" } },
+            spec: { type: 0, resourceID: "/made/by/hand", clientID: "wrong" },
+          },
         });
       }
       // The admin keeps relabelling what the operator is about to delete (its deletes carry the
@@ -225,15 +298,32 @@ describe("API server faults: restart, cut watches, 409 conflicts, APF 429s", () 
       const patchLoop = (namespace: string, name: string, body: (count: number) => object) =>
         (async () => {
           for (let count = 0; editing; count++) {
-            const gone = await custom.patchNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities", name, body: body(count) }, MERGE_PATCH).then(() => false, (error: { code?: number }) => error.code === 404);
+            const gone = await custom
+              .patchNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities", name, body: body(count) }, MERGE_PATCH)
+              .then(
+                () => false,
+                (error: { code?: number }) => error.code === 404,
+              );
             if (gone) return;
           }
         })();
-      for (const msi of doomed) loops.push(patchLoop("conflict", nameOf(msi), (count) => ({ metadata: { labels: { "team.example/touched": String(count) } } })));
+      for (const msi of doomed)
+        loops.push(patchLoop("conflict", nameOf(msi), (count) => ({ metadata: { labels: { "team.example/touched": String(count) } } })));
       const steady = (await ownedIn("steady")).slice(0, 3);
-      for (const identity of steady) loops.push(patchLoop("steady", identity.metadata!.name!, (count) => ({ metadata: { labels: { "team.example/tamper": String(count) } }, spec: { clientID: `tampered-${count}` } })));
+      for (const identity of steady)
+        loops.push(
+          patchLoop("steady", identity.metadata!.name!, (count) => ({
+            metadata: { labels: { "team.example/tamper": String(count) } },
+            spec: { clientID: `tampered-${count}` },
+          })),
+        );
       for (const msi of doomed) fake.model.removeIdentity(msi);
-      addMsis("adopt", adoptIds.length, () => "adopt", (index) => adoptIds[index]!);
+      addMsis(
+        "adopt",
+        adoptIds.length,
+        () => "adopt",
+        (index) => adoptIds[index]!,
+      );
 
       const conflicts = await eventually(
         async () => {
@@ -248,7 +338,9 @@ describe("API server faults: restart, cut watches, 409 conflicts, APF 429s", () 
       await Promise.all(loops);
       const editsDone = Date.now();
       const count = await converged("after the edits");
-      t.diagnostic(`409s on the operator's writes: ${JSON.stringify(conflicts)}; ${count} identities converged ${Date.now() - editsDone} ms after the edits stopped`);
+      t.diagnostic(
+        `409s on the operator's writes: ${JSON.stringify(conflicts)}; ${count} identities converged ${Date.now() - editsDone} ms after the edits stopped`,
+      );
       assert.equal(count, wanted().length);
       for (const identity of await ownedIn("adopt")) assert.equal(identity.metadata?.labels?.["team.example/owner"], "admin", "adopted, foreign label kept");
       for (const identity of steady) {
@@ -269,23 +361,48 @@ describe("API server faults: restart, cut watches, 409 conflicts, APF 429s", () 
     for (const namespace of namespaces) await createNamespace(namespace);
     const [fresh] = addMsis("fresh-apf", 1, () => "fresh-apf");
     const op = await startRunning(["--sync.watch", "--sync.interval=2s", "--sync.locktime=0s"]);
-    const rejected = async () => Number(new RegExp(`apiserver_flowcontrol_rejected_requests_total\\{[^}]*priority_level="${TINY}"[^}]*\\} (\\d+)`).exec((await plane.adminGet("/metrics")).body)?.[1] ?? 0);
+    const rejected = async () =>
+      Number(
+        new RegExp(`apiserver_flowcontrol_rejected_requests_total\\{[^}]*priority_level="${TINY}"[^}]*\\} (\\d+)`).exec(
+          (await plane.adminGet("/metrics")).body,
+        )?.[1] ?? 0,
+      );
     try {
       await converged("before throttling");
       // One seat, no borrowing, no queue: whatever the operator sends beyond one request at a time is rejected.
       const objects = [
-        { apiVersion: "flowcontrol.apiserver.k8s.io/v1", kind: "PriorityLevelConfiguration", metadata: { name: TINY }, spec: { type: "Limited", limited: { nominalConcurrencyShares: 1, lendablePercent: 0, borrowingLimitPercent: 0, limitResponse: { type: "Reject" } } } },
         {
-          apiVersion: "flowcontrol.apiserver.k8s.io/v1", kind: "FlowSchema", metadata: { name: TINY },
+          apiVersion: "flowcontrol.apiserver.k8s.io/v1",
+          kind: "PriorityLevelConfiguration",
+          metadata: { name: TINY },
+          spec: { type: "Limited", limited: { nominalConcurrencyShares: 1, lendablePercent: 0, borrowingLimitPercent: 0, limitResponse: { type: "Reject" } } },
+        },
+        {
+          apiVersion: "flowcontrol.apiserver.k8s.io/v1",
+          kind: "FlowSchema",
+          metadata: { name: TINY },
           spec: {
-            priorityLevelConfiguration: { name: TINY }, matchingPrecedence: 50, distinguisherMethod: { type: "ByUser" },
-            rules: [{ subjects: [{ kind: "ServiceAccount", serviceAccount: { name: OPERATOR_SERVICE_ACCOUNT, namespace: OPERATOR_NAMESPACE } }], resourceRules: [{ verbs: ["*"], apiGroups: ["*"], resources: ["*"], namespaces: ["*"], clusterScope: true }], nonResourceRules: [{ verbs: ["*"], nonResourceURLs: ["*"] }] }],
+            priorityLevelConfiguration: { name: TINY },
+            matchingPrecedence: 50,
+            distinguisherMethod: { type: "ByUser" },
+            rules: [
+              {
+                subjects: [{ kind: "ServiceAccount", serviceAccount: { name: OPERATOR_SERVICE_ACCOUNT, namespace: OPERATOR_NAMESPACE } }],
+                resourceRules: [{ verbs: ["*"], apiGroups: ["*"], resources: ["*"], namespaces: ["*"], clusterScope: true }],
+                nonResourceRules: [{ verbs: ["*"], nonResourceURLs: ["*"] }],
+              },
+            ],
           },
         },
       ];
       await plane.kubectlOrThrow("admin", ["apply", "-f", "-"], { stdin: JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }) });
       try {
-        const seats = await eventually(async () => /apiserver_flowcontrol_nominal_limit_seats\{priority_level="azure-msi-operator-tiny"\} (\d+)/.exec((await plane.adminGet("/metrics")).body)?.[1], 20_000, "the priority level is in force");
+        const seats = await eventually(
+          async () =>
+            /apiserver_flowcontrol_nominal_limit_seats\{priority_level="azure-msi-operator-tiny"\} (\d+)/.exec((await plane.adminGet("/metrics")).body)?.[1],
+          20_000,
+          "the priority level is in force",
+        );
         const started = Date.now();
         // Three MSIs for each of 20 namespaces: the next full sync writes them 8 namespaces at a time.
         addMsis("apf", namespaces.length * 3, (index) => namespaces[index % namespaces.length]!);
@@ -296,7 +413,11 @@ describe("API server faults: restart, cut watches, 409 conflicts, APF 429s", () 
         const throttledWrites = operatorWrites(await plane.auditEvents(), started).filter((event) => event.responseStatus?.code === 429).length;
         t.diagnostic(`APF (${seats} seat): ${rejections} operator requests rejected, ${throttledWrites} of them identity writes`);
         t.diagnostic(`webhook filled a binding ${await webhooksServeFresh(fresh!)} ms after its identity was synced`);
-        assert.deepEqual(await operatorDeletesSince(started), [], `nothing deleted (${rejections} requests rejected, ${throttledWrites} of them identity writes)`);
+        assert.deepEqual(
+          await operatorDeletesSince(started),
+          [],
+          `nothing deleted (${rejections} requests rejected, ${throttledWrites} of them identity writes)`,
+        );
       } finally {
         await plane.kubectlOrThrow("admin", ["delete", "-f", "-"], { stdin: JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }) });
       }

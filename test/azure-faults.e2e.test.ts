@@ -64,19 +64,112 @@ const vanish = (which: Which) => (fake: FakeAzure) => {
 };
 
 const FAULTS: AzureFault[] = [
-  { name: "429 storm with Retry-After on every Resource Manager request (subscription discovery fails)", mode: "discovered", hits: "A", inject: rule(undefined, faults.throttle(1)), fails: true, metric: requestsWithStatus(429) },
-  { name: "429 storm with Retry-After on one subscription's listing", mode: "configured", hits: "B", inject: rule(providers("B"), faults.throttle(1)), fails: true, metric: requestsWithStatus(429) },
-  { name: "500 on every attempt", mode: "configured", hits: "A", inject: rule(providers("A"), faults.status(500)), fails: true, metric: /azurerm_api_request_count\{[^}]*statusCode="500"[^}]*\} 3\b/ },
-  { name: "503 with Retry-After on every attempt", mode: "discovered", hits: "B", inject: rule(providers("B"), faults.status(503, 1)), fails: true, metric: requestsWithStatus(503) },
-  { name: "connection reset before any answer", mode: "discovered", hits: "A", inject: rule(providers("A"), faults.reset()), fails: true, metric: requestsWithStatus(0) },
-  { name: `answers slower than the ${ATTEMPT_TIMEOUT_MS} ms attempt timeout`, mode: "configured", hits: "A", inject: rule(providers("A"), faults.delay(5_000)), fails: true, metric: requestsWithStatus(0) },
-  { name: "a page failing mid-listing (500 on every page after the first)", mode: "discovered", hits: "A", inject: rule(laterPage("A"), faults.status(500)), fails: true, metric: requestsWithStatus(500) },
-  { name: "malformed JSON on a page after the first", mode: "configured", hits: "A", inject: rule(laterPage("A"), faults.malformed()), fails: true, log: /Azure listing incomplete/ },
-  { name: "token endpoint rejects the client secret (401 AADSTS7000215)", mode: "discovered", hits: "A", inject: rule(undefined, faults.tokenError({ status: 401, error: "invalid_client", aadsts: 7000215, description: "Invalid client secret provided." })), fails: true, log: /AADSTS7000215/ },
-  { name: "token endpoint 503 on every attempt", mode: "configured", hits: "B", inject: rule((request) => request.kind === "token", faults.status(503)), fails: true, log: /Azure listing incomplete/ },
-  { name: "configured subscription deleted: 404 SubscriptionNotFound when it is read", mode: "configured", hits: "B", inject: vanish("B"), fails: true, metric: requestsWithStatus(404), removesSubscription: true },
-  { name: "subscription deleted after it was listed: 404 SubscriptionNotFound on its identity listing", mode: "discovered", hits: "B", inject: rule(providers("B"), faults.armError(404, "SubscriptionNotFound")), fails: true, metric: requestsWithStatus(404) },
-  { name: "subscription missing from the subscription list", mode: "discovered", hits: "B", inject: vanish("B"), fails: false, log: /not in the Azure listing/, removesSubscription: true },
+  {
+    name: "429 storm with Retry-After on every Resource Manager request (subscription discovery fails)",
+    mode: "discovered",
+    hits: "A",
+    inject: rule(undefined, faults.throttle(1)),
+    fails: true,
+    metric: requestsWithStatus(429),
+  },
+  {
+    name: "429 storm with Retry-After on one subscription's listing",
+    mode: "configured",
+    hits: "B",
+    inject: rule(providers("B"), faults.throttle(1)),
+    fails: true,
+    metric: requestsWithStatus(429),
+  },
+  {
+    name: "500 on every attempt",
+    mode: "configured",
+    hits: "A",
+    inject: rule(providers("A"), faults.status(500)),
+    fails: true,
+    metric: /azurerm_api_request_count\{[^}]*statusCode="500"[^}]*\} 3\b/,
+  },
+  {
+    name: "503 with Retry-After on every attempt",
+    mode: "discovered",
+    hits: "B",
+    inject: rule(providers("B"), faults.status(503, 1)),
+    fails: true,
+    metric: requestsWithStatus(503),
+  },
+  {
+    name: "connection reset before any answer",
+    mode: "discovered",
+    hits: "A",
+    inject: rule(providers("A"), faults.reset()),
+    fails: true,
+    metric: requestsWithStatus(0),
+  },
+  {
+    name: `answers slower than the ${ATTEMPT_TIMEOUT_MS} ms attempt timeout`,
+    mode: "configured",
+    hits: "A",
+    inject: rule(providers("A"), faults.delay(5_000)),
+    fails: true,
+    metric: requestsWithStatus(0),
+  },
+  {
+    name: "a page failing mid-listing (500 on every page after the first)",
+    mode: "discovered",
+    hits: "A",
+    inject: rule(laterPage("A"), faults.status(500)),
+    fails: true,
+    metric: requestsWithStatus(500),
+  },
+  {
+    name: "malformed JSON on a page after the first",
+    mode: "configured",
+    hits: "A",
+    inject: rule(laterPage("A"), faults.malformed()),
+    fails: true,
+    log: /Azure listing incomplete/,
+  },
+  {
+    name: "token endpoint rejects the client secret (401 AADSTS7000215)",
+    mode: "discovered",
+    hits: "A",
+    inject: rule(undefined, faults.tokenError({ status: 401, error: "invalid_client", aadsts: 7000215, description: "Invalid client secret provided." })),
+    fails: true,
+    log: /AADSTS7000215/,
+  },
+  {
+    name: "token endpoint 503 on every attempt",
+    mode: "configured",
+    hits: "B",
+    inject: rule((request) => request.kind === "token", faults.status(503)),
+    fails: true,
+    log: /Azure listing incomplete/,
+  },
+  {
+    name: "configured subscription deleted: 404 SubscriptionNotFound when it is read",
+    mode: "configured",
+    hits: "B",
+    inject: vanish("B"),
+    fails: true,
+    metric: requestsWithStatus(404),
+    removesSubscription: true,
+  },
+  {
+    name: "subscription deleted after it was listed: 404 SubscriptionNotFound on its identity listing",
+    mode: "discovered",
+    hits: "B",
+    inject: rule(providers("B"), faults.armError(404, "SubscriptionNotFound")),
+    fails: true,
+    metric: requestsWithStatus(404),
+  },
+  {
+    name: "subscription missing from the subscription list",
+    mode: "discovered",
+    hits: "B",
+    inject: vanish("B"),
+    fails: false,
+    log: /not in the Azure listing/,
+    removesSubscription: true,
+  },
 ];
 
 /** Every pair of faults of the same mode that can be in place together (soak only). */
@@ -94,7 +187,9 @@ function faultPairs(): AzureFault[] {
           return () => clears.reverse().forEach((clear) => clear());
         },
         // A fault aimed at a subscription that the other fault removed never fires.
-        fails: (first.fails && !(second.removesSubscription && second.hits === first.hits)) || (second.fails && !(first.removesSubscription && first.hits === second.hits)),
+        fails:
+          (first.fails && !(second.removesSubscription && second.hits === first.hits)) ||
+          (second.fails && !(first.removesSubscription && first.hits === second.hits)),
       });
     }
   }
@@ -125,13 +220,21 @@ describe("Azure faults with prune on: nothing deleted or wrongly written, errors
       .map(({ msi, namespace }) => `${namespace}/${msi.name}-${msi.clientId}`)
       .sort();
 
-  const owned = async (): Promise<AzureIdentity[]> => ((await custom.listClusterCustomObject({ group: GROUP, version: "v1", plural: "azureidentities", labelSelector: OWNED_SELECTOR })) as { items: AzureIdentity[] }).items;
+  const owned = async (): Promise<AzureIdentity[]> =>
+    (
+      (await custom.listClusterCustomObject({ group: GROUP, version: "v1", plural: "azureidentities", labelSelector: OWNED_SELECTOR })) as {
+        items: AzureIdentity[];
+      }
+    ).items;
   const keysOf = (identities: AzureIdentity[]) => identities.map((identity) => `${identity.metadata?.namespace}/${identity.metadata?.name}`).sort();
 
   const sync = async (mode: Mode): Promise<SyncResult> => {
     const startedAt = Date.now();
     const subscriptions = mode === "configured" ? [`--azure.subscription=${SUB_A}`, `--azure.subscription=${SUB_B}`] : [];
-    const op = await startOperator(plane, azureEnv, ["sync", "--once", "--azureidentity.prune", ...subscriptions], { start: false, azureAttemptTimeoutMs: ATTEMPT_TIMEOUT_MS });
+    const op = await startOperator(plane, azureEnv, ["sync", "--once", "--azureidentity.prune", ...subscriptions], {
+      start: false,
+      azureAttemptTimeoutMs: ATTEMPT_TIMEOUT_MS,
+    });
     try {
       const summary = await op.app.syncOnce();
       return { summary, scrape: await op.metrics.registry.metrics(), logs: op.logs, startedAt };
@@ -142,7 +245,13 @@ describe("Azure faults with prune on: nothing deleted or wrongly written, errors
     }
   };
 
-  const addMsi = (which: Which, name: string): FakeIdentity => fake.model.addIdentity({ subscriptionId: SUBSCRIPTIONS[which], resourceGroup: `rg-${which.toLowerCase()}`, name, tags: { k8snamespace: which === "A" ? "az-1" : "az-3, az-2" } });
+  const addMsi = (which: Which, name: string): FakeIdentity =>
+    fake.model.addIdentity({
+      subscriptionId: SUBSCRIPTIONS[which],
+      resourceGroup: `rg-${which.toLowerCase()}`,
+      name,
+      tags: { k8snamespace: which === "A" ? "az-1" : "az-3, az-2" },
+    });
 
   const assertConverged = async (converge: SyncResult, what: string) => {
     assert.equal(converge.summary?.result, "success", `${what}: ${converge.error?.message ?? JSON.stringify(converge.summary)}`);
@@ -172,17 +281,26 @@ describe("Azure faults with prune on: nothing deleted or wrongly written, errors
     }
     const context = `${fault.name}: ${faulted.error?.message ?? JSON.stringify(faulted.summary)}`;
     const after = keysOf(await owned());
-    assert.deepEqual(before.filter((key) => !after.includes(key)), [], `${context}: nothing deleted`);
+    assert.deepEqual(
+      before.filter((key) => !after.includes(key)),
+      [],
+      `${context}: nothing deleted`,
+    );
     const writes = operatorWrites(await plane.auditEvents(), faulted.startedAt);
     const allowedCreates = new Set(wanted());
     const wrong = writes.filter((event) => event.verb !== "create" || !allowedCreates.has(`${event.objectRef?.namespace}/${event.objectRef?.name}`));
-    assert.deepEqual(wrong.map((event) => `${event.verb} ${event.objectRef?.namespace}/${event.objectRef?.name}`), [], `${context}: only creates of wanted identities`);
+    assert.deepEqual(
+      wrong.map((event) => `${event.verb} ${event.objectRef?.namespace}/${event.objectRef?.name}`),
+      [],
+      `${context}: only creates of wanted identities`,
+    );
     if (fault.fails) {
       assert.ok(faulted.error || faulted.summary?.result === "failed", `${context}: reported as failed`);
       assert.match(faulted.scrape, /azuremsi_sync_runs_total\{result="failed"\} 1\b/, `${context}: failed run counted`);
     }
     if (fault.metric) assert.match(faulted.scrape, fault.metric, `${context}: metric`);
-    if (fault.log) assert.match(`${faulted.error?.message ?? ""}\n${faulted.logs.map((line) => JSON.stringify(line)).join("\n")}`, fault.log, `${context}: logged`);
+    if (fault.log)
+      assert.match(`${faulted.error?.message ?? ""}\n${faulted.logs.map((line) => JSON.stringify(line)).join("\n")}`, fault.log, `${context}: logged`);
 
     const wantedNow = wanted();
     const unwanted = after.filter((key) => !wantedNow.includes(key));
@@ -191,7 +309,9 @@ describe("Azure faults with prune on: nothing deleted or wrongly written, errors
     await assertConverged(converged, `after ${fault.name}`);
     assert.ok(unwanted.includes(staleKey));
     assert.equal(converged.summary?.deleted, unwanted.length, `after ${fault.name}: the stale identity is pruned now`);
-    report(`${fault.name}: ${faultedRequests} Azure requests faulted, ${writes.length} writes (all wanted creates), 0 deletes during the fault; then ${converged.summary?.created} created, ${converged.summary?.deleted} pruned, converged`);
+    report(
+      `${fault.name}: ${faultedRequests} Azure requests faulted, ${writes.length} writes (all wanted creates), 0 deletes during the fault; then ${converged.summary?.created} created, ${converged.summary?.deleted} pruned, converged`,
+    );
   };
 
   before(async () => {

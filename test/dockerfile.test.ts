@@ -55,8 +55,14 @@ describe("Dockerfile", () => {
     assert.ok(moduleStage && runs(moduleStage).some((args) => /npm ci\b.*--omit=dev/.test(args)), "node_modules come from an npm ci --omit=dev stage");
     assert.ok(moduleStage !== build, "not the build stage's node_modules, which hold the dev tools");
     // Only the compiled operator, its dependencies and package.json (which makes dist/ ES modules).
-    const shipped = copies.flatMap((copy) => copy.sources.map((source) => posix.relative(copy.from ? workdir(stages.find((s) => s.name === copy.from)!) : ".", source)));
-    assert.deepEqual(shipped.filter((path) => !/^(dist\/|node_modules$|package\.json$)/.test(path)), [], "nothing else is copied into the runtime image");
+    const shipped = copies.flatMap((copy) =>
+      copy.sources.map((source) => posix.relative(copy.from ? workdir(stages.find((s) => s.name === copy.from)!) : ".", source)),
+    );
+    assert.deepEqual(
+      shipped.filter((path) => !/^(dist\/|node_modules$|package\.json$)/.test(path)),
+      [],
+      "nothing else is copied into the runtime image",
+    );
   });
 
   test("runs as a numeric non-root user, the one the Deployment declares", async () => {
@@ -106,7 +112,9 @@ describe("Dockerfile", () => {
       }
       const entrypoint = execForm(runtime.instructions.filter((i) => i.keyword === "ENTRYPOINT").at(-1)!.args)!;
       assert.ok(existsSync(join(app, entrypoint[1]!)), `${entrypoint[1]} exists in the runtime files`);
-      const smoke = runs(runtime).find((args) => args.startsWith("node "))!.split(" ");
+      const smoke = runs(runtime)
+        .find((args) => args.startsWith("node "))!
+        .split(" ");
       const result = await run(process.execPath, smoke.slice(1), app);
       assert.equal(result.code, 0, result.stderr);
       for (const flag of ["--webhook.bind", "--lease.enable", "--sync.watch"]) assert.ok(result.stdout.includes(flag), `--help lists ${flag}`);

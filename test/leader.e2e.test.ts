@@ -37,33 +37,67 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
     const proc = await OperatorProcess.start(name, {
       kubeconfig,
       env,
-      flags: ["run", ...LEASE, "--sync.watch", "--shutdown.delay=2s", `--webhook.bind=127.0.0.1:${webhookPort}`, "--webhook.tls.san=127.0.0.1", `--webhook.allow.users=${allow}`],
+      flags: [
+        "run",
+        ...LEASE,
+        "--sync.watch",
+        "--shutdown.delay=2s",
+        `--webhook.bind=127.0.0.1:${webhookPort}`,
+        "--webhook.tls.san=127.0.0.1",
+        `--webhook.allow.users=${allow}`,
+      ],
     });
     processes.push(proc);
     ready.set(proc, 0);
     (proc as OperatorProcess & { webhookPort: number }).webhookPort = webhookPort;
     return proc;
   };
-  const leaderOf = (candidates: OperatorProcess[]) => candidates.find((proc) => proc.logs.some(isLeaderLine) && !proc.logs.some((line) => line.msg === "stopped leading" && Number(line.receivedAt) > Number(proc.logs.find(isLeaderLine)?.receivedAt)));
+  const leaderOf = (candidates: OperatorProcess[]) =>
+    candidates.find(
+      (proc) =>
+        proc.logs.some(isLeaderLine) &&
+        !proc.logs.some((line) => line.msg === "stopped leading" && Number(line.receivedAt) > Number(proc.logs.find(isLeaderLine)?.receivedAt)),
+    );
 
   const operatorWrites = (events: AuditEvent[]) =>
-    events.filter((event) => [USER_A, USER_B].includes(event.user.username) && ["create", "update", "patch", "delete"].includes(event.verb) && event.objectRef?.resource === "azureidentities");
+    events.filter(
+      (event) =>
+        [USER_A, USER_B].includes(event.user.username) &&
+        ["create", "update", "patch", "delete"].includes(event.verb) &&
+        event.objectRef?.resource === "azureidentities",
+    );
 
   /** Admission requests through the balancer until stopped; every failure is kept. */
   const admissionLoop = () => {
     let running = true;
     const failures: string[] = [];
     let count = 0;
-    const binding = JSON.stringify({ apiVersion: `${GROUP}/v1`, kind: "AzureIdentityBinding", metadata: { name: "loop", namespace: "team-h", labels: { "msi.azure.k8s.io/name": "handover", "msi.azure.k8s.io/resourcegroup": "rg", "msi.azure.k8s.io/subscription": SUB } }, spec: { selector: "loop" } });
-    const forged = JSON.stringify({ apiVersion: `${GROUP}/v1`, kind: "AzureIdentity", metadata: { name: "forged", namespace: "team-h" }, spec: { type: 0, resourceID: "/x", clientID: "y" } });
+    const binding = JSON.stringify({
+      apiVersion: `${GROUP}/v1`,
+      kind: "AzureIdentityBinding",
+      metadata: {
+        name: "loop",
+        namespace: "team-h",
+        labels: { "msi.azure.k8s.io/name": "handover", "msi.azure.k8s.io/resourcegroup": "rg", "msi.azure.k8s.io/subscription": SUB },
+      },
+      spec: { selector: "loop" },
+    });
+    const forged = JSON.stringify({
+      apiVersion: `${GROUP}/v1`,
+      kind: "AzureIdentity",
+      metadata: { name: "forged", namespace: "team-h" },
+      spec: { type: 0, resourceID: "/x", clientID: "y" },
+    });
     const done = (async () => {
       while (running) {
         const mutated = await plane.kubectl("jane", ["apply", "--dry-run=server", "-o", "jsonpath={.spec.azureIdentity}", "-f", "-"], { stdin: binding });
         count++;
-        if (mutated.code !== 0 || mutated.stdout !== "handover-77777777-0000-0000-0000-000000000007") failures.push(`mutate ${mutated.code}: ${mutated.stdout} ${mutated.stderr.trim()}`);
+        if (mutated.code !== 0 || mutated.stdout !== "handover-77777777-0000-0000-0000-000000000007")
+          failures.push(`mutate ${mutated.code}: ${mutated.stdout} ${mutated.stderr.trim()}`);
         const denied = await plane.kubectl("jane", ["apply", "--dry-run=server", "-f", "-"], { stdin: forged });
         count++;
-        if (!/denied the request: AzureIdentity objects are managed by azure-msi-operator/.test(denied.stderr)) failures.push(`validate ${denied.code}: ${denied.stderr.trim()}`);
+        if (!/denied the request: AzureIdentity objects are managed by azure-msi-operator/.test(denied.stderr))
+          failures.push(`validate ${denied.code}: ${denied.stderr.trim()}`);
       }
     })();
     return { stop: async () => ((running = false), await done, { failures, count }) };
@@ -73,11 +107,26 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
     [plane, fake] = await Promise.all([ControlPlane.start(), FakeAzure.start()]);
     await applyOperatorRbac(plane);
     const rbac = plane.api("admin", RbacAuthorizationV1Api);
-    const binding = (name: string) => ({ metadata: { name }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "", name: "" }, subjects: [{ kind: "ServiceAccount", name: "azure-msi-operator-b", namespace: OPERATOR_NAMESPACE }] });
-    await rbac.createClusterRoleBinding({ body: { ...binding("azure-msi-operator-b"), roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "azure-msi-operator" } } });
-    await rbac.createNamespacedRoleBinding({ namespace: OPERATOR_NAMESPACE, body: { ...binding("azure-msi-operator-b"), roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "azure-msi-operator" } } });
+    const binding = (name: string) => ({
+      metadata: { name },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "", name: "" },
+      subjects: [{ kind: "ServiceAccount", name: "azure-msi-operator-b", namespace: OPERATOR_NAMESPACE }],
+    });
+    await rbac.createClusterRoleBinding({
+      body: { ...binding("azure-msi-operator-b"), roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "azure-msi-operator" } },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace: OPERATOR_NAMESPACE,
+      body: { ...binding("azure-msi-operator-b"), roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "azure-msi-operator" } },
+    });
     await createTeamNamespace(plane, "team-h");
-    fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg", name: "handover", clientId: "77777777-0000-0000-0000-000000000007", tags: { k8snamespace: "team-h,team-p,team-k" } });
+    fake.model.addIdentity({
+      subscriptionId: SUB,
+      resourceGroup: "rg",
+      name: "handover",
+      clientId: "77777777-0000-0000-0000-000000000007",
+      tags: { k8snamespace: "team-h,team-p,team-k" },
+    });
     env = { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE };
     const apiPort = Number(new URL(plane.server).port);
     apiProxy = await TcpProxy.start(() => apiPort);
@@ -113,8 +162,16 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
     await a.waitForLog((line) => line.msg === "sync finished");
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     assert.equal(b.logs.some(isLeaderLine), false, "b does not lead");
-    assert.equal(b.logs.some((line) => line.msg === "sync finished"), false, "b does not sync");
-    assert.match((await a.get("/metrics")).body, /^azuremsi_leader 1$/m, JSON.stringify(a.logs.filter((line) => /lead|lease|error|fail/i.test(String(line.msg))).slice(0, 20)));
+    assert.equal(
+      b.logs.some((line) => line.msg === "sync finished"),
+      false,
+      "b does not sync",
+    );
+    assert.match(
+      (await a.get("/metrics")).body,
+      /^azuremsi_leader 1$/m,
+      JSON.stringify(a.logs.filter((line) => /lead|lease|error|fail/i.test(String(line.msg))).slice(0, 20)),
+    );
     assert.match((await b.get("/metrics")).body, /^azuremsi_leader 0$/m);
     const writers = new Set(operatorWrites(await plane.auditEvents()).map((event) => event.user.username));
     assert.deepEqual([...writers], [USER_A]);
@@ -133,14 +190,22 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
     assert.ok(stoppedAfter <= 3_000 + 1_000, `a stopped leading ${stoppedAfter} ms after the partition (renew deadline 3 s)`);
     await b.waitForLog(isLeaderLine, 15_000);
     await plane.api("admin", CoreV1Api).createNamespace({ body: { metadata: { name: "team-p" } } });
-    await eventually(async () => (await plane.kubectl("admin", ["get", "azureidentity", "-n", "team-p", "-o", "name"])).stdout.trim() || undefined, 10_000, "b syncs the new namespace");
+    await eventually(
+      async () => (await plane.kubectl("admin", ["get", "azureidentity", "-n", "team-p", "-o", "name"])).stdout.trim() || undefined,
+      10_000,
+      "b syncs the new namespace",
+    );
     apiProxy.heal();
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     const writes = operatorWrites(await plane.auditEvents());
     const lastA = Math.max(...writes.filter((event) => event.user.username === USER_A).map((event) => Date.parse(event.stageTimestamp)));
     const firstBAfter = Math.min(...writes.filter((event) => event.user.username === USER_B).map((event) => Date.parse(event.requestReceivedTimestamp)));
     assert.ok(lastA < firstBAfter, "every write of a came before the first write of b");
-    assert.equal(writes.filter((event) => event.user.username === USER_A && Date.parse(event.requestReceivedTimestamp) > partitionedAt).length, 0, "a wrote nothing after the partition, also once healed");
+    assert.equal(
+      writes.filter((event) => event.user.username === USER_A && Date.parse(event.requestReceivedTimestamp) > partitionedAt).length,
+      0,
+      "a wrote nothing after the partition, also once healed",
+    );
     assert.equal(leaderOf([a]), undefined, "a stays a follower after healing");
   });
 
@@ -172,7 +237,11 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
     a.kill("SIGKILL");
     await c.waitForLog((line) => isLeaderLine(line) && Number(line.receivedAt) > killedAt, 10_000);
     await plane.api("admin", CoreV1Api).createNamespace({ body: { metadata: { name: "team-k" } } });
-    await eventually(async () => (await plane.kubectl("admin", ["get", "azureidentity", "-n", "team-k", "-o", "name"])).stdout.trim() || undefined, 10_000, "c syncs");
+    await eventually(
+      async () => (await plane.kubectl("admin", ["get", "azureidentity", "-n", "team-k", "-o", "name"])).stdout.trim() || undefined,
+      10_000,
+      "c syncs",
+    );
     const leadMs = Number(c.logs.find((line) => isLeaderLine(line) && Number(line.receivedAt) > killedAt)?.receivedAt) - killedAt;
     assert.ok(leadMs <= 4_000 + 2_000, `c led ${leadMs} ms after SIGKILL`);
   });

@@ -30,17 +30,24 @@ describe("leadership churn: nothing of a lost term survives", () => {
   const logCount = (message: string) => operator.logs.filter((line) => line.msg === message).length;
   /** Rewrites the Lease as an admin; a 409 (the leader renewed meanwhile) is tried again. */
   const setHolder = (holderIdentity: string, leaseDurationSeconds: number) =>
-    eventually(async () => {
-      const current = await leases.readNamespacedLease({ namespace: OPERATOR_NAMESPACE, name: LEASE });
-      const body = { metadata: current.metadata, spec: { ...current.spec, holderIdentity, leaseDurationSeconds, acquireTime: new V1MicroTime(), renewTime: new V1MicroTime() } };
-      return leases.replaceNamespacedLease({ namespace: OPERATOR_NAMESPACE, name: LEASE, body }).then(
-        () => true,
-        (error: { code?: number }) => {
-          if (error.code !== 409) throw error;
-          return undefined;
-        },
-      );
-    }, 10_000, "lease rewritten");
+    eventually(
+      async () => {
+        const current = await leases.readNamespacedLease({ namespace: OPERATOR_NAMESPACE, name: LEASE });
+        const body = {
+          metadata: current.metadata,
+          spec: { ...current.spec, holderIdentity, leaseDurationSeconds, acquireTime: new V1MicroTime(), renewTime: new V1MicroTime() },
+        };
+        return leases.replaceNamespacedLease({ namespace: OPERATOR_NAMESPACE, name: LEASE, body }).then(
+          () => true,
+          (error: { code?: number }) => {
+            if (error.code !== 409) throw error;
+            return undefined;
+          },
+        );
+      },
+      10_000,
+      "lease rewritten",
+    );
   const heapUsed = () => {
     gc();
     gc();
@@ -87,7 +94,9 @@ describe("leadership churn: nothing of a lost term survives", () => {
     }
     const finalHeap = heapUsed();
     const growth = finalHeap - baselineHeap;
-    t.diagnostic(`identity-cache handlers while leading: ${[...new Set(handlersWhileLeading)].join(", ")}; heap after term ${WARM_UP_TERMS} ${(baselineHeap / 2 ** 20).toFixed(1)} MiB, after term ${TERMS} ${(finalHeap / 2 ** 20).toFixed(1)} MiB (${(growth / 2 ** 20).toFixed(2)} MiB)`);
+    t.diagnostic(
+      `identity-cache handlers while leading: ${[...new Set(handlersWhileLeading)].join(", ")}; heap after term ${WARM_UP_TERMS} ${(baselineHeap / 2 ** 20).toFixed(1)} MiB, after term ${TERMS} ${(finalHeap / 2 ** 20).toFixed(1)} MiB (${(growth / 2 ** 20).toFixed(2)} MiB)`,
+    );
     assert.deepEqual(new Set(handlersWhileLeading).size, 1, `handlers per term: ${handlersWhileLeading.join(", ")}`);
     assert.ok(growth < HEAP_BOUND_BYTES, `retained heap grew ${(growth / 2 ** 20).toFixed(2)} MiB over ${TERMS - WARM_UP_TERMS} terms`);
   });

@@ -31,7 +31,19 @@ import { freePort } from "./controlplane/processes.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
 import { loadManifest, MANIFESTS_DIR, MANIFESTS_ROOT, podEnv } from "./support/manifests.js";
 import { OperatorProcess } from "./support/process.js";
-import { describeRequest, describeRule, grantsOf, requestsOf, requestUses, ruleGrants, rulesOf, withoutRule, type AuditedRequest, type LocatedRule, type ResourceRequest } from "./support/rbac.js";
+import {
+  describeRequest,
+  describeRule,
+  grantsOf,
+  requestsOf,
+  requestUses,
+  ruleGrants,
+  rulesOf,
+  withoutRule,
+  type AuditedRequest,
+  type LocatedRule,
+  type ResourceRequest,
+} from "./support/rbac.js";
 import { installWebhooks, waitForCaBundles } from "./support/webhooks.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -43,7 +55,19 @@ const SHOP = { name: "shop", clientId: "66666666-0000-0000-0000-000000000006" };
 const GONE = { name: "gone", clientId: "66666666-0000-0000-0000-000000000007" };
 const identityName = (msi: { name: string; clientId: string }) => `${msi.name}-${msi.clientId}`;
 const SA_GROUPS = ["system:serviceaccounts", `system:serviceaccounts:${OPERATOR_NAMESPACE}`, "system:authenticated"];
-const BASE_KINDS = ["ClusterRole", "ClusterRoleBinding", "Deployment", "MutatingWebhookConfiguration", "Namespace", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount", "ValidatingWebhookConfiguration"];
+const BASE_KINDS = [
+  "ClusterRole",
+  "ClusterRoleBinding",
+  "Deployment",
+  "MutatingWebhookConfiguration",
+  "Namespace",
+  "PodDisruptionBudget",
+  "Role",
+  "RoleBinding",
+  "Service",
+  "ServiceAccount",
+  "ValidatingWebhookConfiguration",
+];
 
 // Everything but the reads is logged as usual; the operator's reads too, so the test sees every
 // request it made (the control plane's own policy drops reads to keep the log small).
@@ -80,7 +104,8 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
 
   const ofKind = <T>(kind: string) => rendered.find((object) => object.kind === kind) as T;
   const kustomize = async (dir: string) => loadAllYaml(await plane.kubectlOrThrow("admin", ["kustomize", dir])) as KubernetesObject[];
-  const applyObjects = (objects: KubernetesObject[]) => plane.kubectlOrThrow("admin", ["apply", "-f", "-"], { stdin: JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }) });
+  const applyObjects = (objects: KubernetesObject[]) =>
+    plane.kubectlOrThrow("admin", ["apply", "-f", "-"], { stdin: JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }) });
   const isLeaderLine = (line: Line) => line.msg === "became leader";
 
   const start = async (name: string) => {
@@ -113,7 +138,10 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     await mkdir(auditDir, { recursive: true });
     await writeFile(join(auditDir, "policy.yaml"), AUDIT_POLICY);
     // No CRDs: the overlay is tried on a cluster without aad-pod-identity first.
-    [plane, fake] = await Promise.all([ControlPlane.start({ crds: false, apiserverFlags: [`--audit-policy-file=${join(auditDir, "policy.yaml")}`] }), FakeAzure.start()]);
+    [plane, fake] = await Promise.all([
+      ControlPlane.start({ crds: false, apiserverFlags: [`--audit-policy-file=${join(auditDir, "policy.yaml")}`] }),
+      FakeAzure.start(),
+    ]);
     rendered = await kustomize(MANIFESTS_ROOT);
     rbac = await loadManifest("rbac.yaml");
     env = { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE };
@@ -129,18 +157,30 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     assert.deepEqual([...new Set(rendered.map((object) => object.kind))].sort(), BASE_KINDS);
     assert.equal(rendered.length, BASE_KINDS.length, "one of each");
     for (const object of rendered) {
-      if (!["Namespace", "ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"].includes(object.kind!)) assert.equal(object.metadata?.namespace, OPERATOR_NAMESPACE, `${object.kind} in ${OPERATOR_NAMESPACE}`);
+      if (!["Namespace", "ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"].includes(object.kind!))
+        assert.equal(object.metadata?.namespace, OPERATOR_NAMESPACE, `${object.kind} in ${OPERATOR_NAMESPACE}`);
     }
     const overlay = await kustomize(OVERLAY);
-    const crds = overlay.filter((object) => object.kind === "CustomResourceDefinition").map((object) => object.metadata?.name).sort();
-    assert.deepEqual(crds, ["azureassignedidentities", "azureidentities", "azureidentitybindings", "azurepodidentityexceptions"].map((plural) => `${plural}.${GROUP}`));
+    const crds = overlay
+      .filter((object) => object.kind === "CustomResourceDefinition")
+      .map((object) => object.metadata?.name)
+      .sort();
+    assert.deepEqual(
+      crds,
+      ["azureassignedidentities", "azureidentities", "azureidentitybindings", "azurepodidentityexceptions"].map((plural) => `${plural}.${GROUP}`),
+    );
     assert.equal(overlay.length, rendered.length + crds.length, "the overlay is the base plus the CRDs");
     // What the README tells users to do: their own kustomization with `images:` on top of manifests/.
     const userDir = join(ROOT, ".cache", `kustomize-user-${randomBytes(3).toString("hex")}`);
     await mkdir(userDir, { recursive: true });
     try {
-      await writeFile(join(userDir, "kustomization.yaml"), `resources:\n  - ../../manifests\nimages:\n  - name: azure-msi-operator\n    newName: example.azurecr.io/azure-msi-operator\n    newTag: 9.9.9\n`);
-      const images = (await kustomize(userDir)).filter((object) => object.kind === "Deployment").map((object) => (object as V1Deployment).spec?.template.spec?.containers[0]?.image);
+      await writeFile(
+        join(userDir, "kustomization.yaml"),
+        `resources:\n  - ../../manifests\nimages:\n  - name: azure-msi-operator\n    newName: example.azurecr.io/azure-msi-operator\n    newTag: 9.9.9\n`,
+      );
+      const images = (await kustomize(userDir))
+        .filter((object) => object.kind === "Deployment")
+        .map((object) => (object as V1Deployment).spec?.template.spec?.containers[0]?.image);
       assert.deepEqual(images, ["example.azurecr.io/azure-msi-operator:9.9.9"]);
     } finally {
       await rm(userDir, { recursive: true, force: true });
@@ -162,7 +202,11 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     assert.equal(container.image, "azure-msi-operator:0.1.0");
     const affinity = pod.spec?.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
     assert.ok(
-      affinity.some((term) => term.podAffinityTerm.topologyKey === "kubernetes.io/hostname" && Object.entries(term.podAffinityTerm.labelSelector?.matchLabels ?? {}).every(([key, value]) => labels[key] === value)),
+      affinity.some(
+        (term) =>
+          term.podAffinityTerm.topologyKey === "kubernetes.io/hostname" &&
+          Object.entries(term.podAffinityTerm.labelSelector?.matchLabels ?? {}).every(([key, value]) => labels[key] === value),
+      ),
       "preferred anti-affinity by hostname against its own pods",
     );
     assert.equal(pod.spec?.serviceAccountName, OPERATOR_SERVICE_ACCOUNT);
@@ -176,14 +220,25 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     assert.ok(container.resources?.limits?.memory, "memory limit");
     assert.ok(container.resources?.requests?.memory && container.resources.requests.cpu, "memory and cpu requests");
     const fieldOf = (name: string) => container.env?.find((variable) => variable.name === name)?.valueFrom?.fieldRef?.fieldPath;
-    assert.deepEqual([fieldOf("INSTANCE_NODENAME"), fieldOf("INSTANCE_NAMESPACE"), fieldOf("INSTANCE_POD")], ["spec.nodeName", "metadata.namespace", "metadata.name"]);
-    assert.deepEqual(container.envFrom?.map((source) => ({ name: source.secretRef?.name, optional: source.secretRef?.optional })), [{ name: "azure-msi-operator-azure", optional: true }], "credentials from an optional Secret");
-    const ports = Object.fromEntries((container.ports ?? []).map((port) => [port.name, port.containerPort]));
+    assert.deepEqual(
+      [fieldOf("INSTANCE_NODENAME"), fieldOf("INSTANCE_NAMESPACE"), fieldOf("INSTANCE_POD")],
+      ["spec.nodeName", "metadata.namespace", "metadata.name"],
+    );
+    assert.deepEqual(
+      container.envFrom?.map((source) => ({ name: source.secretRef?.name, optional: source.secretRef?.optional })),
+      [{ name: "azure-msi-operator-azure", optional: true }],
+      "credentials from an optional Secret",
+    );
+    const ports = Object.fromEntries((container.ports ?? []).map((port): [string, number] => [port.name ?? "", port.containerPort]));
     assert.deepEqual(ports, { webhook: 9443, ops: 8080 });
     assert.deepEqual([container.livenessProbe?.httpGet?.path, container.livenessProbe?.httpGet?.port], ["/healthz", 8080]);
     assert.deepEqual([container.readinessProbe?.httpGet?.path, container.readinessProbe?.httpGet?.port], ["/readyz", 8080]);
     assert.deepEqual(
-      { scrape: pod.metadata?.annotations?.["prometheus.io/scrape"], port: pod.metadata?.annotations?.["prometheus.io/port"], path: pod.metadata?.annotations?.["prometheus.io/path"] },
+      {
+        scrape: pod.metadata?.annotations?.["prometheus.io/scrape"],
+        port: pod.metadata?.annotations?.["prometheus.io/port"],
+        path: pod.metadata?.annotations?.["prometheus.io/path"],
+      },
       { scrape: "true", port: "8080", path: "/metrics" },
     );
   });
@@ -193,54 +248,98 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     const container = deployment.spec!.template.spec!.containers[0]!;
     const known = new Set(FLAGS.flatMap((flag) => flag.env ?? []));
     const names = (container.env ?? []).map((variable) => variable.name);
-    assert.deepEqual(names.filter((name) => !known.has(name)), [], "every env var is a flag's env var");
+    assert.deepEqual(
+      names.filter((name) => !known.has(name)),
+      [],
+      "every env var is a flag's env var",
+    );
     // The commented-out examples too: a user uncommenting one must get a real setting.
     const commented = [...(await readFile(`${MANIFESTS_DIR}deployment.yaml`, "utf8")).matchAll(/^\s*#\s*- name: ([A-Z0-9_]+)$/gm)].map((match) => match[1]!);
     assert.ok(commented.includes("AZURE_SUBSCRIPTION_ID"), "the subscription hint");
-    assert.deepEqual(commented.filter((name) => !known.has(name)), [], "every commented env var is a flag's env var");
+    assert.deepEqual(
+      commented.filter((name) => !known.has(name)),
+      [],
+      "every commented env var is a flag's env var",
+    );
     const parsed = parseConfig(["run"], podEnv(deployment));
     assert.ok(parsed.ok, parsed.ok ? "" : parsed.help ? "help" : parsed.error);
     const config: Config = parsed.config;
     assert.deepEqual(
-      { json: config.log.json, lease: config.lease.enable, watch: config.sync.watch, bindingSync: config.azureIdentity.bindingSync, namespaced: config.azureIdentity.namespaced, namespace: config.instance.namespace, pod: config.instance.pod },
+      {
+        json: config.log.json,
+        lease: config.lease.enable,
+        watch: config.sync.watch,
+        bindingSync: config.azureIdentity.bindingSync,
+        namespaced: config.azureIdentity.namespaced,
+        namespace: config.instance.namespace,
+        pod: config.instance.pod,
+      },
       { json: true, lease: true, watch: true, bindingSync: true, namespaced: true, namespace: OPERATOR_NAMESPACE, pod: "azure-msi-operator-abc12" },
     );
     assert.ok(config.kubernetes.namespaceIgnore.includes("kube-system"), "kube-system stays ignored");
     // SIGTERM: admission is served for the shutdown delay, then the Lease is released and servers close.
     const grace = (deployment.spec?.template.spec?.terminationGracePeriodSeconds ?? 30) * 1000;
-    assert.ok(grace >= config.shutdown.delayMs + 10_000, `terminationGracePeriodSeconds ${grace / 1000}s leaves room after --shutdown.delay ${config.shutdown.delayMs / 1000}s`);
-    const ports = Object.fromEntries((container.ports ?? []).map((port) => [port.name, port.containerPort]));
+    assert.ok(
+      grace >= config.shutdown.delayMs + 10_000,
+      `terminationGracePeriodSeconds ${grace / 1000}s leaves room after --shutdown.delay ${config.shutdown.delayMs / 1000}s`,
+    );
+    const ports = Object.fromEntries((container.ports ?? []).map((port): [string, number] => [port.name ?? "", port.containerPort]));
     assert.deepEqual([ports.webhook, ports.ops], [config.webhook.bind.port, config.server.bind.port], "container ports are the configured ones");
     // The Service the webhooks call, and the certificate's SANs, are one name.
     const service = ofKind<V1Service>("Service");
     assert.equal(service.metadata?.name, config.webhook.serviceName);
-    assert.deepEqual(service.spec?.ports?.map((port) => [port.name, port.port, port.targetPort]), [["https", 443, ports.webhook]]);
-    assert.deepEqual(service.spec?.selector, deployment.spec?.selector.matchLabels);
-    const clientConfigs = [ofKind<V1ValidatingWebhookConfiguration>("ValidatingWebhookConfiguration"), ofKind<V1MutatingWebhookConfiguration>("MutatingWebhookConfiguration")].flatMap((configuration) =>
-      (configuration.webhooks ?? []).map((webhook) => ({ name: webhook.clientConfig.service?.name, namespace: webhook.clientConfig.service?.namespace, port: webhook.clientConfig.service?.port })),
+    assert.deepEqual(
+      service.spec?.ports?.map((port) => [port.name, port.port, port.targetPort]),
+      [["https", 443, ports.webhook]],
     );
-    assert.deepEqual(clientConfigs, [0, 1, 2, 3].map(() => ({ name: service.metadata?.name, namespace: service.metadata?.namespace, port: 443 })));
-    assert.deepEqual([ofKind<V1ValidatingWebhookConfiguration>("ValidatingWebhookConfiguration").metadata?.name, ofKind<V1MutatingWebhookConfiguration>("MutatingWebhookConfiguration").metadata?.name], [config.webhook.validatingConfigName, config.webhook.mutatingConfigName]);
+    assert.deepEqual(service.spec?.selector, deployment.spec?.selector.matchLabels);
+    const clientConfigs = [
+      ofKind<V1ValidatingWebhookConfiguration>("ValidatingWebhookConfiguration"),
+      ofKind<V1MutatingWebhookConfiguration>("MutatingWebhookConfiguration"),
+    ].flatMap((configuration) =>
+      (configuration.webhooks ?? []).map((webhook) => ({
+        name: webhook.clientConfig.service?.name,
+        namespace: webhook.clientConfig.service?.namespace,
+        port: webhook.clientConfig.service?.port,
+      })),
+    );
+    assert.deepEqual(
+      clientConfigs,
+      [0, 1, 2, 3].map(() => ({ name: service.metadata?.name, namespace: service.metadata?.namespace, port: 443 })),
+    );
+    assert.deepEqual(
+      [
+        ofKind<V1ValidatingWebhookConfiguration>("ValidatingWebhookConfiguration").metadata?.name,
+        ofKind<V1MutatingWebhookConfiguration>("MutatingWebhookConfiguration").metadata?.name,
+      ],
+      [config.webhook.validatingConfigName, config.webhook.mutatingConfigName],
+    );
     const pdb = ofKind<V1PodDisruptionBudget>("PodDisruptionBudget");
     assert.equal(pdb.spec?.minAvailable, 1);
     assert.deepEqual(pdb.spec?.selector?.matchLabels, deployment.spec?.selector.matchLabels);
     // The names RBAC limits itself to are the ones the operator uses by default.
     const named = rulesOf(rbac).flatMap((located) => located.rule.resourceNames ?? []);
-    for (const name of [config.lease.name, config.webhook.tls.secretName, config.webhook.validatingConfigName]) assert.ok(named.includes(name), `RBAC names ${name}`);
+    for (const name of [config.lease.name, config.webhook.tls.secretName, config.webhook.validatingConfigName])
+      assert.ok(named.includes(name), `RBAC names ${name}`);
   });
 
-  test("kubectl apply -k --dry-run=server: the base and the overlay on a cluster without the CRDs; then the vendored CRDs install", { timeout: 120_000 }, async () => {
-    for (const dir of [MANIFESTS_ROOT, OVERLAY]) {
-      const result = await plane.kubectl("admin", ["apply", "-k", dir, "--dry-run=server"]);
-      assert.equal(result.code, 0, `${dir}: ${result.stderr}`);
-      assert.match(result.stdout, /deployment\.apps\/azure-msi-operator (created|configured|unchanged) \(server dry run\)/);
-      if (dir === OVERLAY) assert.match(result.stdout, /customresourcedefinition\.apiextensions\.k8s\.io\/azureidentities\.aadpodidentity\.k8s\.io created \(server dry run\)/);
-    }
-    const crds = await plane.kubectl("admin", ["get", "crd", "-o", "name"]);
-    assert.equal(crds.stdout.trim(), "", "a dry run installed nothing");
-    await plane.kubectlOrThrow("admin", ["apply", "-k", `${MANIFESTS_ROOT}crds`]);
-    await plane.kubectlOrThrow("admin", ["wait", "--for=condition=Established", "--timeout=60s", "-f", `${MANIFESTS_ROOT}crds/aad-pod-identity.yaml`]);
-  });
+  test(
+    "kubectl apply -k --dry-run=server: the base and the overlay on a cluster without the CRDs; then the vendored CRDs install",
+    { timeout: 120_000 },
+    async () => {
+      for (const dir of [MANIFESTS_ROOT, OVERLAY]) {
+        const result = await plane.kubectl("admin", ["apply", "-k", dir, "--dry-run=server"]);
+        assert.equal(result.code, 0, `${dir}: ${result.stderr}`);
+        assert.match(result.stdout, /deployment\.apps\/azure-msi-operator (created|configured|unchanged) \(server dry run\)/);
+        if (dir === OVERLAY)
+          assert.match(result.stdout, /customresourcedefinition\.apiextensions\.k8s\.io\/azureidentities\.aadpodidentity\.k8s\.io created \(server dry run\)/);
+      }
+      const crds = await plane.kubectl("admin", ["get", "crd", "-o", "name"]);
+      assert.equal(crds.stdout.trim(), "", "a dry run installed nothing");
+      await plane.kubectlOrThrow("admin", ["apply", "-k", `${MANIFESTS_ROOT}crds`]);
+      await plane.kubectlOrThrow("admin", ["wait", "--for=condition=Established", "--timeout=60s", "-f", `${MANIFESTS_ROOT}crds/aad-pod-identity.yaml`]);
+    },
+  );
 
   test("full RBAC: every feature works, no request is forbidden, and every verb the RBAC grants is used", { timeout: 180_000 }, async () => {
     const core = plane.api("admin", CoreV1Api);
@@ -250,18 +349,39 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg", ...GONE, tags: { k8snamespace: "team-a" } });
     // Before the webhooks exist: an identity made by hand (adopted: create 409, get, patch) and a
     // binding with the lookup labels pointing nowhere (binding sync patches it).
-    await custom.createNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-b", plural: "azureidentities", body: { apiVersion: `${GROUP}/v1`, kind: "AzureIdentity", metadata: { name: identityName(SHOP) }, spec: { type: 0, resourceID: "/old", clientID: "old" } } });
+    await custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: "v1",
+      namespace: "team-b",
+      plural: "azureidentities",
+      body: {
+        apiVersion: `${GROUP}/v1`,
+        kind: "AzureIdentity",
+        metadata: { name: identityName(SHOP) },
+        spec: { type: 0, resourceID: "/old", clientID: "old" },
+      },
+    });
     await custom.createNamespacedCustomObject({
       group: GROUP,
       version: "v1",
       namespace: "team-a",
       plural: "azureidentitybindings",
-      body: { apiVersion: `${GROUP}/v1`, kind: "AzureIdentityBinding", metadata: { name: "app", labels: { [`${LOOKUP}/name`]: SHOP.name, [`${LOOKUP}/resourcegroup`]: "rg", [`${LOOKUP}/subscription`]: SUB } }, spec: { azureIdentity: "nowhere", selector: "app" } },
+      body: {
+        apiVersion: `${GROUP}/v1`,
+        kind: "AzureIdentityBinding",
+        metadata: { name: "app", labels: { [`${LOOKUP}/name`]: SHOP.name, [`${LOOKUP}/resourcegroup`]: "rg", [`${LOOKUP}/subscription`]: SUB } },
+        spec: { azureIdentity: "nowhere", selector: "app" },
+      },
     });
     await applyOperatorRbac(plane);
     await installWebhooks(plane, webhookPort);
-    const identity = (namespace: string, name: string) => custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities", name }).then((object) => object as AzureIdentity, () => undefined);
-    const owned = async (namespace: string, name: string) => (await identity(namespace, name))?.metadata?.labels?.["app.kubernetes.io/managed-by"] === "azure-msi-operator" || undefined;
+    const identity = (namespace: string, name: string) =>
+      custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities", name }).then(
+        (object) => object as AzureIdentity,
+        () => undefined,
+      );
+    const owned = async (namespace: string, name: string) =>
+      (await identity(namespace, name))?.metadata?.labels?.["app.kubernetes.io/managed-by"] === "azure-msi-operator" || undefined;
     const secret = () => core.readNamespacedSecret({ namespace: OPERATOR_NAMESPACE, name: "azure-msi-operator-webhook-tls" }).catch(() => undefined);
 
     const a = await start("full-a");
@@ -270,7 +390,14 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     await eventually(() => owned("team-a", identityName(SHOP)), 30_000, "identity created");
     await eventually(() => owned("team-b", identityName(SHOP)), 30_000, "hand-made identity adopted");
     await eventually(() => owned("team-a", identityName(GONE)), 30_000, "second identity created");
-    const binding = () => custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-a", plural: "azureidentitybindings", name: "app" }) as Promise<AzureIdentityBinding>;
+    const binding = () =>
+      custom.getNamespacedCustomObject({
+        group: GROUP,
+        version: "v1",
+        namespace: "team-a",
+        plural: "azureidentitybindings",
+        name: "app",
+      }) as Promise<AzureIdentityBinding>;
     await eventually(async () => (await binding()).spec?.azureIdentity === identityName(SHOP) || undefined, 30_000, "binding synced");
     assert.ok(await secret(), "certificate Secret created");
     const lease = await plane.api("admin", CoordinationV1Api).readNamespacedLease({ namespace: OPERATOR_NAMESPACE, name: "azure-msi-operator-leader" });
@@ -280,7 +407,10 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     await a.stop();
 
     // The next leader finds the certificate Secret broken and replaces it (update).
-    await core.patchNamespacedSecret({ namespace: OPERATOR_NAMESPACE, name: "azure-msi-operator-webhook-tls", body: [{ op: "remove", path: "/data/tls.key" }] }, setHeaderOptions("Content-Type", "application/json-patch+json"));
+    await core.patchNamespacedSecret(
+      { namespace: OPERATOR_NAMESPACE, name: "azure-msi-operator-webhook-tls", body: [{ op: "remove", path: "/data/tls.key" }] },
+      setHeaderOptions("Content-Type", "application/json-patch+json"),
+    );
     const b = await start("full-b");
     await b.waitForLog(isLeaderLine, 30_000);
     await eventually(async () => (await secret())?.data?.["tls.key"], 30_000, "Secret repaired");
@@ -289,7 +419,11 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
 
     fullRunRequests = requestsOf(await plane.auditEvents(), OPERATOR_USER);
     assert.deepEqual(fullRunRequests.filter((request) => !request.authorized).map(describeRequest), [], "nothing the operator asked for was forbidden");
-    const unused = rulesOf(rbac).flatMap((located) => grantsOf(located).filter((grant) => !fullRunRequests.some((request) => request.authorized && requestUses(request, grant))).map((grant) => `${describeRule(located)}: ${describeRequest(grant)}`));
+    const unused = rulesOf(rbac).flatMap((located) =>
+      grantsOf(located)
+        .filter((grant) => !fullRunRequests.some((request) => request.authorized && requestUses(request, grant)))
+        .map((grant) => `${describeRule(located)}: ${describeRequest(grant)}`),
+    );
     assert.deepEqual(unused, [], "every verb (and name) the RBAC grants was used");
   });
 
@@ -301,9 +435,11 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     restore?: () => Promise<void>;
   }
 
-  const grantsVerb = (located: LocatedRule, resource: string, verb: string) => (located.rule.resources ?? []).includes(resource) && located.rule.verbs.includes(verb);
+  const grantsVerb = (located: LocatedRule, resource: string, verb: string) =>
+    (located.rule.resources ?? []).includes(resource) && located.rule.verbs.includes(verb);
   const readiness = async (proc: OperatorProcess) => JSON.parse((await proc.get("/readyz")).body) as { status: string; reason?: string };
-  const deniedByRule = (removed: LocatedRule) => (line: Line) => forbiddenIn(line).some(({ verb, resource }) => (removed.rule.resources ?? []).includes(resource) && removed.rule.verbs.includes(verb));
+  const deniedByRule = (removed: LocatedRule) => (line: Line) =>
+    forbiddenIn(line).some(({ verb, resource }) => (removed.rule.resources ?? []).includes(resource) && removed.rule.verbs.includes(verb));
   /** A retrying loop has been denied `times` times: the failure is lasting, not a start-up race. */
   const deniedRepeatedly = (proc: OperatorProcess, removed: LocatedRule, times: number) =>
     eventually(() => proc.logs.filter(deniedByRule(removed)).length >= times || undefined, 20_000, `${times} denials in the log`);
@@ -314,26 +450,41 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     return "never leader";
   };
   const notReadyBecause = async (proc: OperatorProcess, reason: string) => {
-    const state = await eventually(async () => {
-      const current = await readiness(proc);
-      return current.reason === reason ? current : undefined;
-    }, 10_000, `not ready: ${reason}`);
+    const state = await eventually(
+      async () => {
+        const current = await readiness(proc);
+        return current.reason === reason ? current : undefined;
+      },
+      10_000,
+      `not ready: ${reason}`,
+    );
     return `/readyz: ${state.reason}`;
   };
   const noSync = async (proc: OperatorProcess, removed: LocatedRule) => {
     await deniedRepeatedly(proc, removed, 2);
     assert.ok(proc.logs.some(isLeaderLine), "it leads");
-    assert.equal(proc.logs.some((line) => line.msg === "Azure listing done" || line.msg === "sync finished"), false, "yet never syncs");
+    assert.equal(
+      proc.logs.some((line) => line.msg === "Azure listing done" || line.msg === "sync finished"),
+      false,
+      "yet never syncs",
+    );
     return "leader, but the syncer never starts";
   };
-  const deleteIgnoringMissing = (request: Promise<unknown>) => request.then(() => undefined, (error: { code?: number }) => {
-    if (error.code !== 404) throw error;
-  });
+  const deleteIgnoringMissing = (request: Promise<unknown>) =>
+    request.then(
+      () => undefined,
+      (error: { code?: number }) => {
+        if (error.code !== 404) throw error;
+      },
+    );
   let savedCaBundle = "";
   /** 0..n-1 for the n webhooks of a configuration. */
   const webhookIndexes = async (kind: string) => {
     const names = await plane.kubectlOrThrow("admin", ["get", kind, "azure-msi-operator", "-o", "jsonpath={.webhooks[*].name}"]);
-    return names.trim().split(/\s+/).map((_, index) => index);
+    return names
+      .trim()
+      .split(/\s+/)
+      .map((_, index) => index);
   };
 
   const BREAKAGES: Breakage[] = [
@@ -351,7 +502,13 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
       },
       consequence: async (proc) => {
         await proc.waitForLog((line) => line.msg === "caBundle injection failed", 20_000);
-        const bundles = await plane.kubectlOrThrow("admin", ["get", "validatingwebhookconfiguration,mutatingwebhookconfiguration", "azure-msi-operator", "-o", "jsonpath={.items[*].webhooks[*].clientConfig.caBundle}"]);
+        const bundles = await plane.kubectlOrThrow("admin", [
+          "get",
+          "validatingwebhookconfiguration,mutatingwebhookconfiguration",
+          "azure-msi-operator",
+          "-o",
+          "jsonpath={.items[*].webhooks[*].clientConfig.caBundle}",
+        ]);
         assert.equal(bundles.trim(), "", "caBundles stay empty");
         return "caBundle not injected";
       },
@@ -364,13 +521,17 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     },
     {
       applies: (r) => grantsVerb(r, "leases", "create"),
-      prepare: () => deleteIgnoringMissing(plane.api("admin", CoordinationV1Api).deleteNamespacedLease({ namespace: OPERATOR_NAMESPACE, name: "azure-msi-operator-leader" })),
+      prepare: () =>
+        deleteIgnoringMissing(
+          plane.api("admin", CoordinationV1Api).deleteNamespacedLease({ namespace: OPERATOR_NAMESPACE, name: "azure-msi-operator-leader" }),
+        ),
       consequence: notLeading,
     },
     { applies: (r) => grantsVerb(r, "leases", "get"), consequence: notLeading },
     {
       applies: (r) => grantsVerb(r, "secrets", "create"),
-      prepare: () => deleteIgnoringMissing(plane.api("admin", CoreV1Api).deleteNamespacedSecret({ namespace: OPERATOR_NAMESPACE, name: "azure-msi-operator-webhook-tls" })),
+      prepare: () =>
+        deleteIgnoringMissing(plane.api("admin", CoreV1Api).deleteNamespacedSecret({ namespace: OPERATOR_NAMESPACE, name: "azure-msi-operator-webhook-tls" })),
       consequence: async (proc) => {
         await proc.waitForLog((line) => line.msg === "certificate reconcile failed", 20_000);
         return notReadyBecause(proc, "webhook certificate not loaded");
@@ -385,7 +546,20 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     const allowed = async (request: ResourceRequest) =>
       (
         await authorization.createSubjectAccessReview({
-          body: { spec: { user: OPERATOR_USER, groups: SA_GROUPS, resourceAttributes: { verb: request.verb, group: request.apiGroup, resource: request.resource, ...(request.subresource ? { subresource: request.subresource } : {}), ...(request.namespace ? { namespace: request.namespace } : {}), ...(request.name ? { name: request.name } : {}) } } },
+          body: {
+            spec: {
+              user: OPERATOR_USER,
+              groups: SA_GROUPS,
+              resourceAttributes: {
+                verb: request.verb,
+                group: request.apiGroup,
+                resource: request.resource,
+                ...(request.subresource ? { subresource: request.subresource } : {}),
+                ...(request.namespace ? { namespace: request.namespace } : {}),
+                ...(request.name ? { name: request.name } : {}),
+              },
+            },
+          },
         })
       ).status?.allowed === true;
     const rules = rulesOf(rbac);

@@ -25,13 +25,25 @@ describe("certificate rotation under load", () => {
     [plane, fake] = await Promise.all([ControlPlane.start(), FakeAzure.start()]);
     await applyOperatorRbac(plane);
     await createTeamNamespace(plane, "team-r");
-    fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg", name: "rot", clientId: "66666666-0000-0000-0000-000000000006", tags: { k8snamespace: "team-r" } });
+    fake.model.addIdentity({
+      subscriptionId: SUB,
+      resourceGroup: "rg",
+      name: "rot",
+      clientId: "66666666-0000-0000-0000-000000000006",
+      tags: { k8snamespace: "team-r" },
+    });
     const port = await freePort();
     await installWebhooks(plane, port);
     operator = await startOperator(
       plane,
       fake.credentialEnv(),
-      [`--webhook.bind=127.0.0.1:${port}`, "--webhook.tls.san=127.0.0.1", "--webhook.cert.validity=30s", "--webhook.ca.validity=60s", "--webhook.cert.rotate=1/3"],
+      [
+        `--webhook.bind=127.0.0.1:${port}`,
+        "--webhook.tls.san=127.0.0.1",
+        "--webhook.cert.validity=30s",
+        "--webhook.ca.validity=60s",
+        "--webhook.cert.rotate=1/3",
+      ],
       { certCheckIntervalMs: 500 },
     );
     await waitForCaBundles(plane);
@@ -47,10 +59,19 @@ describe("certificate rotation under load", () => {
     const binding = JSON.stringify({
       apiVersion: `${GROUP}/v1`,
       kind: "AzureIdentityBinding",
-      metadata: { name: "rot", namespace: "team-r", labels: { "msi.azure.k8s.io/name": "rot", "msi.azure.k8s.io/resourcegroup": "rg", "msi.azure.k8s.io/subscription": SUB } },
+      metadata: {
+        name: "rot",
+        namespace: "team-r",
+        labels: { "msi.azure.k8s.io/name": "rot", "msi.azure.k8s.io/resourcegroup": "rg", "msi.azure.k8s.io/subscription": SUB },
+      },
       spec: { selector: "rot" },
     });
-    const identity = JSON.stringify({ apiVersion: `${GROUP}/v1`, kind: "AzureIdentity", metadata: { name: "forged", namespace: "team-r" }, spec: { type: 0, resourceID: "/x", clientID: "y" } });
+    const identity = JSON.stringify({
+      apiVersion: `${GROUP}/v1`,
+      kind: "AzureIdentity",
+      metadata: { name: "forged", namespace: "team-r" },
+      spec: { type: 0, resourceID: "/x", clientID: "y" },
+    });
     const failures: string[] = [];
     let requests = 0;
     const deadline = Date.now() + LOAD_MS;
@@ -59,11 +80,13 @@ describe("certificate rotation under load", () => {
         // Mutating (failurePolicy Ignore would hide an outage, so the result itself is checked).
         const mutated = await plane.kubectl("jane", ["apply", "--dry-run=server", "-o", "jsonpath={.spec.azureIdentity}", "-f", "-"], { stdin: binding });
         requests++;
-        if (mutated.code !== 0 || mutated.stdout !== "rot-66666666-0000-0000-0000-000000000006") failures.push(`mutate: ${mutated.code} ${mutated.stdout} ${mutated.stderr.trim()}`);
+        if (mutated.code !== 0 || mutated.stdout !== "rot-66666666-0000-0000-0000-000000000006")
+          failures.push(`mutate: ${mutated.code} ${mutated.stdout} ${mutated.stderr.trim()}`);
         // Validating (failurePolicy Fail): the answer must be the webhook's own denial, not a TLS error.
         const denied = await plane.kubectl("jane", ["apply", "--dry-run=server", "-f", "-"], { stdin: identity });
         requests++;
-        if (!/denied the request: AzureIdentity objects are managed by azure-msi-operator/.test(denied.stderr)) failures.push(`validate: ${denied.code} ${denied.stderr.trim()}`);
+        if (!/denied the request: AzureIdentity objects are managed by azure-msi-operator/.test(denied.stderr))
+          failures.push(`validate: ${denied.code} ${denied.stderr.trim()}`);
       }
     };
     await Promise.all([worker(), worker(), worker()]);
@@ -71,7 +94,10 @@ describe("certificate rotation under load", () => {
     assert.deepEqual(failures, [], `${failures.length} of ${requests} admissions failed`);
     assert.ok(requests > 50, `only ${requests} requests`);
     assert.ok(steps.filter((step) => step === "rotate-leaf" || step === "promote-next-ca").length >= 2, `steps: ${steps.join(", ")}`);
-    assert.ok(steps.includes("stage-next-ca") && steps.includes("promote-next-ca") && steps.includes("trim-bundle"), `a full CA rotation happened: ${steps.join(", ")}`);
+    assert.ok(
+      steps.includes("stage-next-ca") && steps.includes("promote-next-ca") && steps.includes("trim-bundle"),
+      `a full CA rotation happened: ${steps.join(", ")}`,
+    );
   });
 
   test("two leaders racing to create the certificate Secret end with one Secret they both use", async () => {
@@ -79,7 +105,15 @@ describe("certificate rotation under load", () => {
     await core.createNamespace({ body: { metadata: { name: "race" } } });
     const manager = () =>
       new CertManager(
-        { namespace: "race", secretName: "webhook-tls", serviceName: "svc", extraSans: ["127.0.0.1"], validatingWebhookConfiguration: "none", mutatingWebhookConfiguration: "none", policy: { caValidityMs: 3_600_000, leafValidityMs: 1_800_000, rotateRemainingFraction: 1 / 3, propagationMs: 1_000 } },
+        {
+          namespace: "race",
+          secretName: "webhook-tls",
+          serviceName: "svc",
+          extraSans: ["127.0.0.1"],
+          validatingWebhookConfiguration: "none",
+          mutatingWebhookConfiguration: "none",
+          policy: { caValidityMs: 3_600_000, leafValidityMs: 1_800_000, rotateRemainingFraction: 1 / 3, propagationMs: 1_000 },
+        },
         { core, admission: plane.api("admin", AdmissionregistrationV1Api), log: pino({ level: "silent" }), canWrite: () => true },
       );
     const [first, second] = await Promise.all([manager().reconcile(), manager().reconcile()]);

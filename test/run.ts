@@ -36,8 +36,12 @@ async function toolsNamedBy(args: string[]): Promise<GoTool[]> {
   return TEST_TOOLS.filter((tool) => sources.some((source) => source?.includes(tool.name)));
 }
 
-const requested = process.argv.slice(2);
-const files = requested.length > 0 ? requested : [...(await findTests(join(root, "src"))), ...(await findTests(join(root, "certs"))), ...(await findTests(join(root, "test")))];
+// `--unit` (npm run test:unit): only the tests that need no control plane. Those that start one are
+// named *.e2e.test.ts, wherever they live.
+const unitOnly = process.argv.includes("--unit");
+const requested = process.argv.slice(2).filter((arg) => arg !== "--unit");
+const everything = async () => [...(await findTests(join(root, "src"))), ...(await findTests(join(root, "certs"))), ...(await findTests(join(root, "test")))];
+const files = requested.length > 0 ? requested : unitOnly ? (await everything()).filter((file) => !file.endsWith(".e2e.test.ts")) : await everything();
 
 for (const tool of await toolsNamedBy(files)) await goToolBinary(tool);
 await spawnTrustingTestCa(["--test", "--test-concurrency=1", ...files]);

@@ -26,7 +26,11 @@ const OTHER = "other-99999999-0000-0000-0000-000000000009";
 const DENIED = /denied the request: AzureIdentity objects are managed by azure-msi-operator/;
 const LEASE = ["--lease.enable", "--lease.duration=4s", "--lease.renewdeadline=3s", "--lease.retryperiod=500ms"];
 
-const labelsFor = (msi: string, resourcegroup = "rg-sec", subscription = SUB) => ({ [`${LOOKUP}/name`]: msi, [`${LOOKUP}/resourcegroup`]: resourcegroup, [`${LOOKUP}/subscription`]: subscription });
+const labelsFor = (msi: string, resourcegroup = "rg-sec", subscription = SUB) => ({
+  [`${LOOKUP}/name`]: msi,
+  [`${LOOKUP}/resourcegroup`]: resourcegroup,
+  [`${LOOKUP}/subscription`]: subscription,
+});
 const binding = (name: string, namespace: string, labels: Record<string, string>, azureIdentity?: string) => ({
   apiVersion: `${GROUP}/v1`,
   kind: "AzureIdentityBinding",
@@ -43,9 +47,12 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
   let mainPort: number;
   let webhookCa: string;
 
-  const getIdentity = async (namespace: string, name: string) => (await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities", name })) as AzureIdentity;
-  const getBinding = async (namespace: string, name: string) => (await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentitybindings", name })) as AzureIdentityBinding;
-  const identitiesIn = async (namespace: string) => ((await custom.listNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities" })) as { items: AzureIdentity[] }).items;
+  const getIdentity = async (namespace: string, name: string) =>
+    (await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities", name })) as AzureIdentity;
+  const getBinding = async (namespace: string, name: string) =>
+    (await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentitybindings", name })) as AzureIdentityBinding;
+  const identitiesIn = async (namespace: string) =>
+    ((await custom.listNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities" })) as { items: AzureIdentity[] }).items;
   /** Resolves once the leader has run a sync (or a watch-triggered reconcile) that started after now. */
   const aSyncAfterNow = async () => {
     const now = Date.now();
@@ -57,8 +64,20 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
     await applyOperatorRbac(plane);
     custom = plane.api("admin", CustomObjectsApi);
     for (const name of ["team-a", "team-b"]) await createTeamNamespace(plane, name);
-    fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg-sec", name: "shop", clientId: "88888888-0000-0000-0000-000000000008", tags: { k8snamespace: "team-a" } });
-    fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg-sec", name: "other", clientId: "99999999-0000-0000-0000-000000000009", tags: { k8snamespace: "team-b" } });
+    fake.model.addIdentity({
+      subscriptionId: SUB,
+      resourceGroup: "rg-sec",
+      name: "shop",
+      clientId: "88888888-0000-0000-0000-000000000008",
+      tags: { k8snamespace: "team-a" },
+    });
+    fake.model.addIdentity({
+      subscriptionId: SUB,
+      resourceGroup: "rg-sec",
+      name: "other",
+      clientId: "99999999-0000-0000-0000-000000000009",
+      tags: { k8snamespace: "team-b" },
+    });
     // Error paths log too: the first listings meet a rejected token and a server error.
     fake.inject({ fault: faults.armError(401, "InvalidAuthenticationToken"), times: 2 });
     fake.inject({ fault: faults.status(500), times: 1 });
@@ -67,7 +86,17 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
     main = await OperatorProcess.start("security-main", {
       kubeconfig: plane.kubeconfigPath("operator"),
       env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE },
-      flags: ["run", "--log.debug", ...LEASE, "--sync.watch", "--azureidentity.binding.sync", "--sync.interval=5s", "--sync.locktime=0s", `--webhook.bind=127.0.0.1:${mainPort}`, "--webhook.tls.san=127.0.0.1"],
+      flags: [
+        "run",
+        "--log.debug",
+        ...LEASE,
+        "--sync.watch",
+        "--azureidentity.binding.sync",
+        "--sync.interval=5s",
+        "--sync.locktime=0s",
+        `--webhook.bind=127.0.0.1:${mainPort}`,
+        "--webhook.tls.san=127.0.0.1",
+      ],
     });
     await main.waitForLog((line) => line.msg === "became leader", 30_000);
     webhookCa = Buffer.from(await waitForCaBundles(plane, 30_000), "base64").toString();
@@ -81,41 +110,62 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
     await Promise.all([plane?.stop(), fake?.close()]);
   });
 
-  test("jane's other ways to write AzureIdentities are denied: replace, server-side apply, copied labels, delete --all, deletecollection", { timeout: 90_000 }, async () => {
-    const shop = await getIdentity("team-a", SHOP);
-    const version = shop.metadata?.resourceVersion;
-    // A full update (PUT), not a patch: the stolen client ID in an otherwise identical object.
-    const replaced = { ...shop, spec: { ...shop.spec, clientID: "99999999-0000-0000-0000-000000000009" } };
-    const replace = await plane.kubectl("jane", ["replace", "-f", "-"], { stdin: JSON.stringify(replaced) });
-    assert.notEqual(replace.code, 0);
-    assert.match(replace.stderr, DENIED);
-    assert.match(replace.stderr, /jane may not change them/);
+  test(
+    "jane's other ways to write AzureIdentities are denied: replace, server-side apply, copied labels, delete --all, deletecollection",
+    { timeout: 90_000 },
+    async () => {
+      const shop = await getIdentity("team-a", SHOP);
+      const version = shop.metadata?.resourceVersion;
+      // A full update (PUT), not a patch: the stolen client ID in an otherwise identical object.
+      const replaced = { ...shop, spec: { ...shop.spec, clientID: "99999999-0000-0000-0000-000000000009" } };
+      const replace = await plane.kubectl("jane", ["replace", "-f", "-"], { stdin: JSON.stringify(replaced) });
+      assert.notEqual(replace.code, 0);
+      assert.match(replace.stderr, DENIED);
+      assert.match(replace.stderr, /jane may not change them/);
 
-    // Her own AzureIdentity dressed as the operator's: same labels (managed-by and lookup), same spec.
-    for (const namespace of ["team-b", "team-a"]) {
-      const copy = { apiVersion: `${GROUP}/v1`, kind: "AzureIdentity", metadata: { name: "shop-copy", namespace, labels: shop.metadata?.labels, annotations: shop.metadata?.annotations }, spec: shop.spec };
-      for (const verb of [["create", "-f", "-"], ["apply", "--server-side", "--field-manager=azure-msi-operator", "-f", "-"]]) {
-        const result = await plane.kubectl("jane", verb, { stdin: JSON.stringify(copy) });
-        assert.notEqual(result.code, 0, `${verb.join(" ")} in ${namespace}`);
-        assert.match(result.stderr, DENIED, `${verb.join(" ")} in ${namespace}`);
-        assert.match(result.stderr, /jane may not create them/);
+      // Her own AzureIdentity dressed as the operator's: same labels (managed-by and lookup), same spec.
+      for (const namespace of ["team-b", "team-a"]) {
+        const copy = {
+          apiVersion: `${GROUP}/v1`,
+          kind: "AzureIdentity",
+          metadata: { name: "shop-copy", namespace, labels: shop.metadata?.labels, annotations: shop.metadata?.annotations },
+          spec: shop.spec,
+        };
+        for (const verb of [
+          ["create", "-f", "-"],
+          ["apply", "--server-side", "--field-manager=azure-msi-operator", "-f", "-"],
+        ]) {
+          const result = await plane.kubectl("jane", verb, { stdin: JSON.stringify(copy) });
+          assert.notEqual(result.code, 0, `${verb.join(" ")} in ${namespace}`);
+          assert.match(result.stderr, DENIED, `${verb.join(" ")} in ${namespace}`);
+          assert.match(result.stderr, /jane may not create them/);
+        }
       }
-    }
 
-    const deleteAll = await plane.kubectl("jane", ["delete", "azureidentities", "--all", "-n", "team-a"]);
-    assert.notEqual(deleteAll.code, 0);
-    assert.match(deleteAll.stderr, DENIED);
-    // DELETE on the collection: the API server asks the webhook about every item.
-    const collection = await plane
-      .api("jane", CustomObjectsApi)
-      .deleteCollectionNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-a", plural: "azureidentities" })
-      .then(() => "deleted", (error: { body?: unknown; message?: string }) => String(typeof error.body === "string" ? error.body : JSON.stringify(error.body ?? error.message)));
-    assert.match(collection, /AzureIdentity objects are managed by azure-msi-operator: jane may not delete them/);
+      const deleteAll = await plane.kubectl("jane", ["delete", "azureidentities", "--all", "-n", "team-a"]);
+      assert.notEqual(deleteAll.code, 0);
+      assert.match(deleteAll.stderr, DENIED);
+      // DELETE on the collection: the API server asks the webhook about every item.
+      const collection = await plane
+        .api("jane", CustomObjectsApi)
+        .deleteCollectionNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-a", plural: "azureidentities" })
+        .then(
+          () => "deleted",
+          (error: { body?: unknown; message?: string }) => String(typeof error.body === "string" ? error.body : JSON.stringify(error.body ?? error.message)),
+        );
+      assert.match(collection, /AzureIdentity objects are managed by azure-msi-operator: jane may not delete them/);
 
-    assert.equal((await getIdentity("team-a", SHOP)).metadata?.resourceVersion, version, "the identity is untouched");
-    assert.deepEqual((await identitiesIn("team-a")).map((identity) => identity.metadata?.name), [SHOP]);
-    assert.deepEqual((await identitiesIn("team-b")).map((identity) => identity.metadata?.name), [OTHER]);
-  });
+      assert.equal((await getIdentity("team-a", SHOP)).metadata?.resourceVersion, version, "the identity is untouched");
+      assert.deepEqual(
+        (await identitiesIn("team-a")).map((identity) => identity.metadata?.name),
+        [SHOP],
+      );
+      assert.deepEqual(
+        (await identitiesIn("team-b")).map((identity) => identity.metadata?.name),
+        [OTHER],
+      );
+    },
+  );
 
   test("a binding in team-a aimed at team-b's identity or MSI never gets it, from the webhook or the binding sync", { timeout: 90_000 }, async () => {
     // spec.azureIdentity names team-b's identity and the lookup labels name team-b's MSI.
@@ -123,7 +173,9 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
     assert.equal(cross.code, 0, cross.stderr);
     assert.match(cross.stderr, /Warning: no AzureIdentity for managed identity other .* namespace "team-a"/);
     // Same, with the labels in another case (Azure names compare case-insensitively) and no spec.azureIdentity.
-    const shouted = await plane.kubectl("jane", ["apply", "-f", "-"], { stdin: JSON.stringify(binding("shouted", "team-a", labelsFor("OTHER", "RG-SEC", SUB.toUpperCase()))) });
+    const shouted = await plane.kubectl("jane", ["apply", "-f", "-"], {
+      stdin: JSON.stringify(binding("shouted", "team-a", labelsFor("OTHER", "RG-SEC", SUB.toUpperCase()))),
+    });
     assert.equal(shouted.code, 0, shouted.stderr);
     // team-a's MSI asked for from team-b.
     const reverse = await plane.kubectl("jane", ["apply", "-f", "-"], { stdin: JSON.stringify(binding("reverse", "team-b", labelsFor("shop"))) });
@@ -143,8 +195,14 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
     assert.equal((await getBinding("team-b", "reverse")).spec?.azureIdentity, undefined);
     assert.equal((await getBinding("team-a", "own")).spec?.azureIdentity, SHOP, "still team-a's own identity");
     // What jane wrote resolves to nothing: aad-pod-identity looks the name up in the binding's namespace.
-    assert.deepEqual((await identitiesIn("team-a")).map((identity) => identity.metadata?.name), [SHOP]);
-    assert.deepEqual((await identitiesIn("team-b")).map((identity) => identity.metadata?.name), [OTHER]);
+    assert.deepEqual(
+      (await identitiesIn("team-a")).map((identity) => identity.metadata?.name),
+      [SHOP],
+    );
+    assert.deepEqual(
+      (await identitiesIn("team-b")).map((identity) => identity.metadata?.name),
+      [OTHER],
+    );
   });
 
   test("with --webhook.binding.strict: creating or relabelling a binding to another namespace's MSI is denied", { timeout: 120_000 }, async () => {
@@ -157,10 +215,16 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
     await eventually(() => strict!.ready(), 40_000, "strict replica ready");
     await repointMutating(plane, strictPort);
     try {
-      const create = await eventually(async () => {
-        const result = await plane.kubectl("jane", ["apply", "-f", "-"], { stdin: JSON.stringify(binding("cross-strict", "team-a", labelsFor("other"), OTHER)) });
-        return result.code !== 0 ? result : undefined;
-      }, 15_000, "strict replica answering");
+      const create = await eventually(
+        async () => {
+          const result = await plane.kubectl("jane", ["apply", "-f", "-"], {
+            stdin: JSON.stringify(binding("cross-strict", "team-a", labelsFor("other"), OTHER)),
+          });
+          return result.code !== 0 ? result : undefined;
+        },
+        15_000,
+        "strict replica answering",
+      );
       assert.match(create.stderr, /denied the request: no AzureIdentity for managed identity other .* assigned to namespace "team-a"/);
       await assert.rejects(getBinding("team-a", "cross-strict"), "not stored");
 
@@ -181,7 +245,10 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
 
   test("the webhook port refuses plain HTTP and TLS 1.0/1.1 (a client that can speak them gets a protocol_version alert)", { timeout: 30_000 }, async () => {
     const plain = await new Promise<string>((resolve) => {
-      const req = httpRequest({ host: "127.0.0.1", port: mainPort, path: VALIDATE_IDENTITY_PATH, method: "POST", headers: { "content-type": "application/json" }, timeout: 10_000 }, (res) => resolve(`answered ${res.statusCode}`));
+      const req = httpRequest(
+        { host: "127.0.0.1", port: mainPort, path: VALIDATE_IDENTITY_PATH, method: "POST", headers: { "content-type": "application/json" }, timeout: 10_000 },
+        (res) => resolve(`answered ${res.statusCode}`),
+      );
       req.on("timeout", () => req.destroy(new Error("timeout")));
       req.on("error", (error: NodeJS.ErrnoException) => resolve(`failed: ${error.code ?? error.message}`));
       req.end("{}");
@@ -216,7 +283,8 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
             while (sent <= ADMISSION_BODY_LIMIT && !socket.destroyed) {
               const piece = Buffer.alloc(Math.min(64 * 1024, ADMISSION_BODY_LIMIT + 1 - sent), sent === 0 ? "[" : " ");
               sent += piece.length;
-              if (!socket.write(Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from("\r\n")]))) return void socket.once("drain", more);
+              if (!socket.write(Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from("\r\n")])))
+                return void socket.once("drain", more);
             }
           };
           more();
@@ -236,17 +304,29 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
     }
     assert.equal(main.child.exitCode, null, "still running");
     assert.ok(await main.ready());
-    const denied = await plane.kubectl("jane", ["apply", "--dry-run=server", "-f", "-"], { stdin: JSON.stringify({ apiVersion: `${GROUP}/v1`, kind: "AzureIdentity", metadata: { name: "after-413", namespace: "team-a" }, spec: { type: 0, resourceID: "/x", clientID: "y" } }) });
+    const denied = await plane.kubectl("jane", ["apply", "--dry-run=server", "-f", "-"], {
+      stdin: JSON.stringify({
+        apiVersion: `${GROUP}/v1`,
+        kind: "AzureIdentity",
+        metadata: { name: "after-413", namespace: "team-a" },
+        spec: { type: 0, resourceID: "/x", clientID: "y" },
+      }),
+    });
     assert.match(denied.stderr, DENIED, "admission still answered by this process");
   });
 
   test("no secret or token in /metrics or in the debug logs of either replica", { timeout: 30_000 }, async (t) => {
-    const secretData = (await plane.api("admin", CoreV1Api).readNamespacedSecret({ name: "azure-msi-operator-webhook-tls", namespace: OPERATOR_NAMESPACE })).data ?? {};
+    const secretData =
+      (await plane.api("admin", CoreV1Api).readNamespacedSecret({ name: "azure-msi-operator-webhook-tls", namespace: OPERATOR_NAMESPACE })).data ?? {};
     const saToken = plane.kubeConfig("operator").getCurrentUser()?.token ?? "";
     const tokens = fake.entra.issuedTokens();
     assert.ok(saToken.length > 100, "the operator's kubeconfig holds a service-account token");
     assert.ok(tokens.length > 0, "the fake issued bearer tokens to the operator");
-    const secrets: [string, string][] = [["Azure client secret", fake.credentialEnv().AZURE_CLIENT_SECRET!], ["service-account token", saToken], ["service-account token signature", saToken.split(".")[2]!]];
+    const secrets: [string, string][] = [
+      ["Azure client secret", fake.credentialEnv().AZURE_CLIENT_SECRET!],
+      ["service-account token", saToken],
+      ["service-account token signature", saToken.split(".")[2]!],
+    ];
     for (const token of tokens) secrets.push(["Azure bearer token", token], ["Azure bearer token signature", token.split(".")[2]!]);
     for (const key of Object.keys(secretData).filter((name) => name.endsWith(".key"))) {
       const pem = Buffer.from(secretData[key]!, "base64").toString();
@@ -267,10 +347,21 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
     const haystack = exposed.join("\n");
     // The grep is only worth something if the logs hold the interesting paths: errors, denials, debug level.
     const problems = main.logs.filter((line) => Number(line.level) >= 40);
-    assert.ok(problems.some((line) => /InvalidAuthenticationToken|access token|500/i.test(JSON.stringify(line))), `the injected Azure errors were logged: ${JSON.stringify(problems).slice(0, 3000)}`);
-    assert.ok(main.logs.some((line) => line.msg === "admission denied"), "denials were logged");
-    assert.ok(processes.every((proc) => proc.logs.some((line) => line.msg === "starting")), "both replicas logged");
-    t.diagnostic(`${secrets.length} secret values (${tokens.length} bearer tokens) searched in ${processes.reduce((sum, proc) => sum + proc.logs.length, 0)} log lines, stderr and /metrics of ${processes.length} processes`);
+    assert.ok(
+      problems.some((line) => /InvalidAuthenticationToken|access token|500/i.test(JSON.stringify(line))),
+      `the injected Azure errors were logged: ${JSON.stringify(problems).slice(0, 3000)}`,
+    );
+    assert.ok(
+      main.logs.some((line) => line.msg === "admission denied"),
+      "denials were logged",
+    );
+    assert.ok(
+      processes.every((proc) => proc.logs.some((line) => line.msg === "starting")),
+      "both replicas logged",
+    );
+    t.diagnostic(
+      `${secrets.length} secret values (${tokens.length} bearer tokens) searched in ${processes.reduce((sum, proc) => sum + proc.logs.length, 0)} log lines, stderr and /metrics of ${processes.length} processes`,
+    );
     const leaks = secrets.filter(([, value]) => value.length >= 16 && haystack.includes(value)).map(([what]) => what);
     assert.deepEqual([...new Set(leaks)], []);
     assert.doesNotMatch(haystack, /PRIVATE KEY/);

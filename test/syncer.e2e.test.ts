@@ -25,7 +25,8 @@ describe("syncer end to end", () => {
   const running: RunningOperator[] = [];
 
   const identity = async (namespace: string, name: string) =>
-    (await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities", name }).catch(() => undefined)) as AzureIdentity | undefined;
+    (await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities", name }).catch(() => undefined)) as
+      AzureIdentity | undefined;
   const identitiesIn = async (namespace: string) =>
     ((await custom.listNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities" })) as { items: AzureIdentity[] }).items;
   const operator = async (flags: string[], options: { start?: boolean } = {}) => {
@@ -54,7 +55,13 @@ describe("syncer end to end", () => {
 
   test("first sync creates exactly the documented objects; a second sync writes nothing", async () => {
     fake.model.addSubscription({ subscriptionId: SUB });
-    fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "RG-Apps", name: "shop", clientId: "11111111-0000-0000-0000-000000000001", tags: { k8snamespace: "team-a, TEAM-B, kube-system, team-c" } });
+    fake.model.addIdentity({
+      subscriptionId: SUB,
+      resourceGroup: "RG-Apps",
+      name: "shop",
+      clientId: "11111111-0000-0000-0000-000000000001",
+      tags: { k8snamespace: "team-a, TEAM-B, kube-system, team-c" },
+    });
     fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "RG-Apps", name: "Bad_Name", tags: { k8snamespace: "team-a" } });
     const { op, summary } = await syncOnce(["--azureidentity.namespaced", "--azureidentity.expiry", "--azureidentity.expiry.duration=48h"]);
     assert.equal(summary.created, 2, JSON.stringify(summary));
@@ -63,15 +70,32 @@ describe("syncer end to end", () => {
     const created = await identity("team-a", "shop-11111111-0000-0000-0000-000000000001");
     assert.ok(created, "identity in team-a");
     assert.deepEqual(
-      { apiVersion: created.apiVersion, kind: created.kind, name: created.metadata?.name, namespace: created.metadata?.namespace, labels: created.metadata?.labels, annotations: created.metadata?.annotations, spec: created.spec },
+      {
+        apiVersion: created.apiVersion,
+        kind: created.kind,
+        name: created.metadata?.name,
+        namespace: created.metadata?.namespace,
+        labels: created.metadata?.labels,
+        annotations: created.metadata?.annotations,
+        spec: created.spec,
+      },
       {
         apiVersion: "aadpodidentity.k8s.io/v1",
         kind: "AzureIdentity",
         name: "shop-11111111-0000-0000-0000-000000000001",
         namespace: "team-a",
-        labels: { [`${LOOKUP}/name`]: "shop", [`${LOOKUP}/resourcegroup`]: "rg-apps", [`${LOOKUP}/subscription`]: SUB, "app.kubernetes.io/managed-by": "azure-msi-operator" },
+        labels: {
+          [`${LOOKUP}/name`]: "shop",
+          [`${LOOKUP}/resourcegroup`]: "rg-apps",
+          [`${LOOKUP}/subscription`]: SUB,
+          "app.kubernetes.io/managed-by": "azure-msi-operator",
+        },
         annotations: { "aadpodidentity.k8s.io/Behavior": "namespaced", "janitor/expires": expiry },
-        spec: { type: 0, resourceID: `/subscriptions/${SUB}/resourcegroups/rg-apps/providers/microsoft.managedidentity/userassignedidentities/shop`, clientID: "11111111-0000-0000-0000-000000000001" },
+        spec: {
+          type: 0,
+          resourceID: `/subscriptions/${SUB}/resourcegroups/rg-apps/providers/microsoft.managedidentity/userassignedidentities/shop`,
+          clientID: "11111111-0000-0000-0000-000000000001",
+        },
       },
     );
     assert.equal(typeof created.spec?.type, "number");
@@ -89,12 +113,18 @@ describe("syncer end to end", () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.deepEqual(operatorWrites(await plane.auditEvents(), secondStarted), [], "the API server saw no write from the operator");
     const summaryLine = second.op.logs.find((line) => line.msg === "sync finished");
-    assert.ok(summaryLine && ["created", "updated", "unchanged", "deleted", "skipped", "errors", "durationMs"].every((key) => key in summaryLine), "one summary line");
+    assert.ok(
+      summaryLine && ["created", "updated", "unchanged", "deleted", "skipped", "errors", "durationMs"].every((key) => key in summaryLine),
+      "one summary line",
+    );
   });
 
   test("drift on owned fields is repaired; foreign labels and annotations survive", async () => {
     const name = "shop-11111111-0000-0000-0000-000000000001";
-    const tamper = { metadata: { labels: { "team.example/owner": "a", [`${LOOKUP}/name`]: "evil" }, annotations: { "note.example/why": "kept" } }, spec: { clientID: "tampered" } };
+    const tamper = {
+      metadata: { labels: { "team.example/owner": "a", [`${LOOKUP}/name`]: "evil" }, annotations: { "note.example/why": "kept" } },
+      spec: { clientID: "tampered" },
+    };
     await plane.kubectlOrThrow("admin", ["patch", "azureidentity", name, "-n", "team-a", "--type=merge", "-p", JSON.stringify(tamper)]);
     const { summary } = await syncOnce(["--azureidentity.namespaced", "--azureidentity.expiry", "--azureidentity.expiry.duration=48h"]);
     assert.equal(summary.updated, 1);
@@ -107,13 +137,27 @@ describe("syncer end to end", () => {
 
   test("binding sync points labelled bindings at the current identity after the MSI is recreated", async () => {
     await custom.createNamespacedCustomObject({
-      group: GROUP, version: "v1", namespace: "team-a", plural: "azureidentitybindings",
-      body: { apiVersion: `${GROUP}/v1`, kind: "AzureIdentityBinding", metadata: { name: "shop", labels: { [`${LOOKUP}/name`]: "shop", [`${LOOKUP}/resourcegroup`]: "rg-apps", [`${LOOKUP}/subscription`]: SUB } }, spec: { selector: "shop", azureIdentity: "shop-11111111-0000-0000-0000-000000000001" } },
+      group: GROUP,
+      version: "v1",
+      namespace: "team-a",
+      plural: "azureidentitybindings",
+      body: {
+        apiVersion: `${GROUP}/v1`,
+        kind: "AzureIdentityBinding",
+        metadata: { name: "shop", labels: { [`${LOOKUP}/name`]: "shop", [`${LOOKUP}/resourcegroup`]: "rg-apps", [`${LOOKUP}/subscription`]: SUB } },
+        spec: { selector: "shop", azureIdentity: "shop-11111111-0000-0000-0000-000000000001" },
+      },
     });
     fake.model.updateIdentity({ subscriptionId: SUB, resourceGroup: "RG-Apps", name: "shop" }, { clientId: "22222222-0000-0000-0000-000000000002" });
     const { summary } = await syncOnce(["--azureidentity.binding.sync"]);
     assert.equal(summary.bindingsUpdated, 1, JSON.stringify(summary));
-    const binding = (await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-a", plural: "azureidentitybindings", name: "shop" })) as AzureIdentityBinding;
+    const binding = (await custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: "v1",
+      namespace: "team-a",
+      plural: "azureidentitybindings",
+      name: "shop",
+    })) as AzureIdentityBinding;
     assert.equal(binding.spec?.azureIdentity, "shop-22222222-0000-0000-0000-000000000002");
     assert.equal(binding.spec?.selector, "shop");
     assert.ok(await identity("team-a", "shop-11111111-0000-0000-0000-000000000001"), "without prune the old identity is kept");
@@ -147,7 +191,13 @@ describe("syncer end to end", () => {
 
   test("Azure throttling, 5xx and malformed JSON: the sync fails, nothing wrong is written, the next converges", async () => {
     fake.model.addSubscription({ subscriptionId: SUB_2 });
-    fake.model.addIdentity({ subscriptionId: SUB_2, resourceGroup: "rg", name: "late", clientId: "33333333-0000-0000-0000-000000000003", tags: { k8snamespace: "team-b" } });
+    fake.model.addIdentity({
+      subscriptionId: SUB_2,
+      resourceGroup: "rg",
+      name: "late",
+      clientId: "33333333-0000-0000-0000-000000000003",
+      tags: { k8snamespace: "team-b" },
+    });
     fake.inject({ match: new RegExp(`${SUB_2}/providers`, "i"), times: Infinity, fault: faults.malformed() });
     const broken = await syncOnce(["--azureidentity.prune", `--azure.subscription=${SUB}`, `--azure.subscription=${SUB_2}`]);
     assert.equal(broken.summary.result, "failed");
@@ -185,22 +235,52 @@ describe("syncer end to end", () => {
     await eventually(async () => ((await identity("team-c", shopName))?.spec?.resourceID?.includes("/shop") ? true : undefined), 5_000, "repaired");
     // A labelled binding created later is filled by the syncer.
     await custom.createNamespacedCustomObject({
-      group: GROUP, version: "v1", namespace: "team-c", plural: "azureidentitybindings",
-      body: { apiVersion: `${GROUP}/v1`, kind: "AzureIdentityBinding", metadata: { name: "shop", labels: { [`${LOOKUP}/name`]: "shop", [`${LOOKUP}/resourcegroup`]: "rg-apps", [`${LOOKUP}/subscription`]: SUB } }, spec: { selector: "shop" } },
+      group: GROUP,
+      version: "v1",
+      namespace: "team-c",
+      plural: "azureidentitybindings",
+      body: {
+        apiVersion: `${GROUP}/v1`,
+        kind: "AzureIdentityBinding",
+        metadata: { name: "shop", labels: { [`${LOOKUP}/name`]: "shop", [`${LOOKUP}/resourcegroup`]: "rg-apps", [`${LOOKUP}/subscription`]: SUB } },
+        spec: { selector: "shop" },
+      },
     });
-    await eventually(async () => ((await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-c", plural: "azureidentitybindings", name: "shop" })) as AzureIdentityBinding).spec?.azureIdentity === shopName || undefined, 5_000, "binding filled");
+    await eventually(
+      async () =>
+        (
+          (await custom.getNamespacedCustomObject({
+            group: GROUP,
+            version: "v1",
+            namespace: "team-c",
+            plural: "azureidentitybindings",
+            name: "shop",
+          })) as AzureIdentityBinding
+        ).spec?.azureIdentity === shopName || undefined,
+      5_000,
+      "binding filled",
+    );
   });
 
   test("--sync.locktime is the minimum gap between two Azure listings", async () => {
     const op = await operator(["--sync.interval=300ms", "--sync.locktime=1h"]);
     await eventually(() => (op.logs.filter((line) => line.msg === "sync finished").length >= 3 ? true : undefined), 20_000, "three syncs");
     assert.equal(op.logs.filter((line) => line.msg === "Azure listing done").length, 1, "one listing");
-    assert.ok(op.logs.filter((line) => line.msg === "sync finished").slice(1).every((line) => line.listingReused === true));
+    assert.ok(
+      op.logs
+        .filter((line) => line.msg === "sync finished")
+        .slice(1)
+        .every((line) => line.listingReused === true),
+    );
     await op.stop();
   });
 
   test("`azure-msi-operator sync --once` as a process: one sync, exit 0", async () => {
-    const proc = await OperatorProcess.start("once", { kubeconfig: plane.kubeconfigPath("operator"), env: { ...azureEnv, INSTANCE_NAMESPACE: OPERATOR_NAMESPACE }, flags: ["sync", "--once"] });
+    const proc = await OperatorProcess.start("once", {
+      kubeconfig: plane.kubeconfigPath("operator"),
+      env: { ...azureEnv, INSTANCE_NAMESPACE: OPERATOR_NAMESPACE },
+      flags: ["sync", "--once"],
+    });
     const exit = await proc.exited;
     assert.equal(exit.code, 0, proc.stderr.join(""));
     const summary = proc.logs.find((line) => line.msg === "sync finished");

@@ -26,7 +26,13 @@ const MIC_SERVICE_ACCOUNT = "aad-pod-id-mic-service-account";
 const CLEANUP_BOUND_MS = 60_000;
 
 type Plural = "azureidentities" | "azureassignedidentities" | "azurepodidentityexceptions";
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace: string; resourceVersion?: string; [key: string]: unknown }; spec?: Record<string, unknown>; status?: Record<string, unknown> };
+type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace: string; resourceVersion?: string; [key: string]: unknown };
+  spec?: Record<string, unknown>;
+  status?: Record<string, unknown>;
+};
 
 const identityRef = (name: string, namespace: string, clientID: string) => ({
   apiVersion: `${GROUP}/v1`,
@@ -39,10 +45,26 @@ const assigned = (name: string, namespace: string, pod: string, identity: Return
   apiVersion: `${GROUP}/v1`,
   kind: "AzureAssignedIdentity",
   metadata: { name, namespace },
-  spec: { azureIdentityRef: identity, azureBindingRef: { apiVersion: `${GROUP}/v1`, kind: "AzureIdentityBinding", metadata: { name: "b", namespace }, spec: { azureIdentity: identity.metadata.name, selector: "b" } }, pod, podNamespace: namespace, nodename: "node-1" },
+  spec: {
+    azureIdentityRef: identity,
+    azureBindingRef: {
+      apiVersion: `${GROUP}/v1`,
+      kind: "AzureIdentityBinding",
+      metadata: { name: "b", namespace },
+      spec: { azureIdentity: identity.metadata.name, selector: "b" },
+    },
+    pod,
+    podNamespace: namespace,
+    nodename: "node-1",
+  },
   ...(status ? { status: { status, availableReplicas: 1 } } : {}),
 });
-const exception = (name: string, namespace: string): Obj => ({ apiVersion: `${GROUP}/v1`, kind: "AzurePodIdentityException", metadata: { name, namespace }, spec: { podLabels: { app: "skip-nmi" } } });
+const exception = (name: string, namespace: string): Obj => ({
+  apiVersion: `${GROUP}/v1`,
+  kind: "AzurePodIdentityException",
+  metadata: { name, namespace },
+  spec: { podLabels: { app: "skip-nmi" } },
+});
 
 describe("takeover paths: AzureAssignedIdentity, AzurePodIdentityException, cross-namespace matching; never wedged", () => {
   let plane: ControlPlane;
@@ -55,7 +77,8 @@ describe("takeover paths: AzureAssignedIdentity, AzurePodIdentityException, cros
 
   const list = async (plural: Plural) => ((await admin.listClusterCustomObject({ group: GROUP, version: "v1", plural })) as { items: Obj[] }).items;
   /** Every stored object of a kind, by namespace/name with its resourceVersion: equal means nothing was written. */
-  const snapshot = async (plural: Plural) => Object.fromEntries((await list(plural)).map((item) => [`${item.metadata.namespace}/${item.metadata.name}`, item.metadata.resourceVersion]));
+  const snapshot = async (plural: Plural) =>
+    Object.fromEntries((await list(plural)).map((item) => [`${item.metadata.namespace}/${item.metadata.name}`, item.metadata.resourceVersion]));
   const jane = (args: string[], object?: Obj) => plane.kubectl("jane", args, object ? { stdin: JSON.stringify(object) } : {});
   const refused = (result: KubectlResult, pattern: RegExp, what: string) => {
     assert.notEqual(result.code, 0, `${what}: refused (stdout ${result.stdout})`);
@@ -73,7 +96,12 @@ describe("takeover paths: AzureAssignedIdentity, AzurePodIdentityException, cros
         apiVersion: "v1",
         kind: "List",
         items: [
-          { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "aad-pod-id-mic-role" }, rules: [{ apiGroups: [GROUP], resources: ["*"], verbs: ["*"] }] },
+          {
+            apiVersion: "rbac.authorization.k8s.io/v1",
+            kind: "ClusterRole",
+            metadata: { name: "aad-pod-id-mic-role" },
+            rules: [{ apiGroups: [GROUP], resources: ["*"], verbs: ["*"] }],
+          },
           {
             apiVersion: "rbac.authorization.k8s.io/v1",
             kind: "ClusterRoleBinding",
@@ -88,8 +116,20 @@ describe("takeover paths: AzureAssignedIdentity, AzurePodIdentityException, cros
     const micConfig = new KubeConfig();
     micConfig.loadFromFile(micKubeconfig);
     mic = micConfig.makeApiClient(CustomObjectsApi);
-    fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg", name: "shop", clientId: "11111111-0000-0000-0000-0000000000a7", tags: { k8snamespace: "team-a,doomed,doomed-live" } });
-    fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg", name: "other", clientId: "22222222-0000-0000-0000-0000000000a7", tags: { k8snamespace: "team-b" } });
+    fake.model.addIdentity({
+      subscriptionId: SUB,
+      resourceGroup: "rg",
+      name: "shop",
+      clientId: "11111111-0000-0000-0000-0000000000a7",
+      tags: { k8snamespace: "team-a,doomed,doomed-live" },
+    });
+    fake.model.addIdentity({
+      subscriptionId: SUB,
+      resourceGroup: "rg",
+      name: "other",
+      clientId: "22222222-0000-0000-0000-0000000000a7",
+      tags: { k8snamespace: "team-b" },
+    });
     const port = await freePort();
     await installWebhooks(plane, port);
     operator = await OperatorProcess.start("azure-msi-operator-takeover", {
@@ -99,8 +139,18 @@ describe("takeover paths: AzureAssignedIdentity, AzurePodIdentityException, cros
     });
     await waitForCaBundles(plane, 40_000);
     await eventually(() => operator!.ready(), 40_000, "operator ready");
-    for (const namespace of ["team-a", "doomed", "doomed-live"]) await eventually(() => admin.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities", name: SHOP }).catch(() => undefined), 40_000, `shop in ${namespace}`);
-    await eventually(() => admin.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-b", plural: "azureidentities", name: OTHER }).catch(() => undefined), 40_000, "other in team-b");
+    for (const namespace of ["team-a", "doomed", "doomed-live"])
+      await eventually(
+        () => admin.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureidentities", name: SHOP }).catch(() => undefined),
+        40_000,
+        `shop in ${namespace}`,
+      );
+    await eventually(
+      () =>
+        admin.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-b", plural: "azureidentities", name: OTHER }).catch(() => undefined),
+      40_000,
+      "other in team-b",
+    );
   });
   after(async () => {
     await insecure?.stop().catch(() => undefined);
@@ -110,74 +160,176 @@ describe("takeover paths: AzureAssignedIdentity, AzurePodIdentityException, cros
 
   test("with the shipped Deployment's env, the operator's identities are namespaced and it says who may write the guarded kinds", async () => {
     for (const identity of (await list("azureidentities")) as AzureIdentity[]) {
-      assert.equal(identity.metadata?.annotations?.["aadpodidentity.k8s.io/Behavior"], "namespaced", `${identity.metadata?.namespace}/${identity.metadata?.name}`);
+      assert.equal(
+        identity.metadata?.annotations?.["aadpodidentity.k8s.io/Behavior"],
+        "namespaced",
+        `${identity.metadata?.namespace}/${identity.metadata?.name}`,
+      );
     }
     assert.match((await operator!.get("/metrics")).body, /^azuremsi_identities_namespaced 1$/m);
-    assert.equal(operator!.logs.find((line) => /identities are not namespaced/.test(String(line.msg))), undefined, "no insecure-configuration warning");
+    assert.equal(
+      operator!.logs.find((line) => /identities are not namespaced/.test(String(line.msg))),
+      undefined,
+      "no insecure-configuration warning",
+    );
     const guard = await operator!.waitForLog((line) => /^guard: only these users and groups/.test(String(line.msg)));
     assert.deepEqual(guard.azurePodIdentityExceptions, ["group:system:masters"]);
     assert.ok((guard.azureAssignedIdentities as string[]).includes(`system:serviceaccount:${MIC_NAMESPACE}:${MIC_SERVICE_ACCOUNT}`));
     assert.ok((guard.azureIdentities as string[]).includes(`system:serviceaccount:${OPERATOR_NAMESPACE}:azure-msi-operator`));
   });
 
-  test("AzureAssignedIdentity: jane's create, dry-run, server-side apply, replace, patches (spec and status only) and deletes are refused; nothing is stored", { timeout: 90_000 }, async () => {
-    const shop = identityRef(SHOP, "team-a", "11111111-0000-0000-0000-0000000000a7");
-    const other = identityRef(OTHER, "team-b", "22222222-0000-0000-0000-0000000000a7");
-    // What MIC made for a pod of team-a, in team-a (namespaced identities' assigned identities live there).
-    await mic.createNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-a", plural: "azureassignedidentities", body: assigned("app-team-a-shop", "team-a", "app", shop, "Assigned") });
-    const before = await snapshot("azureassignedidentities");
-    const DENIED = /denied the request: AzureAssignedIdentity objects are written only by aad-pod-identity's MIC: jane may not (create|change|delete) them/;
+  test(
+    "AzureAssignedIdentity: jane's create, dry-run, server-side apply, replace, patches (spec and status only) and deletes are refused; nothing is stored",
+    { timeout: 90_000 },
+    async () => {
+      const shop = identityRef(SHOP, "team-a", "11111111-0000-0000-0000-0000000000a7");
+      const other = identityRef(OTHER, "team-b", "22222222-0000-0000-0000-0000000000a7");
+      // What MIC made for a pod of team-a, in team-a (namespaced identities' assigned identities live there).
+      await mic.createNamespacedCustomObject({
+        group: GROUP,
+        version: "v1",
+        namespace: "team-a",
+        plural: "azureassignedidentities",
+        body: assigned("app-team-a-shop", "team-a", "app", shop, "Assigned"),
+      });
+      const before = await snapshot("azureassignedidentities");
+      const DENIED = /denied the request: AzureAssignedIdentity objects are written only by aad-pod-identity's MIC: jane may not (create|change|delete) them/;
 
-    // team-b's identity for jane's pod, without a status (NMI takes those too), and with one.
-    const stolen = assigned("janes-pod-team-a-other", "team-a", "janes-pod", other);
-    refused(await jane(["create", "-f", "-"], stolen), DENIED, "create");
-    refused(await jane(["create", "--dry-run=server", "-f", "-"], assigned("dry", "team-a", "janes-pod", other, "Assigned")), DENIED, "dry-run create");
-    refused(await jane(["apply", "--server-side", "--field-manager=mic", "-f", "-"], assigned("ssa", "team-a", "janes-pod", other, "Assigned")), DENIED, "server-side apply");
-    const made = (await admin.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-a", plural: "azureassignedidentities", name: "app-team-a-shop" })) as Obj;
-    refused(await jane(["replace", "-f", "-"], { ...made, spec: { ...made.spec, azureIdentityRef: other } }), DENIED, "replace with another identity");
-    refused(await jane(["patch", "azureassignedidentity", "app-team-a-shop", "-n", "team-a", "--type=json", "-p", JSON.stringify([{ op: "replace", path: "/spec/pod", value: "janes-pod" }])]), DENIED, "patch spec.pod");
-    refused(await jane(["patch", "azureassignedidentity", "app-team-a-shop", "-n", "team-a", "--type=merge", "-p", JSON.stringify({ status: { availableReplicas: 2 } })]), DENIED, "status-only patch");
-    refused(await jane(["delete", "azureassignedidentity", "app-team-a-shop", "-n", "team-a"]), DENIED, "delete");
-    refused(await jane(["delete", "azureassignedidentities", "--all", "-n", "team-a"]), DENIED, "delete --all");
-    assert.deepEqual(await snapshot("azureassignedidentities"), before, "nothing stored, nothing changed");
+      // team-b's identity for jane's pod, without a status (NMI takes those too), and with one.
+      const stolen = assigned("janes-pod-team-a-other", "team-a", "janes-pod", other);
+      refused(await jane(["create", "-f", "-"], stolen), DENIED, "create");
+      refused(await jane(["create", "--dry-run=server", "-f", "-"], assigned("dry", "team-a", "janes-pod", other, "Assigned")), DENIED, "dry-run create");
+      refused(
+        await jane(["apply", "--server-side", "--field-manager=mic", "-f", "-"], assigned("ssa", "team-a", "janes-pod", other, "Assigned")),
+        DENIED,
+        "server-side apply",
+      );
+      const made = (await admin.getNamespacedCustomObject({
+        group: GROUP,
+        version: "v1",
+        namespace: "team-a",
+        plural: "azureassignedidentities",
+        name: "app-team-a-shop",
+      })) as Obj;
+      refused(await jane(["replace", "-f", "-"], { ...made, spec: { ...made.spec, azureIdentityRef: other } }), DENIED, "replace with another identity");
+      refused(
+        await jane([
+          "patch",
+          "azureassignedidentity",
+          "app-team-a-shop",
+          "-n",
+          "team-a",
+          "--type=json",
+          "-p",
+          JSON.stringify([{ op: "replace", path: "/spec/pod", value: "janes-pod" }]),
+        ]),
+        DENIED,
+        "patch spec.pod",
+      );
+      refused(
+        await jane([
+          "patch",
+          "azureassignedidentity",
+          "app-team-a-shop",
+          "-n",
+          "team-a",
+          "--type=merge",
+          "-p",
+          JSON.stringify({ status: { availableReplicas: 2 } }),
+        ]),
+        DENIED,
+        "status-only patch",
+      );
+      refused(await jane(["delete", "azureassignedidentity", "app-team-a-shop", "-n", "team-a"]), DENIED, "delete");
+      refused(await jane(["delete", "azureassignedidentities", "--all", "-n", "team-a"]), DENIED, "delete --all");
+      assert.deepEqual(await snapshot("azureassignedidentities"), before, "nothing stored, nothing changed");
 
-    // MIC keeps working: status updates, its own creates and deletes; an admin may too.
-    const micStatus = await plane.kubectlWith(micKubeconfig, ["patch", "azureassignedidentity", "app-team-a-shop", "-n", "team-a", "--type=json", "-p", JSON.stringify([{ op: "replace", path: "/status/status", value: "Created" }])]);
-    assert.equal(micStatus.code, 0, micStatus.stderr);
-    const micCreate = await plane.kubectlWith(micKubeconfig, ["create", "-f", "-"], { stdin: JSON.stringify(assigned("worker-team-a-shop", "team-a", "worker", shop)) });
-    assert.equal(micCreate.code, 0, micCreate.stderr);
-    const micDelete = await plane.kubectlWith(micKubeconfig, ["delete", "azureassignedidentity", "worker-team-a-shop", "-n", "team-a"]);
-    assert.equal(micDelete.code, 0, micDelete.stderr);
-    const adminCreate = await plane.kubectl("admin", ["create", "-f", "-"], { stdin: JSON.stringify(assigned("admin-made", "team-b", "tool", other, "Assigned")) });
-    assert.equal(adminCreate.code, 0, adminCreate.stderr);
-    assert.deepEqual(Object.keys(await snapshot("azureassignedidentities")).sort(), ["team-a/app-team-a-shop", "team-b/admin-made"]);
-  });
+      // MIC keeps working: status updates, its own creates and deletes; an admin may too.
+      const micStatus = await plane.kubectlWith(micKubeconfig, [
+        "patch",
+        "azureassignedidentity",
+        "app-team-a-shop",
+        "-n",
+        "team-a",
+        "--type=json",
+        "-p",
+        JSON.stringify([{ op: "replace", path: "/status/status", value: "Created" }]),
+      ]);
+      assert.equal(micStatus.code, 0, micStatus.stderr);
+      const micCreate = await plane.kubectlWith(micKubeconfig, ["create", "-f", "-"], {
+        stdin: JSON.stringify(assigned("worker-team-a-shop", "team-a", "worker", shop)),
+      });
+      assert.equal(micCreate.code, 0, micCreate.stderr);
+      const micDelete = await plane.kubectlWith(micKubeconfig, ["delete", "azureassignedidentity", "worker-team-a-shop", "-n", "team-a"]);
+      assert.equal(micDelete.code, 0, micDelete.stderr);
+      const adminCreate = await plane.kubectl("admin", ["create", "-f", "-"], {
+        stdin: JSON.stringify(assigned("admin-made", "team-b", "tool", other, "Assigned")),
+      });
+      assert.equal(adminCreate.code, 0, adminCreate.stderr);
+      assert.deepEqual(Object.keys(await snapshot("azureassignedidentities")).sort(), ["team-a/app-team-a-shop", "team-b/admin-made"]);
+    },
+  );
 
-  test("AzurePodIdentityException: jane's create, dry-run, server-side apply, replace, patch and delete are refused, and MIC's too; an admin may", { timeout: 90_000 }, async () => {
-    await plane.kubectlOrThrow("admin", ["create", "-f", "-"], { stdin: JSON.stringify(exception("admin-made", "team-a")) });
-    const before = await snapshot("azurepodidentityexceptions");
-    const DENIED = /denied the request: AzurePodIdentityException objects are written only by cluster admins: jane may not (create|change|delete) them/;
-    refused(await jane(["create", "-f", "-"], exception("skip-nmi", "team-a")), DENIED, "create");
-    refused(await jane(["create", "--dry-run=server", "-f", "-"], exception("skip-nmi", "team-a")), DENIED, "dry-run create");
-    refused(await jane(["apply", "--server-side", "-f", "-"], exception("skip-nmi", "team-a")), DENIED, "server-side apply");
-    const made = (await admin.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-a", plural: "azurepodidentityexceptions", name: "admin-made" })) as Obj;
-    refused(await jane(["replace", "-f", "-"], { ...made, spec: { podLabels: { app: "janes-pod" } } }), DENIED, "replace");
-    refused(await jane(["patch", "azurepodidentityexception", "admin-made", "-n", "team-a", "--type=merge", "-p", JSON.stringify({ spec: { podLabels: { app: "janes-pod" } } })]), DENIED, "patch");
-    refused(await jane(["delete", "azurepodidentityexception", "admin-made", "-n", "team-a"]), DENIED, "delete");
-    const byMic = await plane.kubectlWith(micKubeconfig, ["create", "-f", "-"], { stdin: JSON.stringify(exception("mic-made", "team-a")) });
-    refused(byMic, /AzurePodIdentityException objects are written only by cluster admins: system:serviceaccount:default:aad-pod-id-mic-service-account may not create them/, "MIC");
-    assert.deepEqual(await snapshot("azurepodidentityexceptions"), before, "nothing stored, nothing changed");
-  });
+  test(
+    "AzurePodIdentityException: jane's create, dry-run, server-side apply, replace, patch and delete are refused, and MIC's too; an admin may",
+    { timeout: 90_000 },
+    async () => {
+      await plane.kubectlOrThrow("admin", ["create", "-f", "-"], { stdin: JSON.stringify(exception("admin-made", "team-a")) });
+      const before = await snapshot("azurepodidentityexceptions");
+      const DENIED = /denied the request: AzurePodIdentityException objects are written only by cluster admins: jane may not (create|change|delete) them/;
+      refused(await jane(["create", "-f", "-"], exception("skip-nmi", "team-a")), DENIED, "create");
+      refused(await jane(["create", "--dry-run=server", "-f", "-"], exception("skip-nmi", "team-a")), DENIED, "dry-run create");
+      refused(await jane(["apply", "--server-side", "-f", "-"], exception("skip-nmi", "team-a")), DENIED, "server-side apply");
+      const made = (await admin.getNamespacedCustomObject({
+        group: GROUP,
+        version: "v1",
+        namespace: "team-a",
+        plural: "azurepodidentityexceptions",
+        name: "admin-made",
+      })) as Obj;
+      refused(await jane(["replace", "-f", "-"], { ...made, spec: { podLabels: { app: "janes-pod" } } }), DENIED, "replace");
+      refused(
+        await jane([
+          "patch",
+          "azurepodidentityexception",
+          "admin-made",
+          "-n",
+          "team-a",
+          "--type=merge",
+          "-p",
+          JSON.stringify({ spec: { podLabels: { app: "janes-pod" } } }),
+        ]),
+        DENIED,
+        "patch",
+      );
+      refused(await jane(["delete", "azurepodidentityexception", "admin-made", "-n", "team-a"]), DENIED, "delete");
+      const byMic = await plane.kubectlWith(micKubeconfig, ["create", "-f", "-"], { stdin: JSON.stringify(exception("mic-made", "team-a")) });
+      refused(
+        byMic,
+        /AzurePodIdentityException objects are written only by cluster admins: system:serviceaccount:default:aad-pod-id-mic-service-account may not create them/,
+        "MIC",
+      );
+      assert.deepEqual(await snapshot("azurepodidentityexceptions"), before, "nothing stored, nothing changed");
+    },
+  );
 
   test("with --azureidentity.namespaced off (the flag's drop-in default) a replica warns at start-up and exports 0", { timeout: 60_000 }, async () => {
     const env = { ...(await shippedEnv("azure-msi-operator-insecure")), ...fake.credentialEnv() };
     delete env.AZUREIDENTITY_NAMESPACED;
     // A follower (the other replica holds the Lease): it never syncs, so the identities stay as they are.
-    insecure = await OperatorProcess.start("azure-msi-operator-insecure", { kubeconfig: plane.kubeconfigPath("operator"), env, flags: [`--webhook.bind=127.0.0.1:${await freePort()}`, "--webhook.tls.san=127.0.0.1"] });
+    insecure = await OperatorProcess.start("azure-msi-operator-insecure", {
+      kubeconfig: plane.kubeconfigPath("operator"),
+      env,
+      flags: [`--webhook.bind=127.0.0.1:${await freePort()}`, "--webhook.tls.san=127.0.0.1"],
+    });
     const warning = await insecure.waitForLog((line) => /identities are not namespaced/.test(String(line.msg)), 30_000);
     assert.equal(warning.level, 40, "a warning");
     assert.match(String(warning.msg), /AZUREIDENTITY_NAMESPACED=true/);
-    await eventually(async () => /^azuremsi_identities_namespaced 0$/m.test((await insecure!.get("/metrics").catch(() => ({ body: "" }))).body) || undefined, 20_000, "metric 0");
+    await eventually(
+      async () => /^azuremsi_identities_namespaced 0$/m.test((await insecure!.get("/metrics").catch(() => ({ body: "" }))).body) || undefined,
+      20_000,
+      "metric 0",
+    );
     await insecure.stop();
     insecure = undefined;
   });
@@ -185,22 +337,43 @@ describe("takeover paths: AzureAssignedIdentity, AzurePodIdentityException, cros
   /** A namespace holding one of each guarded kind, made by their rightful writers. */
   const fill = async (namespace: string) => {
     const shop = identityRef(SHOP, namespace, "11111111-0000-0000-0000-0000000000a7");
-    await mic.createNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azureassignedidentities", body: assigned("app", namespace, "app", shop, "Assigned") });
-    await admin.createNamespacedCustomObject({ group: GROUP, version: "v1", namespace, plural: "azurepodidentityexceptions", body: exception("skip", namespace) });
-    const held = await Promise.all((["azureidentities", "azureassignedidentities", "azurepodidentityexceptions"] as const).map(async (plural) => (await list(plural)).filter((item) => item.metadata.namespace === namespace).length));
+    await mic.createNamespacedCustomObject({
+      group: GROUP,
+      version: "v1",
+      namespace,
+      plural: "azureassignedidentities",
+      body: assigned("app", namespace, "app", shop, "Assigned"),
+    });
+    await admin.createNamespacedCustomObject({
+      group: GROUP,
+      version: "v1",
+      namespace,
+      plural: "azurepodidentityexceptions",
+      body: exception("skip", namespace),
+    });
+    const held = await Promise.all(
+      (["azureidentities", "azureassignedidentities", "azurepodidentityexceptions"] as const).map(
+        async (plural) => (await list(plural)).filter((item) => item.metadata.namespace === namespace).length,
+      ),
+    );
     assert.deepEqual(held, [1, 1, 1], `${namespace} holds one of each`);
   };
   const deleteNamespace = async (namespace: string): Promise<number> => {
     const started = Date.now();
     await plane.kubectlOrThrow("admin", ["delete", "namespace", namespace, "--wait=false"]);
-    await eventually(async () => (await plane.kubectl("admin", ["get", "namespace", namespace])).code !== 0 || undefined, CLEANUP_BOUND_MS, `namespace ${namespace} deleted`);
+    await eventually(
+      async () => (await plane.kubectl("admin", ["get", "namespace", namespace])).code !== 0 || undefined,
+      CLEANUP_BOUND_MS,
+      `namespace ${namespace} deleted`,
+    );
     return Date.now() - started;
   };
 
   test("deleting a namespace that holds every guarded kind completes while the operator runs", { timeout: 90_000 }, async (t) => {
     await fill("doomed-live");
     const ms = await deleteNamespace("doomed-live");
-    for (const plural of ["azureidentities", "azureassignedidentities", "azurepodidentityexceptions"] as const) assert.equal((await list(plural)).filter((item) => item.metadata.namespace === "doomed-live").length, 0, plural);
+    for (const plural of ["azureidentities", "azureassignedidentities", "azurepodidentityexceptions"] as const)
+      assert.equal((await list(plural)).filter((item) => item.metadata.namespace === "doomed-live").length, 0, plural);
     t.diagnostic(`namespace with every guarded kind deleted in ${ms} ms (operator up)`);
   });
 
@@ -211,15 +384,33 @@ describe("takeover paths: AzureAssignedIdentity, AzurePodIdentityException, cros
     operator = undefined;
     const before = await Promise.all((["azureidentities", "azureassignedidentities", "azurepodidentityexceptions"] as const).map(snapshot));
     const DOWN = /failed calling webhook/;
-    refused(await jane(["create", "-f", "-"], { apiVersion: `${GROUP}/v1`, kind: "AzureIdentity", metadata: { name: "stolen", namespace: "team-a" }, spec: { type: 0, resourceID: "/x", clientID: "22222222-0000-0000-0000-0000000000a7" } }), DOWN, "AzureIdentity");
-    refused(await jane(["create", "-f", "-"], assigned("stolen", "team-a", "janes-pod", identityRef(OTHER, "team-b", "22222222-0000-0000-0000-0000000000a7"))), DOWN, "AzureAssignedIdentity");
+    refused(
+      await jane(["create", "-f", "-"], {
+        apiVersion: `${GROUP}/v1`,
+        kind: "AzureIdentity",
+        metadata: { name: "stolen", namespace: "team-a" },
+        spec: { type: 0, resourceID: "/x", clientID: "22222222-0000-0000-0000-0000000000a7" },
+      }),
+      DOWN,
+      "AzureIdentity",
+    );
+    refused(
+      await jane(["create", "-f", "-"], assigned("stolen", "team-a", "janes-pod", identityRef(OTHER, "team-b", "22222222-0000-0000-0000-0000000000a7"))),
+      DOWN,
+      "AzureAssignedIdentity",
+    );
     refused(await jane(["create", "-f", "-"], exception("stolen", "team-a")), DOWN, "AzurePodIdentityException");
     refused(await jane(["delete", "azureidentity", SHOP, "-n", "team-a"]), DOWN, "delete");
     refused(await jane(["delete", "namespace", "team-a"]), /forbidden/, "jane cannot delete a namespace herself");
-    assert.deepEqual(await Promise.all((["azureidentities", "azureassignedidentities", "azurepodidentityexceptions"] as const).map(snapshot)), before, "nothing written while down");
+    assert.deepEqual(
+      await Promise.all((["azureidentities", "azureassignedidentities", "azurepodidentityexceptions"] as const).map(snapshot)),
+      before,
+      "nothing written while down",
+    );
 
     const ms = await deleteNamespace("doomed");
-    for (const plural of ["azureidentities", "azureassignedidentities", "azurepodidentityexceptions"] as const) assert.equal((await list(plural)).filter((item) => item.metadata.namespace === "doomed").length, 0, plural);
+    for (const plural of ["azureidentities", "azureassignedidentities", "azurepodidentityexceptions"] as const)
+      assert.equal((await list(plural)).filter((item) => item.metadata.namespace === "doomed").length, 0, plural);
     t.diagnostic(`namespace with every guarded kind deleted in ${ms} ms with no replica listening`);
   });
 });

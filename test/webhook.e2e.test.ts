@@ -15,12 +15,15 @@ const GROUP = "aadpodidentity.k8s.io";
 const SUB = "00000000-0000-0000-0000-0000000000c3";
 const LOOKUP = "msi.azure.k8s.io";
 const SHOP = "shop-44444444-0000-0000-0000-000000000004";
-const OTHER = "other-55555555-0000-0000-0000-000000000005";
 
 const binding = (name: string, namespace: string, msi: string | undefined) => ({
   apiVersion: `${GROUP}/v1`,
   kind: "AzureIdentityBinding",
-  metadata: { name, namespace, ...(msi ? { labels: { [`${LOOKUP}/name`]: msi, [`${LOOKUP}/resourcegroup`]: "rg-web", [`${LOOKUP}/subscription`]: SUB } } : {}) },
+  metadata: {
+    name,
+    namespace,
+    ...(msi ? { labels: { [`${LOOKUP}/name`]: msi, [`${LOOKUP}/resourcegroup`]: "rg-web", [`${LOOKUP}/subscription`]: SUB } } : {}),
+  },
   spec: { selector: name },
 });
 
@@ -40,14 +43,33 @@ describe("admission webhooks through the real API server", () => {
     await applyOperatorRbac(plane);
     custom = plane.api("admin", CustomObjectsApi);
     for (const name of ["team-a", "team-b", "doomed"]) await createTeamNamespace(plane, name);
-    fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg-web", name: "shop", clientId: "44444444-0000-0000-0000-000000000004", tags: { k8snamespace: "team-a,doomed" } });
-    fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg-web", name: "other", clientId: "55555555-0000-0000-0000-000000000005", tags: { k8snamespace: "team-b" } });
+    fake.model.addIdentity({
+      subscriptionId: SUB,
+      resourceGroup: "rg-web",
+      name: "shop",
+      clientId: "44444444-0000-0000-0000-000000000004",
+      tags: { k8snamespace: "team-a,doomed" },
+    });
+    fake.model.addIdentity({
+      subscriptionId: SUB,
+      resourceGroup: "rg-web",
+      name: "other",
+      clientId: "55555555-0000-0000-0000-000000000005",
+      tags: { k8snamespace: "team-b" },
+    });
     port = await freePort();
     await installWebhooks(plane, port);
     operator = await startOperator(plane, fake.credentialEnv(), [`--webhook.bind=127.0.0.1:${port}`, "--webhook.tls.san=127.0.0.1", "--sync.watch"]);
     await waitForCaBundles(plane);
     await eventually(() => operator.app.notReady() === undefined || undefined, 20_000, "operator ready");
-    await eventually(async () => (await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-a", plural: "azureidentities", name: SHOP }).catch(() => undefined)) as AzureIdentity | undefined, 20_000, "identity synced");
+    await eventually(
+      async () =>
+        (await custom
+          .getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-a", plural: "azureidentities", name: SHOP })
+          .catch(() => undefined)) as AzureIdentity | undefined,
+      20_000,
+      "identity synced",
+    );
   });
   after(async () => {
     await second?.stop().catch(() => undefined);
@@ -56,11 +78,23 @@ describe("admission webhooks through the real API server", () => {
   });
 
   test("jane's kubectl apply of an AzureIdentity is denied with the webhook's message, dry-run too", async () => {
-    const stolen = { apiVersion: `${GROUP}/v1`, kind: "AzureIdentity", metadata: { name: "stolen", namespace: "team-a" }, spec: { type: 0, resourceID: `/subscriptions/${SUB}/resourcegroups/rg-web/providers/microsoft.managedidentity/userassignedidentities/other`, clientID: "55555555-0000-0000-0000-000000000005" } };
+    const stolen = {
+      apiVersion: `${GROUP}/v1`,
+      kind: "AzureIdentity",
+      metadata: { name: "stolen", namespace: "team-a" },
+      spec: {
+        type: 0,
+        resourceID: `/subscriptions/${SUB}/resourcegroups/rg-web/providers/microsoft.managedidentity/userassignedidentities/other`,
+        clientID: "55555555-0000-0000-0000-000000000005",
+      },
+    };
     for (const extra of [[], ["--dry-run=server"]]) {
       const result = await plane.kubectl("jane", ["apply", "-f", "-", ...extra], { stdin: JSON.stringify(stolen) });
       assert.notEqual(result.code, 0);
-      assert.match(result.stderr, /admission webhook "azureidentities\.azure-msi-operator\.aadpodidentity\.k8s\.io" denied the request: AzureIdentity objects are managed by azure-msi-operator: jane may not create them/);
+      assert.match(
+        result.stderr,
+        /admission webhook "azureidentities\.azure-msi-operator\.aadpodidentity\.k8s\.io" denied the request: AzureIdentity objects are managed by azure-msi-operator: jane may not create them/,
+      );
       assert.match(result.stderr, /k8snamespace: team-a/);
     }
   });
@@ -77,7 +111,13 @@ describe("admission webhooks through the real API server", () => {
       assert.notEqual(result.code, 0, args.join(" "));
       assert.match(result.stderr, /denied the request: AzureIdentity objects are managed by azure-msi-operator/, args.join(" "));
     }
-    const stored = (await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-a", plural: "azureidentities", name: SHOP })) as AzureIdentity;
+    const stored = (await custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: "v1",
+      namespace: "team-a",
+      plural: "azureidentities",
+      name: SHOP,
+    })) as AzureIdentity;
     assert.equal(stored.spec?.clientID, "44444444-0000-0000-0000-000000000004");
   });
 
@@ -85,7 +125,13 @@ describe("admission webhooks through the real API server", () => {
     const result = await plane.kubectl("admin", ["label", "azureidentity", SHOP, "-n", "team-a", "audited=yes"]);
     assert.equal(result.code, 0, result.stderr);
     await plane.kubectlOrThrow("admin", ["patch", "azureidentity", SHOP, "-n", "team-a", "--type=merge", "-p", '{"spec":{"clientID":"x"}}']);
-    await eventually(async () => ((await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-a", plural: "azureidentities", name: SHOP })) as AzureIdentity).spec?.clientID === "44444444-0000-0000-0000-000000000004" || undefined, 5_000, "operator repaired it through the webhook");
+    await eventually(
+      async () =>
+        ((await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-a", plural: "azureidentities", name: SHOP })) as AzureIdentity)
+          .spec?.clientID === "44444444-0000-0000-0000-000000000004" || undefined,
+      5_000,
+      "operator repaired it through the webhook",
+    );
   });
 
   test("jane's labelled binding gets spec.azureIdentity; re-applying changes nothing", async () => {
@@ -115,13 +161,22 @@ describe("admission webhooks through the real API server", () => {
 
   test("a second replica sharing the Secret serves requests the API server accepts; strict denies", async () => {
     const secondPort = await freePort();
-    second = await startOperator(plane, fake.credentialEnv(), [`--webhook.bind=127.0.0.1:${secondPort}`, "--webhook.tls.san=127.0.0.1", "--webhook.binding.strict", "--lease.enable"]);
+    second = await startOperator(plane, fake.credentialEnv(), [
+      `--webhook.bind=127.0.0.1:${secondPort}`,
+      "--webhook.tls.san=127.0.0.1",
+      "--webhook.binding.strict",
+      "--lease.enable",
+    ]);
     await eventually(() => second!.app.notReady() === undefined || undefined, 20_000, "second replica ready");
     await repointMutating(plane, secondPort);
-    await eventually(async () => {
-      const result = await plane.kubectl("jane", ["apply", "--dry-run=server", "-f", "-"], { stdin: JSON.stringify(binding("grab2", "team-a", "other")) });
-      return result.code !== 0 && /denied the request: no AzureIdentity for managed identity other/.test(result.stderr) ? result : undefined;
-    }, 10_000, "strict replica answering");
+    await eventually(
+      async () => {
+        const result = await plane.kubectl("jane", ["apply", "--dry-run=server", "-f", "-"], { stdin: JSON.stringify(binding("grab2", "team-a", "other")) });
+        return result.code !== 0 && /denied the request: no AzureIdentity for managed identity other/.test(result.stderr) ? result : undefined;
+      },
+      10_000,
+      "strict replica answering",
+    );
     const filled = await plane.kubectl("jane", ["apply", "-f", "-"], { stdin: JSON.stringify(binding("shop2", "team-a", "shop")) });
     assert.equal(filled.code, 0, filled.stderr);
     assert.equal((await getBinding("team-a", "shop2")).spec?.azureIdentity, SHOP);
@@ -129,11 +184,25 @@ describe("admission webhooks through the real API server", () => {
   });
 
   test("deleting a namespace that holds operator-owned identities completes", async () => {
-    await eventually(async () => ((await custom.listNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "doomed", plural: "azureidentities" })) as { items: unknown[] }).items.length > 0 || undefined, 10_000, "identity in doomed");
+    await eventually(
+      async () =>
+        ((await custom.listNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "doomed", plural: "azureidentities" })) as { items: unknown[] })
+          .items.length > 0 || undefined,
+      10_000,
+      "identity in doomed",
+    );
     const result = await plane.kubectl("admin", ["delete", "namespace", "doomed", "--wait=true", "--timeout=90s"]);
     assert.equal(result.code, 0, result.stderr);
     const events = await plane.auditEvents();
-    assert.ok(events.some((event) => event.verb === "deletecollection" && event.objectRef?.resource === "azureidentities" && event.objectRef.namespace === "doomed" && event.responseStatus?.code === 200));
+    assert.ok(
+      events.some(
+        (event) =>
+          event.verb === "deletecollection" &&
+          event.objectRef?.resource === "azureidentities" &&
+          event.objectRef.namespace === "doomed" &&
+          event.responseStatus?.code === 200,
+      ),
+    );
   });
 
   test("admission metrics count what the webhook decided", async () => {
@@ -148,7 +217,17 @@ describe("admission webhooks through the real API server", () => {
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
     assert.equal((await fetch(`${base}/readyz`)).status, 200);
     const exposition = await (await fetch(`${base}/metrics`)).text();
-    for (const name of ["azuremsi_sync_time", "azuremsi_sync_duration", "azuremsi_sync_resources_success", "azurerm_api_request_bucket", "azurerm_api_ratelimit", "azuremsi_admission_duration_seconds_bucket", "azuremsi_leader", "azuremsi_sync_writes", "process_resident_memory_bytes"]) {
+    for (const name of [
+      "azuremsi_sync_time",
+      "azuremsi_sync_duration",
+      "azuremsi_sync_resources_success",
+      "azurerm_api_request_bucket",
+      "azurerm_api_ratelimit",
+      "azuremsi_admission_duration_seconds_bucket",
+      "azuremsi_leader",
+      "azuremsi_sync_writes",
+      "process_resident_memory_bytes",
+    ]) {
       assert.match(exposition, new RegExp(`^${name}[{ ]`, "m"), name);
     }
     const { code, findings } = await promtoolCheck(exposition);

@@ -53,73 +53,110 @@ describe("webhook server under fuzzing and slow clients", { concurrency: true },
     return answer;
   };
 
-  test(`${RUNS} generated requests: only review answers and clear 4xx, no 5xx, no dropped connection, no leak`, { timeout: Math.max(180_000, RUNS * 20) }, async (t) => {
-    const agent = new Agent({ keepAlive: true, maxSockets: WORKERS });
-    const byCategory = new Map<string, { requests: number; statuses: Map<number, number> }>();
-    let requests = 0;
-    let serverErrors = 0;
-    let noAnswer = 0;
-    const send = async (fuzz: FuzzCase): Promise<void> => {
-      let answer: Answer;
-      try {
-        answer = await webhook.post(fuzz.path, fuzz.body(), { contentType: fuzz.contentType, method: fuzz.method, chunked: fuzz.chunked, agent });
-      } catch (error) {
-        noAnswer++;
-        throw new Error(`no answer: ${(error as Error).message}`);
+  test(
+    `${RUNS} generated requests: only review answers and clear 4xx, no 5xx, no dropped connection, no leak`,
+    { timeout: Math.max(180_000, RUNS * 20) },
+    async (t) => {
+      const agent = new Agent({ keepAlive: true, maxSockets: WORKERS });
+      const byCategory = new Map<string, { requests: number; statuses: Map<number, number> }>();
+      let requests = 0;
+      let serverErrors = 0;
+      let noAnswer = 0;
+      const send = async (fuzz: FuzzCase): Promise<void> => {
+        let answer: Answer;
+        try {
+          answer = await webhook.post(fuzz.path, fuzz.body(), { contentType: fuzz.contentType, method: fuzz.method, chunked: fuzz.chunked, agent });
+        } catch (error) {
+          noAnswer++;
+          throw new Error(`no answer: ${(error as Error).message}`, { cause: error });
+        }
+        requests++;
+        if (answer.status >= 500) serverErrors++;
+        const tally = byCategory.get(fuzz.category) ?? { requests: 0, statuses: new Map<number, number>() };
+        tally.requests++;
+        tally.statuses.set(answer.status, (tally.statuses.get(answer.status) ?? 0) + 1);
+        byCategory.set(fuzz.category, tally);
+        const problems = judge(fuzz, answer);
+        if (problems.length > 0) throw new Error(problems.join("; "));
+      };
+
+      // Warm up (JIT, Ajv's compiled schema, TLS sessions) before the baseline is taken.
+      await fc.assert(fc.asyncProperty(fuzzCase, send), { numRuns: 300, seed: SEED - 1, includeErrorInReport: true });
+      const baseline = await settledMemory();
+      const started = Date.now();
+      requests = 0;
+      byCategory.clear();
+
+      // Parallel workers, like the API server's pooled connections; each reports its own seed on failure.
+      await Promise.all(
+        Array.from({ length: WORKERS }, (_, worker) =>
+          fc.assert(fc.asyncProperty(fuzzCase, send), { numRuns: Math.ceil(RUNS / WORKERS), seed: SEED + worker, includeErrorInReport: true }),
+        ),
+      );
+      const elapsedMs = Date.now() - started;
+      agent.destroy();
+      await validAnswered();
+      const end = await settledMemory();
+
+      const grew = end.heapUsed + end.external - (baseline.heapUsed + baseline.external);
+      for (const [category, tally] of [...byCategory.entries()].sort()) {
+        t.diagnostic(`${category}: ${tally.requests} requests, statuses ${JSON.stringify(Object.fromEntries(tally.statuses))}`);
       }
-      requests++;
-      if (answer.status >= 500) serverErrors++;
-      const tally = byCategory.get(fuzz.category) ?? { requests: 0, statuses: new Map<number, number>() };
-      tally.requests++;
-      tally.statuses.set(answer.status, (tally.statuses.get(answer.status) ?? 0) + 1);
-      byCategory.set(fuzz.category, tally);
-      const problems = judge(fuzz, answer);
-      if (problems.length > 0) throw new Error(problems.join("; "));
-    };
-
-    // Warm up (JIT, Ajv's compiled schema, TLS sessions) before the baseline is taken.
-    await fc.assert(fc.asyncProperty(fuzzCase, send), { numRuns: 300, seed: SEED - 1, includeErrorInReport: true });
-    const baseline = await settledMemory();
-    const started = Date.now();
-    requests = 0;
-    byCategory.clear();
-
-    // Parallel workers, like the API server's pooled connections; each reports its own seed on failure.
-    await Promise.all(Array.from({ length: WORKERS }, (_, worker) => fc.assert(fc.asyncProperty(fuzzCase, send), { numRuns: Math.ceil(RUNS / WORKERS), seed: SEED + worker, includeErrorInReport: true })));
-    const elapsedMs = Date.now() - started;
-    agent.destroy();
-    await validAnswered();
-    const end = await settledMemory();
-
-    const grew = end.heapUsed + end.external - (baseline.heapUsed + baseline.external);
-    for (const [category, tally] of [...byCategory.entries()].sort()) {
-      t.diagnostic(`${category}: ${tally.requests} requests, statuses ${JSON.stringify(Object.fromEntries(tally.statuses))}`);
-    }
-    t.diagnostic(`${requests} requests in ${elapsedMs} ms (seed ${SEED}); 5xx: ${serverErrors}; without answer: ${noAnswer}`);
-    t.diagnostic(`heapUsed+external ${MiB(baseline.heapUsed + baseline.external)} -> ${MiB(end.heapUsed + end.external)} MiB; rss ${MiB(baseline.rss)} -> ${MiB(end.rss)} MiB`);
-    assert.ok(requests >= RUNS, `${requests} requests`);
-    assert.equal(serverErrors, 0);
-    assert.equal(noAnswer, 0);
-    for (const category of ["valid", "wrong-type", "missing-field", "truncated", "random-json", "content-type", "near-limit", "deep"]) {
-      assert.ok((byCategory.get(category)?.requests ?? 0) > 0, `no ${category} requests were generated`);
-    }
-    assert.ok(grew < MEMORY_BOUND, `heap + external memory grew by ${MiB(grew)} MiB`);
-  });
+      t.diagnostic(`${requests} requests in ${elapsedMs} ms (seed ${SEED}); 5xx: ${serverErrors}; without answer: ${noAnswer}`);
+      t.diagnostic(
+        `heapUsed+external ${MiB(baseline.heapUsed + baseline.external)} -> ${MiB(end.heapUsed + end.external)} MiB; rss ${MiB(baseline.rss)} -> ${MiB(end.rss)} MiB`,
+      );
+      assert.ok(requests >= RUNS, `${requests} requests`);
+      assert.equal(serverErrors, 0);
+      assert.equal(noAnswer, 0);
+      for (const category of ["valid", "wrong-type", "missing-field", "truncated", "random-json", "content-type", "near-limit", "deep"]) {
+        assert.ok((byCategory.get(category)?.requests ?? 0) > 0, `no ${category} requests were generated`);
+      }
+      assert.ok(grew < MEMORY_BOUND, `heap + external memory grew by ${MiB(grew)} MiB`);
+    },
+  );
 
   test("slow-loris clients are cut off by the server's timeouts while others are served", { timeout: 120_000 }, async (t) => {
     const port = webhook.server.port;
     const clients: Promise<SlowClient>[] = [];
-    const request = (contentLength: number) => `POST ${VALIDATE_IDENTITY_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${contentLength}\r\n\r\n`;
+    const request = (contentLength: number) =>
+      `POST ${VALIDATE_IDENTITY_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${contentLength}\r\n\r\n`;
     for (let index = 0; index < 5; index++) {
       // Headers one byte at a time, never finished.
-      clients.push(slowClient("headers-drip", "secureConnect", () => connectTls({ host: "127.0.0.1", port, ca: webhook.ca }), `POST ${MUTATE_BINDING_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n`, "x-slow: yes\r\n"));
+      clients.push(
+        slowClient(
+          "headers-drip",
+          "secureConnect",
+          () => connectTls({ host: "127.0.0.1", port, ca: webhook.ca }),
+          `POST ${MUTATE_BINDING_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n`,
+          "x-slow: yes\r\n",
+        ),
+      );
       // Headers and a tenth of the body, then nothing.
-      clients.push(slowClient("body-stalled", "secureConnect", () => connectTls({ host: "127.0.0.1", port, ca: webhook.ca }), `${request(5_000)}{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",${" ".repeat(400)}`, undefined));
+      clients.push(
+        slowClient(
+          "body-stalled",
+          "secureConnect",
+          () => connectTls({ host: "127.0.0.1", port, ca: webhook.ca }),
+          `${request(5_000)}{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",${" ".repeat(400)}`,
+          undefined,
+        ),
+      );
       // A body of 100 kB at one byte per 300 ms: never idle, never done.
-      clients.push(slowClient("body-drip", "secureConnect", () => connectTls({ host: "127.0.0.1", port, ca: webhook.ca }), `${request(100_000)}{"apiVersion":"admission.k8s.io/v1",`, " "));
+      clients.push(
+        slowClient(
+          "body-drip",
+          "secureConnect",
+          () => connectTls({ host: "127.0.0.1", port, ca: webhook.ca }),
+          `${request(100_000)}{"apiVersion":"admission.k8s.io/v1",`,
+          " ",
+        ),
+      );
       // TCP only: no TLS ClientHello at all, and half a ClientHello record.
       clients.push(slowClient("no-handshake", "connect", () => connectTcp({ host: "127.0.0.1", port }), "", undefined));
-      clients.push(slowClient("half-handshake", "connect", () => connectTcp({ host: "127.0.0.1", port }), "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", undefined));
+      clients.push(
+        slowClient("half-handshake", "connect", () => connectTcp({ host: "127.0.0.1", port }), "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", undefined),
+      );
     }
     // While 25 slow clients hold connections, others get their answers (fresh connections each).
     for (let index = 0; index < 30; index++) {

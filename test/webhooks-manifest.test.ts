@@ -50,6 +50,9 @@ test("the mutating webhook sees only binding creates and updates, and never bloc
   const webhook = mutating.webhooks?.[0];
   assert.equal(mutating.webhooks?.length, 1);
   assert.equal(webhook?.clientConfig.service?.path, MUTATE_BINDING_PATH);
-  assert.deepEqual(webhook?.rules?.flatMap((rule) => rule.operations ?? []), ["CREATE", "UPDATE"]);
+  assert.deepEqual(
+    webhook?.rules?.flatMap((rule) => rule.operations ?? []),
+    ["CREATE", "UPDATE"],
+  );
   assert.equal(webhook?.failurePolicy, "Ignore");
 });

@@ -26,7 +26,10 @@ test("built-in clouds by go-autorest name, case-insensitively, with their ARM sc
 });
 
 test("an unknown cloud name is an error that lists the known ones and the file alternative", () => {
-  assert.throws(() => environmentFromName("AzureGermanCloud"), /unknown Azure environment "AzureGermanCloud": use one of AZUREPUBLICCLOUD, AZURECHINACLOUD, AZUREUSGOVERNMENTCLOUD, or set AZURE_ENVIRONMENT_FILEPATH/);
+  assert.throws(
+    () => environmentFromName("AzureGermanCloud"),
+    /unknown Azure environment "AzureGermanCloud": use one of AZUREPUBLICCLOUD, AZURECHINACLOUD, AZUREUSGOVERNMENTCLOUD, or set AZURE_ENVIRONMENT_FILEPATH/,
+  );
 });
 
 test("only the built-in clouds' authority hosts count as known to MSAL", () => {
@@ -61,7 +64,10 @@ test("a go-autorest environment file: endpoints without trailing slash, scope fr
 });
 
 test("without tokenAudience the scope is the Resource Manager endpoint's; without name it is a custom cloud", () => {
-  const environment = parseEnvironmentFile(JSON.stringify({ resourceManagerEndpoint: "https://arm.example:8443/", activeDirectoryEndpoint: "https://login.example/adfs/" }), "env.json");
+  const environment = parseEnvironmentFile(
+    JSON.stringify({ resourceManagerEndpoint: "https://arm.example:8443/", activeDirectoryEndpoint: "https://login.example/adfs/" }),
+    "env.json",
+  );
   assert.equal(environment.scope, "https://arm.example:8443/.default");
   assert.equal(environment.activeDirectoryEndpoint, "https://login.example/adfs");
   assert.equal(environment.name, "AzureCustomCloud");
@@ -71,11 +77,23 @@ test("a bad environment file fails with the file and the field in the message", 
   const bad = (text: string) => () => parseEnvironmentFile(text, "/x/env.json");
   assert.throws(bad("{ nope"), /^Error: Azure environment file \/x\/env\.json: invalid JSON \(/);
   assert.throws(bad("[]"), /Azure environment file \/x\/env\.json: expected a JSON object/);
-  assert.throws(bad(JSON.stringify({ activeDirectoryEndpoint: "https://login.example" })), /Azure environment file \/x\/env\.json: field "resourceManagerEndpoint" is missing/);
+  assert.throws(
+    bad(JSON.stringify({ activeDirectoryEndpoint: "https://login.example" })),
+    /Azure environment file \/x\/env\.json: field "resourceManagerEndpoint" is missing/,
+  );
   assert.throws(bad(JSON.stringify({ resourceManagerEndpoint: "https://arm.example" })), /field "activeDirectoryEndpoint" is missing/);
-  assert.throws(bad(JSON.stringify({ resourceManagerEndpoint: "http://arm.example", activeDirectoryEndpoint: "https://login.example" })), /field "resourceManagerEndpoint" must be an https URL, got "http:\/\/arm\.example"/);
-  assert.throws(bad(JSON.stringify({ resourceManagerEndpoint: "arm.example", activeDirectoryEndpoint: "https://login.example" })), /field "resourceManagerEndpoint" is not a URL: "arm\.example"/);
-  assert.throws(bad(JSON.stringify({ resourceManagerEndpoint: "https://arm.example", activeDirectoryEndpoint: 42 })), /field "activeDirectoryEndpoint" must be a string, got 42/);
+  assert.throws(
+    bad(JSON.stringify({ resourceManagerEndpoint: "http://arm.example", activeDirectoryEndpoint: "https://login.example" })),
+    /field "resourceManagerEndpoint" must be an https URL, got "http:\/\/arm\.example"/,
+  );
+  assert.throws(
+    bad(JSON.stringify({ resourceManagerEndpoint: "arm.example", activeDirectoryEndpoint: "https://login.example" })),
+    /field "resourceManagerEndpoint" is not a URL: "arm\.example"/,
+  );
+  assert.throws(
+    bad(JSON.stringify({ resourceManagerEndpoint: "https://arm.example", activeDirectoryEndpoint: 42 })),
+    /field "activeDirectoryEndpoint" must be a string, got 42/,
+  );
 });
 
 test("resolveEnvironment: the file named by AZURE_ENVIRONMENT_FILEPATH wins over the name; else the name", async () => {
@@ -87,7 +105,10 @@ test("resolveEnvironment: the file named by AZURE_ENVIRONMENT_FILEPATH wins over
     assert.equal(fromFile.resourceManagerEndpoint, "https://management.local.azurestack.external");
     assert.deepEqual(fromFile.source, { file: path });
     assert.equal((await resolveEnvironment("AzureChinaCloud", { AZURE_ENVIRONMENT_FILEPATH: "" })).name, "AzureChinaCloud");
-    await assert.rejects(resolveEnvironment("AZUREPUBLICCLOUD", { AZURE_ENVIRONMENT_FILEPATH: join(dir, "missing.json") }), /Azure environment file .*missing\.json \(from AZURE_ENVIRONMENT_FILEPATH\): ENOENT/);
+    await assert.rejects(
+      resolveEnvironment("AZUREPUBLICCLOUD", { AZURE_ENVIRONMENT_FILEPATH: join(dir, "missing.json") }),
+      /Azure environment file .*missing\.json \(from AZURE_ENVIRONMENT_FILEPATH\): ENOENT/,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -17,7 +17,14 @@ export interface AzureEnvironment {
 export const ENVIRONMENT_FILE_VAR = "AZURE_ENVIRONMENT_FILEPATH";
 
 function builtin(name: string, resourceManager: string, activeDirectory: string): AzureEnvironment {
-  return { name, resourceManagerEndpoint: resourceManager, activeDirectoryEndpoint: activeDirectory, tokenAudience: resourceManager, scope: `${resourceManager}/.default`, source: "builtin" };
+  return {
+    name,
+    resourceManagerEndpoint: resourceManager,
+    activeDirectoryEndpoint: activeDirectory,
+    tokenAudience: resourceManager,
+    scope: `${resourceManager}/.default`,
+    source: "builtin",
+  };
 }
 
 const PUBLIC = builtin("AzurePublicCloud", "https://management.azure.com", "https://login.microsoftonline.com");
@@ -39,7 +46,10 @@ export const ENVIRONMENT_NAMES: readonly string[] = ["AZUREPUBLICCLOUD", "AZUREC
 /** A built-in cloud by go-autorest name, case-insensitively. */
 export function environmentFromName(name: string): AzureEnvironment {
   const found = BY_NAME.get(name.trim().toUpperCase());
-  if (!found) throw new Error(`unknown Azure environment "${name}": use one of ${ENVIRONMENT_NAMES.join(", ")}, or set ${ENVIRONMENT_FILE_VAR} to a custom environment file`);
+  if (!found)
+    throw new Error(
+      `unknown Azure environment "${name}": use one of ${ENVIRONMENT_NAMES.join(", ")}, or set ${ENVIRONMENT_FILE_VAR} to a custom environment file`,
+    );
   return found;
 }
 
@@ -66,7 +76,8 @@ export function parseEnvironmentFile(text: string, path: string): AzureEnvironme
   } catch (error) {
     throw fail(`invalid JSON (${(error as Error).message})`);
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw fail("expected a JSON object with fields such as resourceManagerEndpoint and activeDirectoryEndpoint");
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw fail("expected a JSON object with fields such as resourceManagerEndpoint and activeDirectoryEndpoint");
   const fields = parsed as Record<string, unknown>;
 
   const optionalString = (field: string): string | undefined => {
@@ -110,7 +121,7 @@ export async function resolveEnvironment(name: string, env: Readonly<Record<stri
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
-    throw new Error(`Azure environment file ${path} (from ${ENVIRONMENT_FILE_VAR}): ${(error as Error).message}`);
+    throw new Error(`Azure environment file ${path} (from ${ENVIRONMENT_FILE_VAR}): ${(error as Error).message}`, { cause: error });
   }
   return parseEnvironmentFile(text, path);
 }

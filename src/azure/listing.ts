@@ -60,10 +60,14 @@ interface SubscriptionRef {
 export async function listManagedIdentities(clients: AzureClients, options: ListingOptions = {}): Promise<SubscriptionListing[]> {
   const configured = uniqueIds(options.subscriptionIds ?? []);
   if (configured.length > 0) {
-    return mapLimited(configured, options.concurrency ?? DEFAULT_LISTING_CONCURRENCY, (subscriptionId) => listConfiguredSubscription(clients, subscriptionId, options.abortSignal));
+    return mapLimited(configured, options.concurrency ?? DEFAULT_LISTING_CONCURRENCY, (subscriptionId) =>
+      listConfiguredSubscription(clients, subscriptionId, options.abortSignal),
+    );
   }
   const discovered = await discoverSubscriptions(clients, options.abortSignal);
-  return mapLimited(discovered, options.concurrency ?? DEFAULT_LISTING_CONCURRENCY, (subscription) => listSubscriptionIdentities(clients, subscription, options.abortSignal));
+  return mapLimited(discovered, options.concurrency ?? DEFAULT_LISTING_CONCURRENCY, (subscription) =>
+    listSubscriptionIdentities(clients, subscription, options.abortSignal),
+  );
 }
 
 export async function discoverSubscriptions(clients: AzureClients, abortSignal?: AbortSignal): Promise<SubscriptionRef[]> {
@@ -89,7 +93,15 @@ async function listConfiguredSubscription(clients: AzureClients, subscriptionId:
     const subscription = await clients.subscriptions.subscriptions.get(subscriptionId, { abortSignal });
     ref = refOf(subscription.subscriptionId ?? subscriptionId, subscription);
   } catch (error) {
-    const failed: SubscriptionListing = { subscriptionId, identities: [], skipped: [], complete: false, error: new AzureListingError(subscriptionId, "subscription", 0, error), pages: 0, durationMs: 0 };
+    const failed: SubscriptionListing = {
+      subscriptionId,
+      identities: [],
+      skipped: [],
+      complete: false,
+      error: new AzureListingError(subscriptionId, "subscription", 0, error),
+      pages: 0,
+      durationMs: 0,
+    };
     failed.durationMs = performance.now() - started;
     return failed;
   }
@@ -99,7 +111,11 @@ async function listConfiguredSubscription(clients: AzureClients, subscriptionId:
 }
 
 /** All pages of one subscription's identities; an error keeps what the earlier pages gave. */
-export async function listSubscriptionIdentities(clients: AzureClients, subscription: SubscriptionRef, abortSignal?: AbortSignal): Promise<SubscriptionListing> {
+export async function listSubscriptionIdentities(
+  clients: AzureClients,
+  subscription: SubscriptionRef,
+  abortSignal?: AbortSignal,
+): Promise<SubscriptionListing> {
   const started = performance.now();
   const listing: SubscriptionListing = { ...subscription, identities: [], skipped: [], complete: false, pages: 0, durationMs: 0 };
   try {
@@ -121,7 +137,11 @@ export async function listSubscriptionIdentities(clients: AzureClients, subscrip
 }
 
 function refOf(subscriptionId: string, subscription: { displayName?: string; tenantId?: string }): SubscriptionRef {
-  return { subscriptionId, ...(subscription.displayName ? { displayName: subscription.displayName } : {}), ...(subscription.tenantId ? { tenantId: subscription.tenantId } : {}) };
+  return {
+    subscriptionId,
+    ...(subscription.displayName ? { displayName: subscription.displayName } : {}),
+    ...(subscription.tenantId ? { tenantId: subscription.tenantId } : {}),
+  };
 }
 
 function uniqueIds(ids: readonly string[]): string[] {

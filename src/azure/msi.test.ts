@@ -7,9 +7,16 @@ const ID = "/subscriptions/00000000-0000-0000-0000-0000000000a1/resourcegroups/R
 
 test("resource IDs parse case-insensitively, keeping the names as written", () => {
   assert.deepEqual(parseMsiId(ID), { subscriptionId: "00000000-0000-0000-0000-0000000000a1", resourceGroup: "RG-Apps", name: "shop" });
-  assert.deepEqual(parseMsiId("/SUBSCRIPTIONS/s/resourceGroups/rg/PROVIDERS/microsoft.managedidentity/USERASSIGNEDIDENTITIES/n/"), { subscriptionId: "s", resourceGroup: "rg", name: "n" });
+  assert.deepEqual(parseMsiId("/SUBSCRIPTIONS/s/resourceGroups/rg/PROVIDERS/microsoft.managedidentity/USERASSIGNEDIDENTITIES/n/"), {
+    subscriptionId: "s",
+    resourceGroup: "rg",
+    name: "n",
+  });
   assert.equal(parseMsiId("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/n"), undefined);
-  assert.equal(parseMsiId("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/n/federatedIdentityCredentials/f"), undefined);
+  assert.equal(
+    parseMsiId("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/n/federatedIdentityCredentials/f"),
+    undefined,
+  );
 });
 
 test("an ARM identity becomes an Msi with resource group and subscription from its ID", () => {
@@ -23,7 +30,18 @@ test("an ARM identity becomes an Msi with resource group and subscription from i
   };
   assert.deepEqual(toMsi(item), {
     ok: true,
-    msi: { id: ID, name: "shop", location: "westeurope", resourceGroup: "RG-Apps", subscriptionId: "00000000-0000-0000-0000-0000000000a1", clientId: "c1", tenantId: "t1", principalId: "p1", tags: { k8snamespace: "team-a" }, type: "Microsoft.ManagedIdentity/userAssignedIdentities" },
+    msi: {
+      id: ID,
+      name: "shop",
+      location: "westeurope",
+      resourceGroup: "RG-Apps",
+      subscriptionId: "00000000-0000-0000-0000-0000000000a1",
+      clientId: "c1",
+      tenantId: "t1",
+      principalId: "p1",
+      tags: { k8snamespace: "team-a" },
+      type: "Microsoft.ManagedIdentity/userAssignedIdentities",
+    },
   });
 });
 
@@ -43,5 +61,8 @@ test("items that cannot be an AzureIdentity are skipped with a reason, never gue
   assert.deepEqual(toMsi({ id: ID, location: "x" }), { ok: false, skipped: { id: ID, reason: "no clientId" } });
   assert.deepEqual(toMsi({ id: ID, location: "x", ...{ clientId: "  " } }), { ok: false, skipped: { id: ID, reason: "no clientId" } });
   const vm = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/n";
-  assert.deepEqual(toMsi({ id: vm, location: "x", ...{ clientId: "c" } }), { ok: false, skipped: { id: vm, reason: `resource ID is not that of a user-assigned identity: "${vm}"` } });
+  assert.deepEqual(toMsi({ id: vm, location: "x", ...{ clientId: "c" } }), {
+    ok: false,
+    skipped: { id: vm, reason: `resource ID is not that of a user-assigned identity: "${vm}"` },
+  });
 });

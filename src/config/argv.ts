@@ -10,12 +10,12 @@ export interface CliValue {
   via: string;
 }
 
-export type ArgvResult =
-  | { ok: true; help: boolean; command: "run" | "sync"; values: Map<string, CliValue> }
-  | { ok: false; error: string };
+export type ArgvResult = { ok: true; help: boolean; command: "run" | "sync"; values: Map<string, CliValue> } | { ok: false; error: string };
 
 const HELP_FLAGS = new Set(["-h", "--help"]);
 
+// A scanner over argv's forms (--flag=v, --flag v, -v, --no-flag, --): one branch per form reads best.
+// eslint-disable-next-line complexity
 export function scanArgv(argv: readonly string[]): ArgvResult {
   const end = argv.indexOf("--");
   const options = end < 0 ? argv : argv.slice(0, end);
@@ -53,7 +53,8 @@ export function scanArgv(argv: readonly string[]): ArgvResult {
         continue;
       }
       const next = argv[i + 1];
-      if (next === undefined || (end >= 0 && i + 1 >= end) || looksLikeFlag(next)) return { ok: false, error: `flag --${name} needs a value (--${name}=VALUE)` };
+      if (next === undefined || (end >= 0 && i + 1 >= end) || looksLikeFlag(next))
+        return { ok: false, error: `flag --${name} needs a value (--${name}=VALUE)` };
       record(spec, next, `--${name}`);
       i++;
     } else if (arg.startsWith("-") && arg.length > 1) {
@@ -67,7 +68,10 @@ export function scanArgv(argv: readonly string[]): ArgvResult {
       command = arg;
     } else {
       const known = COMMANDS.map((c) => c.name).join(", ");
-      return { ok: false, error: command === undefined ? `unknown command ${JSON.stringify(arg)} (commands: ${known})` : `unexpected argument ${JSON.stringify(arg)}` };
+      return {
+        ok: false,
+        error: command === undefined ? `unknown command ${JSON.stringify(arg)} (commands: ${known})` : `unexpected argument ${JSON.stringify(arg)}`,
+      };
     }
   }
   return { ok: true, help: false, command: command ?? "run", values };

@@ -31,7 +31,11 @@ test("defaults are the Go operator's (and the new flags' documented ones)", () =
   assert.deepEqual(c.lease, { enable: false, name: "azure-msi-operator-leader", durationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
   assert.deepEqual(c.sync, { intervalMs: H, watch: false, lockTimeMs: 5 * 60_000, concurrency: 8 });
   assert.deepEqual(c.azure, { environment: "AZUREPUBLICCLOUD", subscriptions: [] });
-  assert.deepEqual(c.kubernetes, { kubeconfig: undefined, labelFormat: "msi.azure.k8s.io/%s", namespaceIgnore: ["kube-system", "kube-public", "default", "gatekeeper-system", "istio-system"] });
+  assert.deepEqual(c.kubernetes, {
+    kubeconfig: undefined,
+    labelFormat: "msi.azure.k8s.io/%s",
+    namespaceIgnore: ["kube-system", "kube-public", "default", "gatekeeper-system", "istio-system"],
+  });
   const ai = c.azureIdentity;
   assert.equal(ai.namespaced, false);
   assert.equal(ai.namespaceTemplate.source, '{{index .Tags "k8snamespace"}}');
@@ -46,27 +50,58 @@ test("defaults are the Go operator's (and the new flags' documented ones)", () =
   assert.deepEqual(c.shutdown, { delayMs: 5_000 });
   const { tls, ...webhook } = c.webhook;
   assert.deepEqual(webhook, {
-    enable: true, bind: { text: ":9443", host: undefined, port: 9443 }, allowUsers: [], allowGroups: ["system:masters"],
-    allowMic: ["system:serviceaccount:default:aad-pod-id-mic-service-account", "system:serviceaccount:default:aad-pod-identity-mic", "system:serviceaccount:kube-system:aad-pod-identity-mic"],
+    enable: true,
+    bind: { text: ":9443", host: undefined, port: 9443 },
+    allowUsers: [],
+    allowGroups: ["system:masters"],
+    allowMic: [
+      "system:serviceaccount:default:aad-pod-id-mic-service-account",
+      "system:serviceaccount:default:aad-pod-identity-mic",
+      "system:serviceaccount:kube-system:aad-pod-identity-mic",
+    ],
     bindingStrict: false,
-    serviceName: "azure-msi-operator-webhook", validatingConfigName: "azure-msi-operator", mutatingConfigName: "azure-msi-operator",
+    serviceName: "azure-msi-operator-webhook",
+    validatingConfigName: "azure-msi-operator",
+    mutatingConfigName: "azure-msi-operator",
   });
   assert.deepEqual(tls, {
-    files: undefined, sans: [], secretName: "azure-msi-operator-webhook-tls", certValidityMs: 8760 * H,
-    rotate: { kind: "fraction", fraction: 1 / 3, text: "1/3" }, caValidityMs: 87_600 * H,
+    files: undefined,
+    sans: [],
+    secretName: "azure-msi-operator-webhook-tls",
+    certValidityMs: 8760 * H,
+    rotate: { kind: "fraction", fraction: 1 / 3, text: "1/3" },
+    caValidityMs: 87_600 * H,
   });
 });
 
 test("every env var of the Go operator is read, with Go's meaning", () => {
   const c = parse([], {
-    DEBUG: "1", LOG_JSON: "true", INSTANCE_NODENAME: "node-1", INSTANCE_NAMESPACE: "ops", INSTANCE_POD: "pod-1",
-    LEASE_ENABLE: "true", LEASE_NAME: "my-lease", SYNC_INTERVAL: "1h30m", SYNC_WATCH: "t", SYNC_LOCKTIME: "90s",
-    AZURE_ENVIRONMENT: "AZURECHINACLOUD", AZURE_SUBSCRIPTION_ID: "sub-1 sub-2", KUBECONFIG: "/k/config",
-    KUBERNETES_LABEL_FORMAT: "example.com/msi-%s", KUBERNETES_NAMESPACE_IGNORE: "kube-system  Team-X\n",
-    AZUREIDENTITY_NAMESPACED: "TRUE", AZUREIDENTITY_TEMPLATE_NAMESPACE: '{{index .Tags "ns"}}', AZUREIDENTITY_TEMPLATE_RESOURCENAME: "{{ .Name }}",
-    AZUREIDENTITY_BINDING_SYNC: "1", AZUREIDENTITY_EXPIRY: "true", AZUREIDENTITY_EXPIRY_ANNOTATION: "example.com/expires",
-    AZUREIDENTITY_EXPIRY_DURATION: "720h", AZUREIDENTITY_EXPIRY_TIMEFORMAT: "2006-01-02T15:04:05Z07:00",
-    SERVER_BIND: "127.0.0.1:9090", SERVER_TIMEOUT_READ: "1s", SERVER_TIMEOUT_WRITE: "2s",
+    DEBUG: "1",
+    LOG_JSON: "true",
+    INSTANCE_NODENAME: "node-1",
+    INSTANCE_NAMESPACE: "ops",
+    INSTANCE_POD: "pod-1",
+    LEASE_ENABLE: "true",
+    LEASE_NAME: "my-lease",
+    SYNC_INTERVAL: "1h30m",
+    SYNC_WATCH: "t",
+    SYNC_LOCKTIME: "90s",
+    AZURE_ENVIRONMENT: "AZURECHINACLOUD",
+    AZURE_SUBSCRIPTION_ID: "sub-1 sub-2",
+    KUBECONFIG: "/k/config",
+    KUBERNETES_LABEL_FORMAT: "example.com/msi-%s",
+    KUBERNETES_NAMESPACE_IGNORE: "kube-system  Team-X\n",
+    AZUREIDENTITY_NAMESPACED: "TRUE",
+    AZUREIDENTITY_TEMPLATE_NAMESPACE: '{{index .Tags "ns"}}',
+    AZUREIDENTITY_TEMPLATE_RESOURCENAME: "{{ .Name }}",
+    AZUREIDENTITY_BINDING_SYNC: "1",
+    AZUREIDENTITY_EXPIRY: "true",
+    AZUREIDENTITY_EXPIRY_ANNOTATION: "example.com/expires",
+    AZUREIDENTITY_EXPIRY_DURATION: "720h",
+    AZUREIDENTITY_EXPIRY_TIMEFORMAT: "2006-01-02T15:04:05Z07:00",
+    SERVER_BIND: "127.0.0.1:9090",
+    SERVER_TIMEOUT_READ: "1s",
+    SERVER_TIMEOUT_WRITE: "2s",
   });
   assert.equal(c.log.debug, true);
   assert.equal(c.log.json, true);
@@ -89,18 +124,54 @@ test("every env var of the Go operator is read, with Go's meaning", () => {
 
 test("every new flag is read from its flag and its env var", () => {
   const flags = parse([
-    "--azureidentity.prune", "--sync.concurrency=3", "--lease.duration=20s", "--lease.renewdeadline=15s", "--lease.retryperiod=1s", "--shutdown.delay=0",
-    "--webhook.enable=false", "--webhook.bind=[::1]:8443", "--webhook.allow.users=alice", "--webhook.allow.users=bob", "--webhook.allow.groups=ops", "--webhook.allow.mic=system:serviceaccount:aad:mic",
-    "--webhook.binding.strict", "--webhook.tls.cert=/tls/tls.crt", "--webhook.tls.key=/tls/tls.key", "--webhook.tls.san=127.0.0.1", "--webhook.tls.san=op.example.com",
-    "--webhook.tls.secret=s", "--webhook.service.name=svc", "--webhook.config.validating=v", "--webhook.config.mutating=m",
-    "--webhook.cert.validity=720h", "--webhook.cert.rotate=240h", "--webhook.ca.validity=8760h",
+    "--azureidentity.prune",
+    "--sync.concurrency=3",
+    "--lease.duration=20s",
+    "--lease.renewdeadline=15s",
+    "--lease.retryperiod=1s",
+    "--shutdown.delay=0",
+    "--webhook.enable=false",
+    "--webhook.bind=[::1]:8443",
+    "--webhook.allow.users=alice",
+    "--webhook.allow.users=bob",
+    "--webhook.allow.groups=ops",
+    "--webhook.allow.mic=system:serviceaccount:aad:mic",
+    "--webhook.binding.strict",
+    "--webhook.tls.cert=/tls/tls.crt",
+    "--webhook.tls.key=/tls/tls.key",
+    "--webhook.tls.san=127.0.0.1",
+    "--webhook.tls.san=op.example.com",
+    "--webhook.tls.secret=s",
+    "--webhook.service.name=svc",
+    "--webhook.config.validating=v",
+    "--webhook.config.mutating=m",
+    "--webhook.cert.validity=720h",
+    "--webhook.cert.rotate=240h",
+    "--webhook.ca.validity=8760h",
   ]);
   const fromEnv = parse([], {
-    AZUREIDENTITY_PRUNE: "true", SYNC_CONCURRENCY: "3", LEASE_DURATION: "20s", LEASE_RENEWDEADLINE: "15s", LEASE_RETRYPERIOD: "1s", SHUTDOWN_DELAY: "0",
-    WEBHOOK_ENABLE: "false", WEBHOOK_BIND: "[::1]:8443", WEBHOOK_ALLOW_USERS: "alice bob", WEBHOOK_ALLOW_GROUPS: "ops", WEBHOOK_ALLOW_MIC: "system:serviceaccount:aad:mic",
-    WEBHOOK_BINDING_STRICT: "1", WEBHOOK_TLS_CERT: "/tls/tls.crt", WEBHOOK_TLS_KEY: "/tls/tls.key", WEBHOOK_TLS_SAN: "127.0.0.1 op.example.com",
-    WEBHOOK_TLS_SECRET: "s", WEBHOOK_SERVICE_NAME: "svc", WEBHOOK_CONFIG_VALIDATING: "v", WEBHOOK_CONFIG_MUTATING: "m",
-    WEBHOOK_CERT_VALIDITY: "720h", WEBHOOK_CERT_ROTATE: "240h", WEBHOOK_CA_VALIDITY: "8760h",
+    AZUREIDENTITY_PRUNE: "true",
+    SYNC_CONCURRENCY: "3",
+    LEASE_DURATION: "20s",
+    LEASE_RENEWDEADLINE: "15s",
+    LEASE_RETRYPERIOD: "1s",
+    SHUTDOWN_DELAY: "0",
+    WEBHOOK_ENABLE: "false",
+    WEBHOOK_BIND: "[::1]:8443",
+    WEBHOOK_ALLOW_USERS: "alice bob",
+    WEBHOOK_ALLOW_GROUPS: "ops",
+    WEBHOOK_ALLOW_MIC: "system:serviceaccount:aad:mic",
+    WEBHOOK_BINDING_STRICT: "1",
+    WEBHOOK_TLS_CERT: "/tls/tls.crt",
+    WEBHOOK_TLS_KEY: "/tls/tls.key",
+    WEBHOOK_TLS_SAN: "127.0.0.1 op.example.com",
+    WEBHOOK_TLS_SECRET: "s",
+    WEBHOOK_SERVICE_NAME: "svc",
+    WEBHOOK_CONFIG_VALIDATING: "v",
+    WEBHOOK_CONFIG_MUTATING: "m",
+    WEBHOOK_CERT_VALIDITY: "720h",
+    WEBHOOK_CERT_ROTATE: "240h",
+    WEBHOOK_CA_VALIDITY: "8760h",
   });
   for (const c of [flags, fromEnv]) {
     assert.equal(c.azureIdentity.prune, true);
@@ -108,9 +179,23 @@ test("every new flag is read from its flag and its env var", () => {
     assert.deepEqual(c.lease, { enable: false, name: "azure-msi-operator-leader", durationMs: 20_000, renewDeadlineMs: 15_000, retryPeriodMs: 1_000 });
     assert.equal(c.shutdown.delayMs, 0);
     assert.deepEqual(c.webhook, {
-      enable: false, bind: { text: "[::1]:8443", host: "::1", port: 8443 }, allowUsers: ["alice", "bob"], allowGroups: ["ops"], allowMic: ["system:serviceaccount:aad:mic"], bindingStrict: true,
-      serviceName: "svc", validatingConfigName: "v", mutatingConfigName: "m",
-      tls: { files: { certFile: "/tls/tls.crt", keyFile: "/tls/tls.key" }, sans: ["127.0.0.1", "op.example.com"], secretName: "s", certValidityMs: 720 * H, rotate: { kind: "before", beforeMs: 240 * H, text: "240h" }, caValidityMs: 8760 * H },
+      enable: false,
+      bind: { text: "[::1]:8443", host: "::1", port: 8443 },
+      allowUsers: ["alice", "bob"],
+      allowGroups: ["ops"],
+      allowMic: ["system:serviceaccount:aad:mic"],
+      bindingStrict: true,
+      serviceName: "svc",
+      validatingConfigName: "v",
+      mutatingConfigName: "m",
+      tls: {
+        files: { certFile: "/tls/tls.crt", keyFile: "/tls/tls.key" },
+        sans: ["127.0.0.1", "op.example.com"],
+        secretName: "s",
+        certValidityMs: 720 * H,
+        rotate: { kind: "before", beforeMs: 240 * H, text: "240h" },
+        caValidityMs: 8760 * H,
+      },
     });
   }
 });
@@ -203,9 +288,21 @@ test("bad values fail with one line naming the flag, the env var when it came fr
     [["--bind=8080"], {}, /^invalid value "8080" for --bind: not a listen address/],
     [[], { SERVER_BIND: ":99999" }, /^invalid value ":99999" for --server\.bind \(SERVER_BIND\): port must be at most 65535/],
     [["--webhook.bind=[nope]:1"], {}, /^invalid value "\[nope\]:1" for --webhook\.bind: not a listen address/],
-    [[], { AZUREIDENTITY_EXPIRY_TIMEFORMAT: "YYYY-MM-DD" }, /^invalid value "YYYY-MM-DD" for --azureidentity\.expiry\.timeformat \(AZUREIDENTITY_EXPIRY_TIMEFORMAT\): not a Go time layout/],
-    [[], { AZUREIDENTITY_TEMPLATE_NAMESPACE: "{{ .Tags.x | lower }}" }, /^invalid value "\{\{ \.Tags\.x \| lower \}\}" for --azureidentity\.template\.namespace \(AZUREIDENTITY_TEMPLATE_NAMESPACE\): unsupported Go template action/],
-    [["--azureidentity.template.resourcename={{ Name | nofilter }}"], {}, /^invalid value .* for --azureidentity\.template\.resourcename: not a valid Liquid template: undefined filter: nofilter/],
+    [
+      [],
+      { AZUREIDENTITY_EXPIRY_TIMEFORMAT: "YYYY-MM-DD" },
+      /^invalid value "YYYY-MM-DD" for --azureidentity\.expiry\.timeformat \(AZUREIDENTITY_EXPIRY_TIMEFORMAT\): not a Go time layout/,
+    ],
+    [
+      [],
+      { AZUREIDENTITY_TEMPLATE_NAMESPACE: "{{ .Tags.x | lower }}" },
+      /^invalid value "\{\{ \.Tags\.x \| lower \}\}" for --azureidentity\.template\.namespace \(AZUREIDENTITY_TEMPLATE_NAMESPACE\): unsupported Go template action/,
+    ],
+    [
+      ["--azureidentity.template.resourcename={{ Name | nofilter }}"],
+      {},
+      /^invalid value .* for --azureidentity\.template\.resourcename: not a valid Liquid template: undefined filter: nofilter/,
+    ],
     [["--kubernetes.label.format=msi/%s/%s"], {}, /^invalid value "msi\/%s\/%s" for --kubernetes\.label\.format: must contain exactly one %s/],
     [[], { KUBERNETES_LABEL_FORMAT: "msi.azure.k8s.io/%d" }, /\(KUBERNETES_LABEL_FORMAT\): must contain exactly one %s/],
     [[], { KUBERNETES_LABEL_FORMAT: "Bad Prefix/%s" }, /\(KUBERNETES_LABEL_FORMAT\): prefix "Bad Prefix" must be a DNS subdomain/],
@@ -256,7 +353,10 @@ test("every flag of the table is read into the config (none is parsed and then i
   assert.ok(scanned.ok);
   const reader = new FlagReader(scanned.values, {});
   buildConfig(reader, scanned.command, {});
-  assert.deepEqual(FLAGS.map((flag) => flag.name).filter((name) => !reader.used.has(name)), []);
+  assert.deepEqual(
+    FLAGS.map((flag) => flag.name).filter((name) => !reader.used.has(name)),
+    [],
+  );
 });
 
 test("the flag table has unique names, env vars and short forms", () => {

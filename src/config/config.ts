@@ -67,9 +67,7 @@ export interface ConfigContext {
 }
 
 export type ParseResult =
-  | { ok: true; config: Config }
-  | { ok: false; help: true; text: string; exitCode: 0 }
-  | { ok: false; help: false; error: string; exitCode: 2 };
+  { ok: true; config: Config } | { ok: false; help: true; text: string; exitCode: 0 } | { ok: false; help: false; error: string; exitCode: 2 };
 
 export function parseConfig(argv: readonly string[], env: Env, context: ConfigContext = {}): ParseResult {
   const scanned = scanArgv(argv);
@@ -86,48 +84,12 @@ export function parseConfig(argv: readonly string[], env: Env, context: ConfigCo
 
 /** Reads every flag of the table into the typed config; exported for the table-coverage test. */
 export function buildConfig(r: FlagReader, command: "run" | "sync", context: ConfigContext): Config {
-  const nonEmpty = (value: string | undefined) => (value === undefined || value.trim() === "" ? undefined : value.trim());
-
   const once = r.bool("once");
   if (once && command !== "sync") throw new ConfigError("--once only works with the sync command (azure-msi-operator sync --once)");
-
-  const labelFormat = r.string("kubernetes.label.format") ?? "";
-  // The longest key it makes must be a valid label key.
-  r.check("kubernetes.label.format", labelFormat, checkLabelFormat(labelFormat) ?? (labelFormat === "" ? undefined : invalidLabelKey(labelFormat.replace("%s", "resourcegroup"))));
-
-  const expiryEnable = r.bool("azureidentity.expiry");
-  const expiryAnnotation = r.string("azureidentity.expiry.annotation") ?? "";
-  // Checked only when used, as the Go operator did: an unused bad value must not stop a drop-in start.
-  if (expiryEnable) r.check("azureidentity.expiry.annotation", expiryAnnotation, invalidLabelKey(expiryAnnotation));
-
-  const lease = {
-    enable: r.bool("lease.enable"),
-    name: objectName(r, "lease.name"),
-    durationMs: r.duration("lease.duration"),
-    renewDeadlineMs: r.duration("lease.renewdeadline"),
-    retryPeriodMs: r.duration("lease.retryperiod"),
-  };
-  // client-go's leader election rules: renewal must fit in the lease, with room for jittered retries.
-  if (lease.renewDeadlineMs >= lease.durationMs) {
-    throw new ConfigError(`--lease.renewdeadline=${formatDuration(lease.renewDeadlineMs)} must be shorter than --lease.duration=${formatDuration(lease.durationMs)}`);
-  }
-  if (lease.retryPeriodMs * 1.2 >= lease.renewDeadlineMs) {
-    throw new ConfigError(`--lease.retryperiod=${formatDuration(lease.retryPeriodMs)} is too long for --lease.renewdeadline=${formatDuration(lease.renewDeadlineMs)} (the deadline must exceed 1.2 x the retry period)`);
-  }
-
-  const certFile = nonEmpty(r.string("webhook.tls.cert"));
-  const keyFile = nonEmpty(r.string("webhook.tls.key"));
-  if ((certFile === undefined) !== (keyFile === undefined)) {
-    throw new ConfigError(`--webhook.tls.cert and --webhook.tls.key must be given together (only ${certFile ? "--webhook.tls.cert" : "--webhook.tls.key"} is set)`);
-  }
-  const certValidityMs = r.duration("webhook.cert.validity");
-  const caValidityMs = r.duration("webhook.ca.validity");
-  if (caValidityMs < certValidityMs) throw new ConfigError(`--webhook.ca.validity=${formatDuration(caValidityMs)} must be at least --webhook.cert.validity=${formatDuration(certValidityMs)}`);
-  const rotate = r.rotation("webhook.cert.rotate");
-  if (rotate.kind === "before" && rotate.beforeMs >= certValidityMs) {
-    throw new ConfigError(`--webhook.cert.rotate=${rotate.text} must be shorter than --webhook.cert.validity=${formatDuration(certValidityMs)}`);
-  }
-
+  const kubernetes = readKubernetes(r);
+  const azureIdentity = readAzureIdentity(r);
+  const lease = readLease(r);
+  const webhook = readWebhook(r);
   return {
     command,
     once,
@@ -145,45 +107,113 @@ export function buildConfig(r: FlagReader, command: "run" | "sync", context: Con
       concurrency: r.int("sync.concurrency"),
     },
     azure: { environment: r.string("azure.environment") ?? "", subscriptions: r.list("azure.subscription") },
-    kubernetes: {
-      kubeconfig: nonEmpty(r.string("kubeconfig")),
-      labelFormat,
-      namespaceIgnore: r.list("kubernetes.namespace.ignore").map((namespace) => namespace.toLowerCase()),
-    },
-    azureIdentity: {
-      namespaced: r.bool("azureidentity.namespaced"),
-      namespaceTemplate: r.template("azureidentity.template.namespace"),
-      resourceNameTemplate: r.template("azureidentity.template.resourcename"),
-      bindingSync: r.bool("azureidentity.binding.sync"),
-      prune: r.bool("azureidentity.prune"),
-      expiry: {
-        enable: expiryEnable,
-        annotation: expiryAnnotation,
-        durationMs: r.duration("azureidentity.expiry.duration"),
-        timeFormat: r.layout("azureidentity.expiry.timeformat"),
-      },
-    },
+    kubernetes,
+    azureIdentity,
     server: { bind: r.address("server.bind"), readTimeoutMs: r.duration("server.timeout.read"), writeTimeoutMs: r.duration("server.timeout.write") },
     shutdown: { delayMs: r.duration("shutdown.delay") },
-    webhook: {
-      enable: r.bool("webhook.enable"),
-      bind: r.address("webhook.bind"),
-      allowUsers: r.list("webhook.allow.users"),
-      allowGroups: r.list("webhook.allow.groups"),
-      allowMic: r.list("webhook.allow.mic"),
-      bindingStrict: r.bool("webhook.binding.strict"),
-      serviceName: objectName(r, "webhook.service.name", invalidNamespaceName),
-      validatingConfigName: objectName(r, "webhook.config.validating"),
-      mutatingConfigName: objectName(r, "webhook.config.mutating"),
-      tls: {
-        files: certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined,
-        sans: r.list("webhook.tls.san", checkSan),
-        secretName: objectName(r, "webhook.tls.secret"),
-        certValidityMs,
-        rotate,
-        caValidityMs,
-      },
+    webhook,
+  };
+}
+
+const nonEmpty = (value: string | undefined) => (value === undefined || value.trim() === "" ? undefined : value.trim());
+
+function readKubernetes(r: FlagReader): Config["kubernetes"] {
+  const labelFormat = r.string("kubernetes.label.format") ?? "";
+  // The longest key it makes must be a valid label key.
+  r.check(
+    "kubernetes.label.format",
+    labelFormat,
+    checkLabelFormat(labelFormat) ?? (labelFormat === "" ? undefined : invalidLabelKey(labelFormat.replace("%s", "resourcegroup"))),
+  );
+  return {
+    kubeconfig: nonEmpty(r.string("kubeconfig")),
+    labelFormat,
+    namespaceIgnore: r.list("kubernetes.namespace.ignore").map((namespace) => namespace.toLowerCase()),
+  };
+}
+
+function readAzureIdentity(r: FlagReader): Config["azureIdentity"] {
+  const expiryEnable = r.bool("azureidentity.expiry");
+  const expiryAnnotation = r.string("azureidentity.expiry.annotation") ?? "";
+  // Checked only when used, as the Go operator did: an unused bad value must not stop a drop-in start.
+  if (expiryEnable) r.check("azureidentity.expiry.annotation", expiryAnnotation, invalidLabelKey(expiryAnnotation));
+  return {
+    namespaced: r.bool("azureidentity.namespaced"),
+    namespaceTemplate: r.template("azureidentity.template.namespace"),
+    resourceNameTemplate: r.template("azureidentity.template.resourcename"),
+    bindingSync: r.bool("azureidentity.binding.sync"),
+    prune: r.bool("azureidentity.prune"),
+    expiry: {
+      enable: expiryEnable,
+      annotation: expiryAnnotation,
+      durationMs: r.duration("azureidentity.expiry.duration"),
+      timeFormat: r.layout("azureidentity.expiry.timeformat"),
     },
+  };
+}
+
+function readLease(r: FlagReader): Config["lease"] {
+  const lease = {
+    enable: r.bool("lease.enable"),
+    name: objectName(r, "lease.name"),
+    durationMs: r.duration("lease.duration"),
+    renewDeadlineMs: r.duration("lease.renewdeadline"),
+    retryPeriodMs: r.duration("lease.retryperiod"),
+  };
+  // client-go's leader election rules: renewal must fit in the lease, with room for jittered retries.
+  if (lease.renewDeadlineMs >= lease.durationMs) {
+    throw new ConfigError(
+      `--lease.renewdeadline=${formatDuration(lease.renewDeadlineMs)} must be shorter than --lease.duration=${formatDuration(lease.durationMs)}`,
+    );
+  }
+  if (lease.retryPeriodMs * 1.2 >= lease.renewDeadlineMs) {
+    throw new ConfigError(
+      `--lease.retryperiod=${formatDuration(lease.retryPeriodMs)} is too long for --lease.renewdeadline=${formatDuration(lease.renewDeadlineMs)} ` +
+        "(the deadline must exceed 1.2 x the retry period)",
+    );
+  }
+  return lease;
+}
+
+function readWebhook(r: FlagReader): Config["webhook"] {
+  const tls = readWebhookTls(r);
+  return {
+    enable: r.bool("webhook.enable"),
+    bind: r.address("webhook.bind"),
+    allowUsers: r.list("webhook.allow.users"),
+    allowGroups: r.list("webhook.allow.groups"),
+    allowMic: r.list("webhook.allow.mic"),
+    bindingStrict: r.bool("webhook.binding.strict"),
+    serviceName: objectName(r, "webhook.service.name", invalidNamespaceName),
+    validatingConfigName: objectName(r, "webhook.config.validating"),
+    mutatingConfigName: objectName(r, "webhook.config.mutating"),
+    tls,
+  };
+}
+
+function readWebhookTls(r: FlagReader): Config["webhook"]["tls"] {
+  const certFile = nonEmpty(r.string("webhook.tls.cert"));
+  const keyFile = nonEmpty(r.string("webhook.tls.key"));
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError(
+      `--webhook.tls.cert and --webhook.tls.key must be given together (only ${certFile ? "--webhook.tls.cert" : "--webhook.tls.key"} is set)`,
+    );
+  }
+  const certValidityMs = r.duration("webhook.cert.validity");
+  const caValidityMs = r.duration("webhook.ca.validity");
+  if (caValidityMs < certValidityMs)
+    throw new ConfigError(`--webhook.ca.validity=${formatDuration(caValidityMs)} must be at least --webhook.cert.validity=${formatDuration(certValidityMs)}`);
+  const rotate = r.rotation("webhook.cert.rotate");
+  if (rotate.kind === "before" && rotate.beforeMs >= certValidityMs) {
+    throw new ConfigError(`--webhook.cert.rotate=${rotate.text} must be shorter than --webhook.cert.validity=${formatDuration(certValidityMs)}`);
+  }
+  return {
+    files: certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined,
+    sans: r.list("webhook.tls.san", checkSan),
+    secretName: objectName(r, "webhook.tls.secret"),
+    certValidityMs,
+    rotate,
+    caValidityMs,
   };
 }
 

@@ -23,7 +23,7 @@ test("--help lists every flag of the table with its aliases, env vars and defaul
     if (flag.short) assert.ok(text.includes(`-${flag.short}, --${flag.name}`), `${flag.name}: short`);
     for (const env of flag.env ?? []) assert.ok(line.includes(`$${env}`), `${flag.name}: ${env}`);
     const shown = flag.defaultNote ?? (Array.isArray(flag.default) ? (flag.default.length ? flag.default.join(" ") : undefined) : flag.default);
-    if (shown !== undefined) assert.ok(line.includes(`(default: ${shown})`), `${flag.name}: default ${shown}`);
+    if (shown !== undefined) assert.ok(line.includes(`(default: ${String(shown)})`), `${flag.name}: default ${String(shown)}`);
     assert.ok(line.includes(flag.help), `${flag.name}: help`);
   }
   for (const command of COMMANDS) assert.match(text, new RegExp(`^  ${command.name} `, "m"));
@@ -32,7 +32,18 @@ test("--help lists every flag of the table with its aliases, env vars and defaul
 
 test("--help shows the Go operator's defaults as users write them", () => {
   const text = helpText();
-  for (const expected of ["(default: 1h) [$SYNC_INTERVAL]", "(default: 5m) [$SYNC_LOCKTIME]", '(default: {{index .Tags "k8snamespace"}})', "(default: {{ .Name }}-{{ .ClientId }})", "(default: kube-system kube-public default gatekeeper-system istio-system)", "(default: :8080) [$SERVER_BIND]", "(default: 2190h)", "(default: 2006-01-02)", "(default: msi.azure.k8s.io/%s)", "(default: janitor/expires)"]) {
+  for (const expected of [
+    "(default: 1h) [$SYNC_INTERVAL]",
+    "(default: 5m) [$SYNC_LOCKTIME]",
+    '(default: {{index .Tags "k8snamespace"}})',
+    "(default: {{ .Name }}-{{ .ClientId }})",
+    "(default: kube-system kube-public default gatekeeper-system istio-system)",
+    "(default: :8080) [$SERVER_BIND]",
+    "(default: 2190h)",
+    "(default: 2006-01-02)",
+    "(default: msi.azure.k8s.io/%s)",
+    "(default: janitor/expires)",
+  ]) {
     assert.ok(text.includes(expected), expected);
   }
 });

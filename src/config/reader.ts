@@ -6,7 +6,17 @@ import type { CliValue } from "./argv.js";
 import { formatDuration } from "./duration.js";
 import { FLAGS, type FlagKind, type FlagSpec } from "./flags.js";
 import { compileLayout, type TimeLayout } from "./timelayout.js";
-import { parseAddress, parseBool, parseDurationMs, parseInt10, parseRotation, splitEnvList, type ListenAddress, type Parsed, type RotationPolicy } from "./values.js";
+import {
+  parseAddress,
+  parseBool,
+  parseDurationMs,
+  parseInt10,
+  parseRotation,
+  splitEnvList,
+  type ListenAddress,
+  type Parsed,
+  type RotationPolicy,
+} from "./values.js";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -103,7 +113,12 @@ export class FlagReader {
   private checkBounds(spec: FlagSpec, value: number, raw: string, source: Source): void {
     const show = (n: number) => (spec.kind === "duration" ? formatDuration(n) : String(n));
     if (spec.min !== undefined && (spec.minExclusive ? value <= spec.min : value < spec.min)) {
-      const reason = spec.kind === "duration" && spec.min === 0 ? (spec.minExclusive ? "must be greater than 0" : "must not be negative") : `must be ${spec.minExclusive ? "greater than" : "at least"} ${show(spec.min)}`;
+      const reason =
+        spec.kind === "duration" && spec.min === 0
+          ? spec.minExclusive
+            ? "must be greater than 0"
+            : "must not be negative"
+          : `must be ${spec.minExclusive ? "greater than" : "at least"} ${show(spec.min)}`;
       throw this.invalid(raw, source, reason);
     }
     if (spec.max !== undefined && value > spec.max) throw this.invalid(raw, source, `must be at most ${show(spec.max)}`);

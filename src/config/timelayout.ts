@@ -10,13 +10,39 @@ const MONTHS = ["January", "February", "March", "April", "May", "June", "July", 
 const WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 
 type Element =
-  | "LongMonth" | "Month" | "NumMonth" | "ZeroMonth"
-  | "LongWeekDay" | "WeekDay"
-  | "Day" | "UnderDay" | "ZeroDay" | "UnderYearDay" | "ZeroYearDay"
-  | "Hour" | "Hour12" | "ZeroHour12" | "Minute" | "ZeroMinute" | "Second" | "ZeroSecond"
-  | "LongYear" | "Year" | "PM" | "pm" | "TZ"
-  | "ISO8601TZ" | "ISO8601SecondsTZ" | "ISO8601ShortTZ" | "ISO8601ColonTZ" | "ISO8601ColonSecondsTZ"
-  | "NumTZ" | "NumSecondsTz" | "NumShortTZ" | "NumColonTZ" | "NumColonSecondsTZ";
+  | "LongMonth"
+  | "Month"
+  | "NumMonth"
+  | "ZeroMonth"
+  | "LongWeekDay"
+  | "WeekDay"
+  | "Day"
+  | "UnderDay"
+  | "ZeroDay"
+  | "UnderYearDay"
+  | "ZeroYearDay"
+  | "Hour"
+  | "Hour12"
+  | "ZeroHour12"
+  | "Minute"
+  | "ZeroMinute"
+  | "Second"
+  | "ZeroSecond"
+  | "LongYear"
+  | "Year"
+  | "PM"
+  | "pm"
+  | "TZ"
+  | "ISO8601TZ"
+  | "ISO8601SecondsTZ"
+  | "ISO8601ShortTZ"
+  | "ISO8601ColonTZ"
+  | "ISO8601ColonSecondsTZ"
+  | "NumTZ"
+  | "NumSecondsTz"
+  | "NumShortTZ"
+  | "NumColonTZ"
+  | "NumColonSecondsTZ";
 
 /** A literal run of text, a layout element, or fractional seconds (".000" keeps zeros, ".999" trims them). */
 type Chunk = { text: string } | { element: Element } | { fraction: number; trim: boolean; separator: string };
@@ -30,13 +56,27 @@ export type LayoutResult = { ok: true; layout: TimeLayout } | { ok: false; error
 
 const ZERO_X: readonly Element[] = ["ZeroMonth", "ZeroDay", "ZeroHour12", "ZeroMinute", "ZeroSecond", "Year"];
 // Longest first, as Go matches them.
-const DASH_ZONES: ReadonlyArray<[string, Element]> = [["-070000", "NumSecondsTz"], ["-07:00:00", "NumColonSecondsTZ"], ["-0700", "NumTZ"], ["-07:00", "NumColonTZ"], ["-07", "NumShortTZ"]];
-const Z_ZONES: ReadonlyArray<[string, Element]> = [["Z070000", "ISO8601SecondsTZ"], ["Z07:00:00", "ISO8601ColonSecondsTZ"], ["Z0700", "ISO8601TZ"], ["Z07:00", "ISO8601ColonTZ"], ["Z07", "ISO8601ShortTZ"]];
+const DASH_ZONES: ReadonlyArray<[string, Element]> = [
+  ["-070000", "NumSecondsTz"],
+  ["-07:00:00", "NumColonSecondsTZ"],
+  ["-0700", "NumTZ"],
+  ["-07:00", "NumColonTZ"],
+  ["-07", "NumShortTZ"],
+];
+const Z_ZONES: ReadonlyArray<[string, Element]> = [
+  ["Z070000", "ISO8601SecondsTZ"],
+  ["Z07:00:00", "ISO8601ColonSecondsTZ"],
+  ["Z0700", "ISO8601TZ"],
+  ["Z07:00", "ISO8601ColonTZ"],
+  ["Z07", "ISO8601ShortTZ"],
+];
 
 const isDigit = (c: string | undefined): boolean => c !== undefined && c >= "0" && c <= "9";
 const startsLower = (s: string): boolean => s.length > 0 && s[0]! >= "a" && s[0]! <= "z";
 
 /** The element (and its length) that starts at `at`, following the precedence of Go's nextStdChunk. */
+// Go's nextStdChunk is one switch over the layout's next character; so is this, to stay comparable.
+// eslint-disable-next-line complexity
 function elementAt(layout: string, at: number): { chunk: Chunk; length: number } | undefined {
   const rest = layout.slice(at);
   const el = (element: Element, length: number) => ({ chunk: { element }, length });
@@ -97,7 +137,7 @@ function elementAt(layout: string, at: number): { chunk: Chunk; length: number }
 function tokenize(layout: string): Chunk[] {
   const chunks: Chunk[] = [];
   let text = "";
-  for (let i = 0; i < layout.length; ) {
+  for (let i = 0; i < layout.length;) {
     const found = elementAt(layout, i);
     if (found === undefined) {
       text += layout[i];
@@ -122,40 +162,75 @@ function dayOfYear(date: Date): number {
   return Math.floor((Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate()) - Date.UTC(date.getUTCFullYear(), 0, 1)) / 86_400_000) + 1;
 }
 
+// One case per layout element, as Go's appendFormat.
+// eslint-disable-next-line complexity
 function formatElement(element: Element, d: Date): string {
   const hour = d.getUTCHours();
   const hour12 = hour % 12 === 0 ? 12 : hour % 12;
   switch (element) {
-    case "LongYear": return pad(d.getUTCFullYear(), 4);
-    case "Year": return pad(Math.abs(d.getUTCFullYear()) % 100, 2);
-    case "LongMonth": return MONTHS[d.getUTCMonth()]!;
-    case "Month": return MONTHS[d.getUTCMonth()]!.slice(0, 3);
-    case "NumMonth": return String(d.getUTCMonth() + 1);
-    case "ZeroMonth": return pad(d.getUTCMonth() + 1, 2);
-    case "LongWeekDay": return WEEKDAYS[d.getUTCDay()]!;
-    case "WeekDay": return WEEKDAYS[d.getUTCDay()]!.slice(0, 3);
-    case "Day": return String(d.getUTCDate());
-    case "UnderDay": return String(d.getUTCDate()).padStart(2, " ");
-    case "ZeroDay": return pad(d.getUTCDate(), 2);
-    case "UnderYearDay": return String(dayOfYear(d)).padStart(3, " ");
-    case "ZeroYearDay": return pad(dayOfYear(d), 3);
-    case "Hour": return pad(hour, 2);
-    case "Hour12": return String(hour12);
-    case "ZeroHour12": return pad(hour12, 2);
-    case "Minute": return String(d.getUTCMinutes());
-    case "ZeroMinute": return pad(d.getUTCMinutes(), 2);
-    case "Second": return String(d.getUTCSeconds());
-    case "ZeroSecond": return pad(d.getUTCSeconds(), 2);
-    case "PM": return hour >= 12 ? "PM" : "AM";
-    case "pm": return hour >= 12 ? "pm" : "am";
-    case "TZ": return "UTC";
+    case "LongYear":
+      return pad(d.getUTCFullYear(), 4);
+    case "Year":
+      return pad(Math.abs(d.getUTCFullYear()) % 100, 2);
+    case "LongMonth":
+      return MONTHS[d.getUTCMonth()]!;
+    case "Month":
+      return MONTHS[d.getUTCMonth()]!.slice(0, 3);
+    case "NumMonth":
+      return String(d.getUTCMonth() + 1);
+    case "ZeroMonth":
+      return pad(d.getUTCMonth() + 1, 2);
+    case "LongWeekDay":
+      return WEEKDAYS[d.getUTCDay()]!;
+    case "WeekDay":
+      return WEEKDAYS[d.getUTCDay()]!.slice(0, 3);
+    case "Day":
+      return String(d.getUTCDate());
+    case "UnderDay":
+      return String(d.getUTCDate()).padStart(2, " ");
+    case "ZeroDay":
+      return pad(d.getUTCDate(), 2);
+    case "UnderYearDay":
+      return String(dayOfYear(d)).padStart(3, " ");
+    case "ZeroYearDay":
+      return pad(dayOfYear(d), 3);
+    case "Hour":
+      return pad(hour, 2);
+    case "Hour12":
+      return String(hour12);
+    case "ZeroHour12":
+      return pad(hour12, 2);
+    case "Minute":
+      return String(d.getUTCMinutes());
+    case "ZeroMinute":
+      return pad(d.getUTCMinutes(), 2);
+    case "Second":
+      return String(d.getUTCSeconds());
+    case "ZeroSecond":
+      return pad(d.getUTCSeconds(), 2);
+    case "PM":
+      return hour >= 12 ? "PM" : "AM";
+    case "pm":
+      return hour >= 12 ? "pm" : "am";
+    case "TZ":
+      return "UTC";
     // At offset zero the ISO 8601 forms print "Z"; the numeric forms print zeros.
-    case "ISO8601TZ": case "ISO8601SecondsTZ": case "ISO8601ShortTZ": case "ISO8601ColonTZ": case "ISO8601ColonSecondsTZ": return "Z";
-    case "NumTZ": return "+0000";
-    case "NumSecondsTz": return "+000000";
-    case "NumShortTZ": return "+00";
-    case "NumColonTZ": return "+00:00";
-    case "NumColonSecondsTZ": return "+00:00:00";
+    case "ISO8601TZ":
+    case "ISO8601SecondsTZ":
+    case "ISO8601ShortTZ":
+    case "ISO8601ColonTZ":
+    case "ISO8601ColonSecondsTZ":
+      return "Z";
+    case "NumTZ":
+      return "+0000";
+    case "NumSecondsTz":
+      return "+000000";
+    case "NumShortTZ":
+      return "+00";
+    case "NumColonTZ":
+      return "+00:00";
+    case "NumColonSecondsTZ":
+      return "+00:00:00";
   }
 }
 
@@ -181,7 +256,13 @@ export function compileLayout(source: string): LayoutResult {
       source,
       format: (date: Date) =>
         chunks
-          .map((chunk) => ("text" in chunk ? chunk.text : "element" in chunk ? formatElement(chunk.element, date) : formatFraction(date, chunk.fraction, chunk.trim, chunk.separator)))
+          .map((chunk) =>
+            "text" in chunk
+              ? chunk.text
+              : "element" in chunk
+                ? formatElement(chunk.element, date)
+                : formatFraction(date, chunk.fraction, chunk.trim, chunk.separator),
+          )
           .join(""),
     },
   };

@@ -33,7 +33,12 @@ export function desiredOptionsFrom(config: Config): (now: Date) => DesiredStateO
     ignoredNamespaces: new Set(kubernetes.namespaceIgnore),
     namespaced: azureIdentity.namespaced,
     ...(azureIdentity.expiry.enable
-      ? { expiry: { annotation: azureIdentity.expiry.annotation, value: azureIdentity.expiry.timeFormat.format(new Date(now.getTime() + azureIdentity.expiry.durationMs)) } }
+      ? {
+          expiry: {
+            annotation: azureIdentity.expiry.annotation,
+            value: azureIdentity.expiry.timeFormat.format(new Date(now.getTime() + azureIdentity.expiry.durationMs)),
+          },
+        }
       : {}),
   });
 }

@@ -59,11 +59,18 @@ export class WebhookDuty implements Duty {
       port: config.webhook.bind.port,
       tls: pem,
       guardPolicy: this.guard(),
-      bindingPolicy: { lookupKeys: lookupLabelKeys(config.kubernetes.labelFormat), strict: config.webhook.bindingStrict, identitiesIn: (namespace) => this.identities.list(namespace) },
+      bindingPolicy: {
+        lookupKeys: lookupLabelKeys(config.kubernetes.labelFormat),
+        strict: config.webhook.bindingStrict,
+        identitiesIn: (namespace) => this.identities.list(namespace),
+      },
       metrics: this.metrics,
       log: this.log,
     });
-    this.log.info({ port: this.server.port, sans: serviceNames(config.webhook.serviceName, config.instance.namespace).concat(config.webhook.tls.sans) }, "webhook serving");
+    this.log.info(
+      { port: this.server.port, sans: serviceNames(config.webhook.serviceName, config.instance.namespace).concat(config.webhook.tls.sans) },
+      "webhook serving",
+    );
   }
 
   /** Shutdown has begun: answers go on, each with Connection: close, so clients move elsewhere. */

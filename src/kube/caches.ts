@@ -4,7 +4,15 @@ import type { Metrics } from "../metrics/metrics.js";
 import type { KubeClients } from "./clients.js";
 import { Informer } from "./informer.js";
 import { lookupLabelKeys } from "./lookup.js";
-import { AAD_GROUP, AAD_VERSION, AZURE_IDENTITIES, AZURE_IDENTITY_BINDINGS, OWNED_SELECTOR, type AzureIdentity, type AzureIdentityBinding } from "./resources.js";
+import {
+  AAD_GROUP,
+  AAD_VERSION,
+  AZURE_IDENTITIES,
+  AZURE_IDENTITY_BINDINGS,
+  OWNED_SELECTOR,
+  type AzureIdentity,
+  type AzureIdentityBinding,
+} from "./resources.js";
 
 export interface CacheOptions {
   watchTimeoutSeconds?: number;
@@ -23,7 +31,10 @@ export function ownedIdentities(clients: KubeClients, log: Logger, metrics: Metr
     path: `/apis/${AAD_GROUP}/${AAD_VERSION}/${AZURE_IDENTITIES}`,
     labelSelector: OWNED_SELECTOR,
     watchTimeoutSeconds: options.watchTimeoutSeconds,
-    list: (params) => clients.custom.listClusterCustomObject({ group: AAD_GROUP, version: AAD_VERSION, plural: AZURE_IDENTITIES, ...params }) as Promise<{ items: AzureIdentity[] }>,
+    list: (params) =>
+      clients.custom.listClusterCustomObject({ group: AAD_GROUP, version: AAD_VERSION, plural: AZURE_IDENTITIES, ...params }) as Promise<{
+        items: AzureIdentity[];
+      }>,
     onError: onError(AZURE_IDENTITIES, log, metrics),
   });
   trackSize(informer, AZURE_IDENTITIES, metrics);
@@ -45,7 +56,14 @@ export function namespaces(clients: KubeClients, log: Logger, metrics: Metrics, 
  * The one leader Lease (field selector on its name, so RBAC can limit list and watch to it by
  * resourceNames): followers learn at once that it was released instead of at their next retry.
  */
-export function leaderLease(clients: KubeClients, namespace: string, name: string, log: Logger, metrics: Metrics, options: CacheOptions = {}): Informer<V1Lease> {
+export function leaderLease(
+  clients: KubeClients,
+  namespace: string,
+  name: string,
+  log: Logger,
+  metrics: Metrics,
+  options: CacheOptions = {},
+): Informer<V1Lease> {
   return new Informer<V1Lease>(clients.kubeConfig, {
     path: `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
     fieldSelector: `metadata.name=${name}`,
@@ -56,14 +74,23 @@ export function leaderLease(clients: KubeClients, namespace: string, name: strin
 }
 
 /** Only bindings that carry all three lookup labels (an existence selector): the rest are not ours to touch. */
-export function lookupBindings(clients: KubeClients, labelFormat: string, log: Logger, metrics: Metrics, options: CacheOptions = {}): Informer<AzureIdentityBinding> | undefined {
+export function lookupBindings(
+  clients: KubeClients,
+  labelFormat: string,
+  log: Logger,
+  metrics: Metrics,
+  options: CacheOptions = {},
+): Informer<AzureIdentityBinding> | undefined {
   const keys = lookupLabelKeys(labelFormat);
   if (!keys) return undefined;
   const informer = new Informer<AzureIdentityBinding>(clients.kubeConfig, {
     path: `/apis/${AAD_GROUP}/${AAD_VERSION}/${AZURE_IDENTITY_BINDINGS}`,
     labelSelector: [keys.name, keys.resourcegroup, keys.subscription].join(","),
     watchTimeoutSeconds: options.watchTimeoutSeconds,
-    list: (params) => clients.custom.listClusterCustomObject({ group: AAD_GROUP, version: AAD_VERSION, plural: AZURE_IDENTITY_BINDINGS, ...params }) as Promise<{ items: AzureIdentityBinding[] }>,
+    list: (params) =>
+      clients.custom.listClusterCustomObject({ group: AAD_GROUP, version: AAD_VERSION, plural: AZURE_IDENTITY_BINDINGS, ...params }) as Promise<{
+        items: AzureIdentityBinding[];
+      }>,
     onError: onError(AZURE_IDENTITY_BINDINGS, log, metrics),
   });
   trackSize(informer, AZURE_IDENTITY_BINDINGS, metrics);

@@ -50,7 +50,7 @@ export function pooledAuthentication(kubeConfig: KubeConfig): SecurityAuthentica
       await kubeConfig.applySecurityAuthentication(context);
       const fresh = context.getAgent();
       if (!(fresh instanceof Agent) || fresh.constructor !== Agent) return;
-      const key = TLS_FIELDS.map((field) => String(fresh.options[field] ?? "")).join("\0");
+      const key = TLS_FIELDS.map((field) => JSON.stringify(fresh.options[field] ?? "")).join("\0");
       // The agent of older settings is dropped, not destroyed: requests on it finish, its idle sockets time out.
       if (pooled?.key !== key) pooled = { key, agent: new Agent({ ...tlsOptions(fresh.options), keepAlive: true, timeout: IDLE_CONNECTION_MS }) };
       context.setAgent(pooled.agent);
@@ -66,7 +66,10 @@ export function kubeClients(kubeConfig: KubeConfig): KubeClients {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error("the kubeconfig has no current cluster");
   // What KubeConfig.makeApiClient builds, with pooled connections.
-  const configuration = createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: pooledAuthentication(kubeConfig) } });
+  const configuration = createConfiguration({
+    baseServer: new ServerConfiguration(cluster.server, {}),
+    authMethods: { default: pooledAuthentication(kubeConfig) },
+  });
   return {
     kubeConfig,
     core: new CoreV1Api(configuration),

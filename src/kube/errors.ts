@@ -19,7 +19,7 @@ export function kubeErrorMessage(error: unknown): string {
   const message = (parsed as { message?: unknown } | null)?.message;
   if (typeof message === "string") return message;
   const status = statusCode(error);
-  const text = error instanceof Error ? error.message.split("\n")[0] ?? error.message : String(error);
+  const text = error instanceof Error ? (error.message.split("\n")[0] ?? error.message) : String(error);
   return status ? `HTTP ${status}: ${text}` : text;
 }
 

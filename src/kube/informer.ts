@@ -162,6 +162,7 @@ export class Informer<T extends KubernetesObject> {
   start(): void {
     if (this.running) return;
     this.running = true;
+    // relistAndWatch() turns every failure into a logged, backed-off restart; it never rejects.
     void this.relistAndWatch();
   }
 
@@ -242,7 +243,7 @@ export class Informer<T extends KubernetesObject> {
     const namespace = object.metadata?.namespace ?? "";
     const name = object.metadata?.name ?? "";
     let objects = this.store.get(namespace);
-    if (!objects) this.store.set(namespace, (objects = new Map()));
+    if (!objects) this.store.set(namespace, (objects = new Map<string, T>()));
     const old = objects.get(name);
     objects.set(name, object);
     if (!old) {
@@ -317,10 +318,13 @@ export class Informer<T extends KubernetesObject> {
 
   private armIdleTimer(generation: number, timeoutSeconds: number): void {
     clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
-      if (generation !== this.generation) return;
-      this.fail(new Error(`watch of ${this.options.path} outlived its ${timeoutSeconds}s timeout; assuming a dead connection`), "watch");
-    }, timeoutSeconds * 1000 + (this.options.idleGraceMs ?? WATCH_IDLE_GRACE_MS));
+    this.idleTimer = setTimeout(
+      () => {
+        if (generation !== this.generation) return;
+        this.fail(new Error(`watch of ${this.options.path} outlived its ${timeoutSeconds}s timeout; assuming a dead connection`), "watch");
+      },
+      timeoutSeconds * 1000 + (this.options.idleGraceMs ?? WATCH_IDLE_GRACE_MS),
+    );
   }
 
   private onEvent(generation: number, type: string, object: WatchEvent["object"]): void {
@@ -349,10 +353,10 @@ export class Informer<T extends KubernetesObject> {
     const status = (error as { statusCode?: number; code?: number } | null)?.statusCode ?? (error as { code?: number } | null)?.code;
     if (status === 410) this.resourceVersion = "";
     if (error && status !== 410) {
-      this.fail(error instanceof Error ? error : new Error(String(error)), "watch");
+      this.fail(error instanceof Error ? error : new Error(JSON.stringify(error)), "watch");
       return;
     }
-    // A normal server-side close: continue from where we are.
+    // A normal server-side close: continue from where we are (relistAndWatch never rejects).
     void this.relistAndWatch();
   }
 
@@ -376,7 +380,7 @@ export class Informer<T extends KubernetesObject> {
     this.abortWatch?.();
     this.abortWatch = undefined;
     this.retryTimer = setTimeout(() => {
-      if (this.running) void this.relistAndWatch();
+      if (this.running) void this.relistAndWatch(); // never rejects, see start()
     }, delayMs);
   }
 }

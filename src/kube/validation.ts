@@ -10,7 +10,8 @@ const QUALIFIED_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 export function invalidObjectName(value: string): string | undefined {
   if (value === "") return "must not be empty";
   if (value.length > 253) return `must be no more than 253 characters (is ${value.length})`;
-  if (!DNS1123_SUBDOMAIN.test(value)) return "must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
+  if (!DNS1123_SUBDOMAIN.test(value))
+    return "must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
   return undefined;
 }
 
@@ -25,7 +26,8 @@ export function invalidNamespaceName(value: string): string | undefined {
 /** Returns why `value` is not a valid label value, or undefined. */
 export function invalidLabelValue(value: string): string | undefined {
   if (value.length > 63) return `must be no more than 63 characters (is ${value.length})`;
-  if (!LABEL_VALUE.test(value)) return "must be empty or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+  if (!LABEL_VALUE.test(value))
+    return "must be empty or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
   return undefined;
 }
 
@@ -39,6 +41,7 @@ export function invalidLabelKey(key: string): string | undefined {
     if (prefix.length > 253 || !DNS1123_SUBDOMAIN.test(prefix)) return `prefix "${prefix}" must be a DNS subdomain`;
   }
   if (name.length === 0 || name.length > 63) return "name part must be 1 to 63 characters";
-  if (!QUALIFIED_NAME.test(name)) return "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+  if (!QUALIFIED_NAME.test(name))
+    return "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
   return undefined;
 }

@@ -108,7 +108,10 @@ export class LeaderElector {
     this.leading = leading;
     this.metrics.leader.set(leading ? 1 : 0);
     this.metrics.leaderTransitions.inc({ event: leading ? "acquired" : "lost" });
-    this.log.info({ lease: `${this.options.namespace}/${this.options.name}`, identity: this.options.identity, reason }, leading ? "became leader" : "stopped leading");
+    this.log.info(
+      { lease: `${this.options.namespace}/${this.options.name}`, identity: this.options.identity, reason },
+      leading ? "became leader" : "stopped leading",
+    );
     if (leading) this.callbacks.onStartedLeading();
     else this.callbacks.onStoppedLeading();
   }
@@ -124,7 +127,10 @@ export class LeaderElector {
       if (statusCode(error) !== 404) throw error;
       await this.api.createNamespacedLease({
         namespace,
-        body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 } },
+        body: {
+          metadata: { name, namespace },
+          spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+        },
       });
       return true;
     }

@@ -32,7 +32,17 @@ test("duties start in order and stop in reverse; leader duties stop first", asyn
   await manager.startDuty(recorder("cache", events));
   await manager.startLeading();
   await manager.stop();
-  assert.deepEqual(events, ["start ops", "running ops", "start cache", "running cache", "start syncer", "running syncer", "stop syncer", "stop cache", "stop ops"]);
+  assert.deepEqual(events, [
+    "start ops",
+    "running ops",
+    "start cache",
+    "running cache",
+    "start syncer",
+    "running syncer",
+    "stop syncer",
+    "stop cache",
+    "stop ops",
+  ]);
 });
 
 test("each term as leader gets new duty instances, and losing the Lease stops them", async () => {
@@ -44,7 +54,10 @@ test("each term as leader gets new duty instances, and losing the Lease stops th
     await manager.stopLeading();
   }
   assert.equal(built, 3);
-  assert.deepEqual(events.filter((event) => event.startsWith("stop")), ["stop syncer-1", "stop syncer-2", "stop syncer-3"]);
+  assert.deepEqual(
+    events.filter((event) => event.startsWith("stop")),
+    ["stop syncer-1", "stop syncer-2", "stop syncer-3"],
+  );
 });
 
 test("losing the Lease while a leader duty is still starting aborts it, stops it, and starts no later one", async () => {

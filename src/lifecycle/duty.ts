@@ -55,7 +55,9 @@ export class DutyManager {
         if (this.term !== term) return;
         const running = launch(factory());
         term.push(running);
-        await running.started.catch((error: unknown) => this.log.error({ duty: running.duty.name, err: (error as Error).message }, "leader duty failed to start"));
+        await running.started.catch((error: unknown) =>
+          this.log.error({ duty: running.duty.name, err: (error as Error).message }, "leader duty failed to start"),
+        );
       }
     });
     return this.termChange;

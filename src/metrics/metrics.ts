@@ -30,21 +30,81 @@ export class Metrics {
   readonly registry = new Registry();
 
   // The Go original's sync metrics.
-  readonly syncTime = new Gauge({ name: "azuremsi_sync_time", help: "Azure MSI operator last sync time (unix timestamp) per subscription", labelNames: ["subscription"], registers: [this.registry] });
-  readonly syncDuration = new Gauge({ name: "azuremsi_sync_duration", help: "Azure MSI operator sync duration (seconds) per subscription", labelNames: ["subscription"], registers: [this.registry] });
-  readonly resourceErrors = new Counter({ name: "azuremsi_sync_resources_errors", help: "Azure MSI operator failed resource syncs", labelNames: ["subscription", "resource"], registers: [this.registry] });
-  readonly resourceSuccess = new Counter({ name: "azuremsi_sync_resources_success", help: "Azure MSI operator successful resource syncs", labelNames: ["subscription", "resource"], registers: [this.registry] });
+  readonly syncTime = new Gauge({
+    name: "azuremsi_sync_time",
+    help: "Azure MSI operator last sync time (unix timestamp) per subscription",
+    labelNames: ["subscription"],
+    registers: [this.registry],
+  });
+  readonly syncDuration = new Gauge({
+    name: "azuremsi_sync_duration",
+    help: "Azure MSI operator sync duration (seconds) per subscription",
+    labelNames: ["subscription"],
+    registers: [this.registry],
+  });
+  readonly resourceErrors = new Counter({
+    name: "azuremsi_sync_resources_errors",
+    help: "Azure MSI operator failed resource syncs",
+    labelNames: ["subscription", "resource"],
+    registers: [this.registry],
+  });
+  readonly resourceSuccess = new Counter({
+    name: "azuremsi_sync_resources_success",
+    help: "Azure MSI operator successful resource syncs",
+    labelNames: ["subscription", "resource"],
+    registers: [this.registry],
+  });
 
   // Added by this operator.
-  readonly syncRuns = new Counter({ name: "azuremsi_sync_runs_total", help: "Full syncs by result (success, failed)", labelNames: ["result"], registers: [this.registry] });
-  readonly syncWrites = new Gauge({ name: "azuremsi_sync_writes", help: "Kubernetes write requests made by the last full sync, by verb", labelNames: ["verb"], registers: [this.registry] });
-  readonly kubeWrites = new Counter({ name: "azuremsi_kube_writes_total", help: "Kubernetes write requests made by the syncer", labelNames: ["resource", "verb", "result"], registers: [this.registry] });
-  readonly syncObjects = new Gauge({ name: "azuremsi_sync_objects", help: "Outcome counts of the last full sync (created, updated, unchanged, deleted, skipped, errors)", labelNames: ["outcome"], registers: [this.registry] });
-  readonly msiSkipped = new Counter({ name: "azuremsi_msi_skipped_total", help: "MSIs skipped because a rendered name, namespace or label value is invalid", labelNames: ["subscription"], registers: [this.registry] });
-  readonly cacheObjects = new Gauge({ name: "azuremsi_cache_objects", help: "Objects held in the informer caches", labelNames: ["resource"], registers: [this.registry] });
-  readonly cacheRestarts = new Counter({ name: "azuremsi_cache_restarts_total", help: "Informer restarts after watch or list errors", labelNames: ["resource"], registers: [this.registry] });
+  readonly syncRuns = new Counter({
+    name: "azuremsi_sync_runs_total",
+    help: "Full syncs by result (success, failed)",
+    labelNames: ["result"],
+    registers: [this.registry],
+  });
+  readonly syncWrites = new Gauge({
+    name: "azuremsi_sync_writes",
+    help: "Kubernetes write requests made by the last full sync, by verb",
+    labelNames: ["verb"],
+    registers: [this.registry],
+  });
+  readonly kubeWrites = new Counter({
+    name: "azuremsi_kube_writes_total",
+    help: "Kubernetes write requests made by the syncer",
+    labelNames: ["resource", "verb", "result"],
+    registers: [this.registry],
+  });
+  readonly syncObjects = new Gauge({
+    name: "azuremsi_sync_objects",
+    help: "Outcome counts of the last full sync (created, updated, unchanged, deleted, skipped, errors)",
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
+  readonly msiSkipped = new Counter({
+    name: "azuremsi_msi_skipped_total",
+    help: "MSIs skipped because a rendered name, namespace or label value is invalid",
+    labelNames: ["subscription"],
+    registers: [this.registry],
+  });
+  readonly cacheObjects = new Gauge({
+    name: "azuremsi_cache_objects",
+    help: "Objects held in the informer caches",
+    labelNames: ["resource"],
+    registers: [this.registry],
+  });
+  readonly cacheRestarts = new Counter({
+    name: "azuremsi_cache_restarts_total",
+    help: "Informer restarts after watch or list errors",
+    labelNames: ["resource"],
+    registers: [this.registry],
+  });
 
-  readonly admissionRequests = new Counter({ name: "azuremsi_admission_requests_total", help: "Admission requests by webhook, operation and result (allowed, denied, patched, error)", labelNames: ["webhook", "operation", "result"], registers: [this.registry] });
+  readonly admissionRequests = new Counter({
+    name: "azuremsi_admission_requests_total",
+    help: "Admission requests by webhook, operation and result (allowed, denied, patched, error)",
+    labelNames: ["webhook", "operation", "result"],
+    registers: [this.registry],
+  });
   readonly admissionDuration = new Histogram({
     name: "azuremsi_admission_duration_seconds",
     help: "Admission request latency inside the webhook server",
@@ -52,7 +112,12 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
     registers: [this.registry],
   });
-  readonly admissionUnowned = new Counter({ name: "azuremsi_admission_unowned_total", help: "Admission requests for resources this webhook does not own (a mis-scoped configuration)", labelNames: ["webhook", "resource"], registers: [this.registry] });
+  readonly admissionUnowned = new Counter({
+    name: "azuremsi_admission_unowned_total",
+    help: "Admission requests for resources this webhook does not own (a mis-scoped configuration)",
+    labelNames: ["webhook", "resource"],
+    registers: [this.registry],
+  });
 
   readonly namespacedIdentities = new Gauge({
     name: "azuremsi_identities_namespaced",
@@ -61,10 +126,24 @@ export class Metrics {
   });
 
   readonly leader = new Gauge({ name: "azuremsi_leader", help: "1 while this instance holds the leader Lease", registers: [this.registry] });
-  readonly leaderTransitions = new Counter({ name: "azuremsi_leader_transitions_total", help: "Times this instance gained or lost leadership", labelNames: ["event"], registers: [this.registry] });
+  readonly leaderTransitions = new Counter({
+    name: "azuremsi_leader_transitions_total",
+    help: "Times this instance gained or lost leadership",
+    labelNames: ["event"],
+    registers: [this.registry],
+  });
 
-  readonly certificateExpiry = new Gauge({ name: "azuremsi_webhook_certificate_expiry_timestamp_seconds", help: "Expiry (unix timestamp) of the webhook's CA and serving certificate", labelNames: ["certificate"], registers: [this.registry] });
-  readonly certificateRotations = new Counter({ name: "azuremsi_webhook_certificate_rotations_total", help: "Certificate rotations performed by the leader", registers: [this.registry] });
+  readonly certificateExpiry = new Gauge({
+    name: "azuremsi_webhook_certificate_expiry_timestamp_seconds",
+    help: "Expiry (unix timestamp) of the webhook's CA and serving certificate",
+    labelNames: ["certificate"],
+    registers: [this.registry],
+  });
+  readonly certificateRotations = new Counter({
+    name: "azuremsi_webhook_certificate_rotations_total",
+    help: "Certificate rotations performed by the leader",
+    registers: [this.registry],
+  });
 
   readonly azureRequest: Histogram<AzureRmRequestLabel> | undefined;
   readonly azureRatelimit: Gauge<"apiEndpoint" | "subscriptionID" | "tenantID" | "scope" | "type"> | undefined;
@@ -82,7 +161,12 @@ export class Metrics {
       });
     }
     if (this.azureOptions.ratelimitEnabled) {
-      this.azureRatelimit = new Gauge({ name: "azurerm_api_ratelimit", help: "AzureRM API ratelimit", labelNames: ["apiEndpoint", "subscriptionID", "tenantID", "scope", "type"], registers: [this.registry] });
+      this.azureRatelimit = new Gauge({
+        name: "azurerm_api_ratelimit",
+        help: "AzureRM API ratelimit",
+        labelNames: ["apiEndpoint", "subscriptionID", "tenantID", "scope", "type"],
+        registers: [this.registry],
+      });
     }
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
@@ -108,14 +192,19 @@ export function azureRmOptionsFromEnv(env: Record<string, string | undefined>): 
   const buckets = env.METRIC_AZURERM_API_REQUEST_BUCKETS;
   if (buckets !== undefined && buckets.trim() !== "") {
     const parsed = buckets.split(",").map((part) => Number(part.trim()));
-    if (parsed.some((value) => !Number.isFinite(value))) return { ok: false, error: `invalid value "${buckets}" for METRIC_AZURERM_API_REQUEST_BUCKETS: expected comma-separated numbers such as "1, 2.5, 5"` };
+    if (parsed.some((value) => !Number.isFinite(value)))
+      return { ok: false, error: `invalid value "${buckets}" for METRIC_AZURERM_API_REQUEST_BUCKETS: expected comma-separated numbers such as "1, 2.5, 5"` };
     options.requestBuckets = parsed;
   }
   const labels = env.METRIC_AZURERM_API_REQUEST_LABELS;
   if (labels !== undefined && labels.trim() !== "") {
     const parsed = labels.split(/[\s,]+/).filter((label) => label !== "");
     const unknown = parsed.filter((label) => !(AZURERM_REQUEST_LABELS as readonly string[]).includes(label));
-    if (unknown.length > 0) return { ok: false, error: `invalid value "${labels}" for METRIC_AZURERM_API_REQUEST_LABELS: unknown label ${unknown.join(", ")} (known: ${AZURERM_REQUEST_LABELS.join(", ")})` };
+    if (unknown.length > 0)
+      return {
+        ok: false,
+        error: `invalid value "${labels}" for METRIC_AZURERM_API_REQUEST_LABELS: unknown label ${unknown.join(", ")} (known: ${AZURERM_REQUEST_LABELS.join(", ")})`,
+      };
     options.requestLabels = parsed as AzureRmRequestLabel[];
   }
   options.requestEnabled = envSwitch(env.METRIC_AZURERM_API_REQUEST_ENABLE, options.requestEnabled);

@@ -13,7 +13,11 @@ export interface OpsServerOptions {
 
 /** Plain HTTP on --server.bind: /metrics, /healthz (process and event loop alive), /readyz. */
 export async function startOpsServer(options: OpsServerOptions): Promise<{ port: number; close: () => Promise<void> }> {
-  const app: FastifyInstance = Fastify({ logger: false, connectionTimeout: options.readTimeoutMs + options.writeTimeoutMs, requestTimeout: options.readTimeoutMs });
+  const app: FastifyInstance = Fastify({
+    logger: false,
+    connectionTimeout: options.readTimeoutMs + options.writeTimeoutMs,
+    requestTimeout: options.readTimeoutMs,
+  });
   app.get("/metrics", async (_request, reply) => {
     const { contentType, body } = await options.metrics.scrape();
     return reply.type(contentType).send(body);

@@ -70,12 +70,7 @@ test("without namespaced mode the Behavior annotation is owned and must be absen
 });
 
 test("invalid names, namespaces and label values skip only that MSI, with a reason", () => {
-  const msis = [
-    msi("Upper", "ns1"),
-    msi("ok", "Bad_Namespace!"),
-    msi(`n${"x".repeat(70)}`, "ns1", { clientId: "c2" }),
-    msi("fine", "ns1", { clientId: "c3" }),
-  ];
+  const msis = [msi("Upper", "ns1"), msi("ok", "Bad_Namespace!"), msi(`n${"x".repeat(70)}`, "ns1", { clientId: "c2" }), msi("fine", "ns1", { clientId: "c3" })];
   const state = desiredState(msis, options);
   assert.deepEqual([...state.byNamespace.get("ns1")!.keys()], ["fine-c3"]);
   assert.equal(state.skipped.length, 3);

@@ -116,7 +116,7 @@ export function desiredState(msis: readonly Msi[], options: DesiredStateOptions)
     if (options.expiry) annotations[options.expiry.annotation] = options.expiry.value;
     for (const namespace of namespaces) {
       let inNamespace = byNamespace.get(namespace);
-      if (!inNamespace) byNamespace.set(namespace, (inNamespace = new Map()));
+      if (!inNamespace) byNamespace.set(namespace, (inNamespace = new Map<string, DesiredIdentity>()));
       const taken = inNamespace.get(name);
       if (taken) {
         skip(`name "${name}" in namespace "${namespace}" is already used by ${taken.msiId}`);

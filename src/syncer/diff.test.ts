@@ -17,7 +17,15 @@ const desired: DesiredIdentity = {
 
 function actual(overrides: Partial<AzureIdentity["metadata"]> = {}, spec: AzureIdentity["spec"] = desired.spec): AzureIdentity {
   return {
-    metadata: { name: "app-c1", namespace: "ns1", labels: { ...desired.labels, team: "a" }, annotations: { "janitor/expires": "2027-05-24", "owner/foreign": "x" }, resourceVersion: "1", uid: "u", ...overrides },
+    metadata: {
+      name: "app-c1",
+      namespace: "ns1",
+      labels: { ...desired.labels, team: "a" },
+      annotations: { "janitor/expires": "2027-05-24", "owner/foreign": "x" },
+      resourceVersion: "1",
+      uid: "u",
+      ...overrides,
+    },
     spec,
   };
 }
@@ -29,7 +37,10 @@ test("equal on the owned fields: no action, foreign labels and annotations do no
 });
 
 test("a patch touches only what differs among the owned keys", () => {
-  const drifted = actual({ annotations: { "aadpodidentity.k8s.io/Behavior": "namespaced", "janitor/expires": "2027-05-23", "owner/foreign": "x" } }, { ...desired.spec, clientID: "old" });
+  const drifted = actual(
+    { annotations: { "aadpodidentity.k8s.io/Behavior": "namespaced", "janitor/expires": "2027-05-23", "owner/foreign": "x" } },
+    { ...desired.spec, clientID: "old" },
+  );
   const diff = identityPatch(desired, drifted);
   assert.deepEqual(diff?.patch, {
     metadata: { annotations: { "aadpodidentity.k8s.io/Behavior": null, "janitor/expires": "2027-05-24" } },
@@ -41,9 +52,15 @@ test("a patch touches only what differs among the owned keys", () => {
 test("missing is created; extra is deleted only with prune; terminating objects are left alone", () => {
   const extra = actual({ name: "gone-c9" });
   const none = planIdentities(new Map([["app-c1", desired]]), [extra], false);
-  assert.deepEqual(none.actions.map((a) => a.kind), ["create"]);
+  assert.deepEqual(
+    none.actions.map((a) => a.kind),
+    ["create"],
+  );
   const pruned = planIdentities(new Map([["app-c1", desired]]), [extra], true);
-  assert.deepEqual(pruned.actions.map((a) => a.kind), ["create", "delete"]);
+  assert.deepEqual(
+    pruned.actions.map((a) => a.kind),
+    ["create", "delete"],
+  );
   const terminating = actual({ deletionTimestamp: new Date() }, { ...desired.spec, clientID: "old" });
   assert.deepEqual(planIdentities(new Map([["app-c1", desired]]), [terminating], true).actions, []);
 });

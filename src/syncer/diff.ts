@@ -41,7 +41,13 @@ export function planIdentities(desired: ReadonlyMap<string, DesiredIdentity> | u
   if (prune) {
     for (const [name, have] of actualByName) {
       if (desired?.has(name) || have.metadata?.deletionTimestamp) continue;
-      actions.push({ kind: "delete", namespace: have.metadata?.namespace ?? "", name, uid: have.metadata?.uid, resourceVersion: have.metadata?.resourceVersion });
+      actions.push({
+        kind: "delete",
+        namespace: have.metadata?.namespace ?? "",
+        name,
+        uid: have.metadata?.uid,
+        resourceVersion: have.metadata?.resourceVersion,
+      });
     }
   }
   return { actions, unchanged };

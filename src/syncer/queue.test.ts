@@ -8,13 +8,17 @@ test("a key waits once, runs again if re-added while running, and concurrency is
   const runs: string[] = [];
   let running = 0;
   let peak = 0;
-  const queue = new WorkQueue(2, async (key) => {
-    running++;
-    peak = Math.max(peak, running);
-    runs.push(key);
-    await tick();
-    running--;
-  }, () => assert.fail("no errors expected"));
+  const queue = new WorkQueue(
+    2,
+    async (key) => {
+      running++;
+      peak = Math.max(peak, running);
+      runs.push(key);
+      await tick();
+      running--;
+    },
+    () => assert.fail("no errors expected"),
+  );
   queue.add("a");
   queue.add("b");
   queue.add("c");
@@ -28,10 +32,14 @@ test("a key waits once, runs again if re-added while running, and concurrency is
 test("errors are reported per key and do not stop the queue", async () => {
   const failed: string[] = [];
   const done: string[] = [];
-  const queue = new WorkQueue(1, async (key) => {
-    if (key === "bad") throw new Error("boom");
-    done.push(key);
-  }, (key) => failed.push(key));
+  const queue = new WorkQueue(
+    1,
+    async (key) => {
+      if (key === "bad") throw new Error("boom");
+      done.push(key);
+    },
+    (key) => failed.push(key),
+  );
   queue.add("bad");
   queue.add("good");
   await queue.drain();
@@ -42,7 +50,12 @@ test("errors are reported per key and do not stop the queue", async () => {
 test("retryLater adds a key again after its own doubling backoff; forget starts it over; stop cancels", async () => {
   const runs: number[] = [];
   const started = Date.now();
-  const queue = new WorkQueue(1, async () => void runs.push(Date.now() - started), () => undefined, { initialMs: 20, maxMs: 80 });
+  const queue = new WorkQueue(
+    1,
+    async () => void runs.push(Date.now() - started),
+    () => undefined,
+    { initialMs: 20, maxMs: 80 },
+  );
   queue.retryLater("ns");
   queue.retryLater("ns"); // one retry at a time per key
   assert.equal(queue.retrying, 1);

@@ -39,10 +39,13 @@ export class WorkQueue {
     if (this.stopped || this.retryTimers.has(key)) return;
     const failures = (this.failures.get(key) ?? 0) + 1;
     this.failures.set(key, failures);
-    const timer = setTimeout(() => {
-      this.retryTimers.delete(key);
-      this.add(key);
-    }, backoffDelay(this.retry, failures));
+    const timer = setTimeout(
+      () => {
+        this.retryTimers.delete(key);
+        this.add(key);
+      },
+      backoffDelay(this.retry, failures),
+    );
     this.retryTimers.set(key, timer);
   }
 
@@ -83,6 +86,7 @@ export class WorkQueue {
       const key = this.order.shift()!;
       this.waiting.delete(key);
       this.active.add(key);
+      // run() never rejects: a failing worker is reported to onError.
       void this.run(key);
     }
     this.settle();

@@ -67,7 +67,9 @@ export async function reconcileNamespace(namespace: string, listing: ListingStat
   if (!live && actual.length === 0) return outcome;
   const plan = planIdentities(desired, actual, listing.pruneAllowed && live);
   outcome.unchanged = plan.unchanged;
-  const unlisted = plan.actions.flatMap((action) => (action.kind === "delete" && !listing.listedSubscriptions.has(subscriptionOf(actual, action.name)) ? [action.name] : []));
+  const unlisted = plan.actions.flatMap((action) =>
+    action.kind === "delete" && !listing.listedSubscriptions.has(subscriptionOf(actual, action.name)) ? [action.name] : [],
+  );
   const actions = plan.actions.filter((action) => action.kind !== "delete" || !unlisted.includes(action.name));
   if (unlisted.length > 0) deps.log.warn({ namespace, names: unlisted }, "not pruned: their subscription is not in the Azure listing");
   for (const action of actions) {
@@ -93,7 +95,10 @@ export async function reconcileNamespace(namespace: string, listing: ListingStat
       if (error instanceof NotLeaderError) throw error;
       outcome.errors++;
       deps.metrics.resourceErrors.inc({ subscription, resource: "AzureIdentity" });
-      deps.log.error({ namespace, name: action.kind === "delete" ? action.name : action.desired.name, action: action.kind, err: kubeErrorMessage(error) }, "AzureIdentity write failed");
+      deps.log.error(
+        { namespace, name: action.kind === "delete" ? action.name : action.desired.name, action: action.kind, err: kubeErrorMessage(error) },
+        "AzureIdentity write failed",
+      );
     }
   }
   if (deps.bindings && deps.lookupKeys && live) await syncBindings(namespace, deps, outcome, (name) => desired?.has(name) ?? false);

@@ -81,9 +81,13 @@ export class Syncer {
       metrics: deps.metrics,
       log: deps.log,
     };
-    this.queue = new WorkQueue(options.concurrency, (namespace) => this.reconcile(namespace), (namespace, error) => {
-      if (!(error instanceof NotLeaderError)) deps.log.error({ namespace, err: (error as Error).message }, "namespace reconcile failed");
-    });
+    this.queue = new WorkQueue(
+      options.concurrency,
+      (namespace) => this.reconcile(namespace),
+      (namespace, error) => {
+        if (!(error instanceof NotLeaderError)) deps.log.error({ namespace, err: (error as Error).message }, "namespace reconcile failed");
+      },
+    );
     if (options.watch) this.subscribe();
   }
 
@@ -91,6 +95,7 @@ export class Syncer {
   start(): void {
     if (this.active) return;
     this.active = true;
+    // runAndReschedule() logs a failed sync itself and never rejects.
     void this.runAndReschedule();
   }
 
@@ -125,7 +130,10 @@ export class Syncer {
     let failedSubscriptions: string[] = [];
     let listed = 0;
     if (reuse) {
-      log.info({ lastListingSecondsAgo: Math.round((started - this.lastListingAt) / 1000), lockTimeSeconds: this.options.lockTimeMs / 1000 }, "sync.locktime not yet over: reconciling from the last Azure listing");
+      log.info(
+        { lastListingSecondsAgo: Math.round((started - this.lastListingAt) / 1000), lockTimeSeconds: this.options.lockTimeMs / 1000 },
+        "sync.locktime not yet over: reconciling from the last Azure listing",
+      );
     } else {
       const listings = await this.deps.listAzure(this.abort.signal).catch((error: unknown) => {
         // No per-subscription result to record (e.g. the subscription list itself failed): still a failed run.
@@ -146,7 +154,11 @@ export class Syncer {
     const outcome = this.accumulator;
     this.accumulator = undefined;
     const writesAfter = this.deps.writer.writes();
-    const writes = { create: writesAfter.create - writesBefore.create, patch: writesAfter.patch - writesBefore.patch, delete: writesAfter.delete - writesBefore.delete };
+    const writes = {
+      create: writesAfter.create - writesBefore.create,
+      patch: writesAfter.patch - writesBefore.patch,
+      delete: writesAfter.delete - writesBefore.delete,
+    };
     const summary: SyncSummary = {
       result: failedSubscriptions.length > 0 || outcome.errors > 0 ? "failed" : "success",
       listed,
@@ -189,9 +201,15 @@ export class Syncer {
     }
     const complete = listings.every((part) => part.complete);
     const emptyButClusterHasIdentities = msis.length === 0 && this.deps.identities.size > 0;
-    if (this.options.prune && !complete) this.deps.log.warn({ failed: listings.filter((p) => !p.complete).map((p) => p.subscriptionId) }, "Azure listing incomplete: prune skipped this sync");
-    if (this.options.prune && complete && emptyButClusterHasIdentities) this.deps.log.warn("Azure listing is empty while the cluster holds operator-owned identities: prune skipped (refusing to delete everything)");
-    return { desired, pruneAllowed: this.options.prune && complete && !emptyButClusterHasIdentities, listedSubscriptions: new Set(listings.map((part) => part.subscriptionId.toLowerCase())) };
+    if (this.options.prune && !complete)
+      this.deps.log.warn({ failed: listings.filter((p) => !p.complete).map((p) => p.subscriptionId) }, "Azure listing incomplete: prune skipped this sync");
+    if (this.options.prune && complete && emptyButClusterHasIdentities)
+      this.deps.log.warn("Azure listing is empty while the cluster holds operator-owned identities: prune skipped (refusing to delete everything)");
+    return {
+      desired,
+      pruneAllowed: this.options.prune && complete && !emptyButClusterHasIdentities,
+      listedSubscriptions: new Set(listings.map((part) => part.subscriptionId.toLowerCase())),
+    };
   }
 
   private namespacesToReconcile(listing: ListingState): Set<string> {
@@ -225,7 +243,21 @@ export class Syncer {
     for (const verb of ["create", "patch", "delete"] as const) metrics.syncWrites.set({ verb }, summary.writes[verb]);
     for (const outcome of ["created", "updated", "unchanged", "deleted", "skipped", "errors"] as const) metrics.syncObjects.set({ outcome }, summary[outcome]);
     const { result, listed, created, updated, unchanged, deleted, skipped, errors, bindingsUpdated, durationMs, listingReused, failedSubscriptions } = summary;
-    const fields = { result, listed, created, updated, unchanged, deleted, skipped, errors, bindingsUpdated, writes: summary.writes.create + summary.writes.patch + summary.writes.delete, durationMs, listingReused, failedSubscriptions };
+    const fields = {
+      result,
+      listed,
+      created,
+      updated,
+      unchanged,
+      deleted,
+      skipped,
+      errors,
+      bindingsUpdated,
+      writes: summary.writes.create + summary.writes.patch + summary.writes.delete,
+      durationMs,
+      listingReused,
+      failedSubscriptions,
+    };
     if (result === "success") this.deps.log.info(fields, "sync finished");
     else this.deps.log.warn(fields, "sync finished with errors");
   }

@@ -18,7 +18,6 @@ export class NotLeaderError extends Error {
   }
 }
 
-
 /**
  * The syncer's only way to change the cluster. Every request first asks `canWrite` (the Lease),
  * so writes stop the moment leadership is lost, and each request is counted (the zero-write steady
@@ -50,11 +49,24 @@ export class IdentityWriter {
   async createIdentity(desired: DesiredIdentity): Promise<AzureIdentity> {
     try {
       return await this.write(AZURE_IDENTITIES, "create", () =>
-        this.api.createNamespacedCustomObject({ group: AAD_GROUP, version: AAD_VERSION, namespace: desired.namespace, plural: AZURE_IDENTITIES, body: toAzureIdentity(desired), fieldManager: FIELD_MANAGER }),
+        this.api.createNamespacedCustomObject({
+          group: AAD_GROUP,
+          version: AAD_VERSION,
+          namespace: desired.namespace,
+          plural: AZURE_IDENTITIES,
+          body: toAzureIdentity(desired),
+          fieldManager: FIELD_MANAGER,
+        }),
       );
     } catch (error) {
       if (statusCode(error) !== 409) throw error;
-      const existing = (await this.api.getNamespacedCustomObject({ group: AAD_GROUP, version: AAD_VERSION, namespace: desired.namespace, plural: AZURE_IDENTITIES, name: desired.name })) as AzureIdentity;
+      const existing = (await this.api.getNamespacedCustomObject({
+        group: AAD_GROUP,
+        version: AAD_VERSION,
+        namespace: desired.namespace,
+        plural: AZURE_IDENTITIES,
+        name: desired.name,
+      })) as AzureIdentity;
       const diff = identityPatch(desired, existing);
       return diff ? this.patchIdentity(desired.namespace, desired.name, diff.patch) : existing;
     }
@@ -62,7 +74,10 @@ export class IdentityWriter {
 
   patchIdentity(namespace: string, name: string, patch: IdentityPatch): Promise<AzureIdentity> {
     return this.write(AZURE_IDENTITIES, "patch", () =>
-      this.api.patchNamespacedCustomObject({ group: AAD_GROUP, version: AAD_VERSION, namespace, plural: AZURE_IDENTITIES, name, body: patch, fieldManager: FIELD_MANAGER }, MERGE_PATCH),
+      this.api.patchNamespacedCustomObject(
+        { group: AAD_GROUP, version: AAD_VERSION, namespace, plural: AZURE_IDENTITIES, name, body: patch, fieldManager: FIELD_MANAGER },
+        MERGE_PATCH,
+      ),
     );
   }
 
@@ -80,7 +95,15 @@ export class IdentityWriter {
   patchBinding(namespace: string, name: string, azureIdentity: string): Promise<AzureIdentityBinding> {
     return this.write(AZURE_IDENTITY_BINDINGS, "patch", () =>
       this.api.patchNamespacedCustomObject(
-        { group: AAD_GROUP, version: AAD_VERSION, namespace, plural: AZURE_IDENTITY_BINDINGS, name, body: { spec: { azureIdentity } }, fieldManager: FIELD_MANAGER },
+        {
+          group: AAD_GROUP,
+          version: AAD_VERSION,
+          namespace,
+          plural: AZURE_IDENTITY_BINDINGS,
+          name,
+          body: { spec: { azureIdentity } },
+          fieldManager: FIELD_MANAGER,
+        },
         MERGE_PATCH,
       ),
     );

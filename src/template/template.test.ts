@@ -49,7 +49,11 @@ test("simple Go forms are translated to Liquid, with the text around them", () =
     ['{{index  .Tags  "k8s-namespace"}}', '{{ Tags["k8s-namespace"] }}', "dashed"],
     ["{{ index .Tags `owner` }}", '{{ Tags["owner"] }}', "ops"],
     ["{{ .Tags.owner }}", '{{ Tags["owner"] }}', "ops"],
-    ["{{ .ResourceGroup }}/{{ .SubscriptionId }}/{{ .Location }}/{{ .TenantId }}/{{ .PrincipalID }}", "{{ ResourceGroup }}/{{ SubscriptionId }}/{{ Location }}/{{ TenantId }}/{{ PrincipalID }}", "RG/s1/westeurope/t1/p1"],
+    [
+      "{{ .ResourceGroup }}/{{ .SubscriptionId }}/{{ .Location }}/{{ .TenantId }}/{{ .PrincipalID }}",
+      "{{ ResourceGroup }}/{{ SubscriptionId }}/{{ Location }}/{{ TenantId }}/{{ PrincipalID }}",
+      "RG/s1/westeurope/t1/p1",
+    ],
     ["{{ .Id }} {{ .Type }}", "{{ Id }} {{ Type }}", `${msi.Id} ${msi.Type}`],
     ["a  {{- .Name -}}  b", "a  {{- Name -}}  b", "aMy-Msib"],
     ["}} {{ .Name }}}", "}} {{ Name }}}", "}} My-Msi}"],
@@ -74,7 +78,7 @@ test("Liquid templates are used as they are; unknown variables render empty", ()
   assert.equal(template.render(msi), "my-msi-0b0c1d2e");
   assert.equal(render('{{ Tags.k8snamespace | split: "," | first }}'), "team-a");
   assert.equal(render('{{ Tags["k8s-namespace"] | upcase }}'), "DASHED");
-  assert.equal(render('{% if Tags.owner %}{{ Tags.owner }}{% else %}none{% endif %}'), "ops");
+  assert.equal(render("{% if Tags.owner %}{{ Tags.owner }}{% else %}none{% endif %}"), "ops");
   assert.equal(render("{{ Nope }}x{{ Tags.nope.deeper }}"), "x");
   assert.equal(render("static-name"), "static-name");
   // A dot inside a Liquid string is not Go syntax.
@@ -92,7 +96,7 @@ test("Go-only syntax is a start-up error that names the flag and what is unsuppo
     ["{{ .ClientID }}", /unknown field \.ClientID \(did you mean \.ClientId\?\)/],
     ["{{ .Tags }}", /the whole \.Tags map cannot be printed/],
     ["{{ .Name.First }}", /\.Name is a string and has no fields/],
-    ["{{ index .Other \"k\" }}", /index is supported only as index \.Tags "key"/],
+    ['{{ index .Other "k" }}', /index is supported only as index \.Tags "key"/],
     ['{{ index .Tags "a\\"b" }}', /index is supported only as/],
     ["{{ (.Name) }}", /parentheses are not supported/],
     ["{{ .Name .ClientId }}", /only a single field or tag lookup/],
@@ -143,11 +147,20 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SPACE = fc.constantFrom("", " ", "  ", "\t", "\n");
 // No "{" in text: in Go it could start an action, and "{%" is refused as mixed-in Liquid.
 const text = fc.string({ unit: fc.constantFrom("a", "Z", "-", ".", " ", "\n", "\t", "}", "%", "|", "'", '"', "é", "$"), maxLength: 6 });
-const tagKey = fc.oneof(fc.constantFrom("k8snamespace", "owner", "missing", "k8s-namespace", "a b", "constructor"), fc.string({ maxLength: 8 }).filter((k) => !/["\\`]/.test(k)));
+const tagKey = fc.oneof(
+  fc.constantFrom("k8snamespace", "owner", "missing", "k8s-namespace", "a b", "constructor"),
+  fc.string({ maxLength: 8 }).filter((k) => !/["\\`]/.test(k)),
+);
 
 const partArbitrary: fc.Arbitrary<Part> = fc.oneof(
   text.map((t): Part => ({ kind: "text", text: t })),
-  fc.record({ kind: fc.constant("field" as const), field: fc.constantFrom(...STRING_FIELDS), spelling: fc.nat(), trimLeft: fc.boolean(), trimRight: fc.boolean() }),
+  fc.record({
+    kind: fc.constant("field" as const),
+    field: fc.constantFrom(...STRING_FIELDS),
+    spelling: fc.nat(),
+    trimLeft: fc.boolean(),
+    trimRight: fc.boolean(),
+  }),
   fc.record({ kind: fc.constant("tag" as const), key: tagKey, spelling: fc.nat(), trimLeft: fc.boolean(), trimRight: fc.boolean() }),
 );
 
@@ -166,19 +179,29 @@ function goSource(part: Part, pad: readonly string[]): string {
 /** What Go's text/template prints for these forms (index on a missing key: the zero value ""). */
 function goReference(parts: readonly Part[], fields: TemplateFields): string {
   // Go trims white space (space, tab, CR, LF) next to "{{- " and " -}}".
-  const pieces = parts.map((part) => (part.kind === "text" ? part.text : part.kind === "field" ? String(fields[part.field as keyof TemplateFields]) : Object.hasOwn(fields.Tags, part.key) ? fields.Tags[part.key]! : ""));
+  const pieces = parts.map((part) =>
+    part.kind === "text"
+      ? part.text
+      : part.kind === "field"
+        ? (fields[part.field as keyof TemplateFields] as string)
+        : Object.hasOwn(fields.Tags, part.key)
+          ? fields.Tags[part.key]!
+          : "",
+  );
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i]!;
     if (part.kind === "text") continue;
     // Trimming reaches only literal text: a value is never trimmed, and runs of text merge first.
-    if (part.trimLeft) for (let j = i - 1; j >= 0 && parts[j]!.kind === "text"; j--) {
-      pieces[j] = pieces[j]!.replace(/[ \t\r\n]+$/, "");
-      if (pieces[j] !== "") break;
-    }
-    if (part.trimRight) for (let j = i + 1; j < parts.length && parts[j]!.kind === "text"; j++) {
-      pieces[j] = pieces[j]!.replace(/^[ \t\r\n]+/, "");
-      if (pieces[j] !== "") break;
-    }
+    if (part.trimLeft)
+      for (let j = i - 1; j >= 0 && parts[j]!.kind === "text"; j--) {
+        pieces[j] = pieces[j]!.replace(/[ \t\r\n]+$/, "");
+        if (pieces[j] !== "") break;
+      }
+    if (part.trimRight)
+      for (let j = i + 1; j < parts.length && parts[j]!.kind === "text"; j++) {
+        pieces[j] = pieces[j]!.replace(/^[ \t\r\n]+/, "");
+        if (pieces[j] !== "") break;
+      }
   }
   return pieces.join("");
 }
@@ -186,18 +209,31 @@ function goReference(parts: readonly Part[], fields: TemplateFields): string {
 test("property: translated Go templates render what Go renders", () => {
   const value = fc.string({ maxLength: 10 });
   const fieldsArbitrary = fc.record({
-    Id: value, Name: value, Location: value, ResourceGroup: value, SubscriptionId: value, ClientId: value, TenantId: value, PrincipalID: value, Type: value,
+    Id: value,
+    Name: value,
+    Location: value,
+    ResourceGroup: value,
+    SubscriptionId: value,
+    ClientId: value,
+    TenantId: value,
+    PrincipalID: value,
+    Type: value,
     Tags: fc.array(fc.tuple(tagKey, value), { maxLength: 4 }).map((entries) => Object.fromEntries(entries)),
   });
   fc.assert(
-    fc.property(fc.array(partArbitrary, { minLength: 1, maxLength: 6 }), fc.array(SPACE, { minLength: 1, maxLength: 3 }), fieldsArbitrary, (parts, pad, fields) => {
-      fc.pre(parts.some((part) => part.kind !== "text"));
-      const source = parts.map((part) => goSource(part, pad)).join("");
-      const result = compileTemplate(source, FLAG);
-      assert.ok(result.ok, `${JSON.stringify(source)}: ${result.ok ? "" : result.error}`);
-      assert.equal(result.template.dialect, "go");
-      assert.equal(result.template.render(fields), goReference(parts, fields), JSON.stringify(source));
-    }),
+    fc.property(
+      fc.array(partArbitrary, { minLength: 1, maxLength: 6 }),
+      fc.array(SPACE, { minLength: 1, maxLength: 3 }),
+      fieldsArbitrary,
+      (parts, pad, fields) => {
+        fc.pre(parts.some((part) => part.kind !== "text"));
+        const source = parts.map((part) => goSource(part, pad)).join("");
+        const result = compileTemplate(source, FLAG);
+        assert.ok(result.ok, `${JSON.stringify(source)}: ${result.ok ? "" : result.error}`);
+        assert.equal(result.template.dialect, "go");
+        assert.equal(result.template.render(fields), goReference(parts, fields), JSON.stringify(source));
+      },
+    ),
     { numRuns: 1000 },
   );
 });

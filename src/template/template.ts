@@ -160,7 +160,8 @@ function translateGo(segments: readonly Segment[]): { ok: true; liquid: string }
     }
     const { action } = segment;
     const expression = goExpression(action.inner);
-    if (typeof expression !== "string") return { ok: false, reason: `unsupported Go template action ${action.raw}: ${expression.unsupported} (${SUPPORTED_GO})` };
+    if (typeof expression !== "string")
+      return { ok: false, reason: `unsupported Go template action ${action.raw}: ${expression.unsupported} (${SUPPORTED_GO})` };
     liquid += `{{${action.trimLeft ? "-" : ""} ${expression} ${action.trimRight ? "-" : ""}}}`;
   }
   return { ok: true, liquid };
@@ -170,7 +171,11 @@ function translateGo(segments: readonly Segment[]): { ok: true; liquid: string }
 function goExpression(inner: string): string | { unsupported: string } {
   const field = FIELD.exec(inner)?.[1];
   if (field !== undefined && field !== "Tags" && (TEMPLATE_FIELDS as readonly string[]).includes(field)) return field;
-  const tagKey = TAG_FIELD.exec(inner)?.[1] ?? INDEX_TAG.exec(inner)?.slice(1).find((key) => key !== undefined);
+  const tagKey =
+    TAG_FIELD.exec(inner)?.[1] ??
+    INDEX_TAG.exec(inner)
+      ?.slice(1)
+      .find((key) => key !== undefined);
   if (tagKey !== undefined) return tagLookup(tagKey);
   return { unsupported: whyUnsupported(inner) };
 }
@@ -200,6 +205,7 @@ function whyUnsupported(inner: string): string {
     const similar = TEMPLATE_FIELDS.find((known) => known.toLowerCase() === name.toLowerCase());
     return `unknown field .${name}${similar ? ` (did you mean .${similar}?)` : ""}; fields: ${TEMPLATE_FIELDS.join(", ")}`;
   }
-  if (name === "Tags") return path[2] === undefined ? 'the whole .Tags map cannot be printed; use index .Tags "key"' : 'this tag lookup is not supported; use index .Tags "key"';
+  if (name === "Tags")
+    return path[2] === undefined ? 'the whole .Tags map cannot be printed; use index .Tags "key"' : 'this tag lookup is not supported; use index .Tags "key"';
   return `.${name} is a string and has no fields`;
 }

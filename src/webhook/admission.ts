@@ -47,9 +47,7 @@ export interface AdmissionReview {
 
 /** RFC 6902 operations, as much of them as the webhooks send. */
 export type JsonPatchOperation =
-  | { op: "add" | "replace" | "test"; path: string; value: unknown }
-  | { op: "remove"; path: string }
-  | { op: "move" | "copy"; from: string; path: string };
+  { op: "add" | "replace" | "test"; path: string; value: unknown } | { op: "remove"; path: string } | { op: "move" | "copy"; from: string; path: string };
 
 /** What a webhook decided, before it is written as an AdmissionReview response. */
 export interface Decision {
@@ -106,7 +104,10 @@ export const admissionReviewSchema = {
             {
               type: "object",
               properties: {
-                metadata: { type: "object", properties: { labels: stringMap, annotations: stringMap, name: { type: "string" }, namespace: { type: "string" } } },
+                metadata: {
+                  type: "object",
+                  properties: { labels: stringMap, annotations: stringMap, name: { type: "string" }, namespace: { type: "string" } },
+                },
                 spec: { type: "object" },
               },
             },

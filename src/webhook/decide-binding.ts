@@ -29,8 +29,18 @@ export function decideBinding(request: AdmissionRequest, policy: BindingPolicy):
   const name = identity?.metadata?.name;
   if (!name) {
     const message = `no AzureIdentity for managed identity ${values.name} (resource group ${values.resourcegroup}, subscription ${values.subscription}) is assigned to namespace "${namespace}"`;
-    if (policy.strict) return { allowed: false, code: 403, result: "denied", message: `${message}; ask a platform admin to tag the managed identity in Azure with k8snamespace: ${namespace}` };
-    return { allowed: true, result: "allowed", warnings: [`${message} (yet): spec.azureIdentity left as it is; the operator fills it once the identity exists`] };
+    if (policy.strict)
+      return {
+        allowed: false,
+        code: 403,
+        result: "denied",
+        message: `${message}; ask a platform admin to tag the managed identity in Azure with k8snamespace: ${namespace}`,
+      };
+    return {
+      allowed: true,
+      result: "allowed",
+      warnings: [`${message} (yet): spec.azureIdentity left as it is; the operator fills it once the identity exists`],
+    };
   }
   const patch = azureIdentityPatch(binding, name);
   return patch.length > 0 ? { allowed: true, result: "patched", patch } : { allowed: true, result: "allowed" };

@@ -82,7 +82,12 @@ export function decideGuarded(kind: GuardedKind, request: AdmissionRequest, poli
   if (request.operation === "DELETE" && NAMESPACE_CLEANUP_USERS.has(user)) return { allowed: true, result: "allowed" };
   const namespace = request.namespace || request.object?.metadata?.namespace || "<namespace>";
   const verb = request.operation === "CREATE" ? "create" : request.operation === "DELETE" ? "delete" : "change";
-  return { allowed: false, code: 403, result: "denied", message: `${guard.owner}: ${user || "this user"} may not ${verb} them. ${guard.instead(namespace, policy)}` };
+  return {
+    allowed: false,
+    code: 403,
+    result: "denied",
+    message: `${guard.owner}: ${user || "this user"} may not ${verb} them. ${guard.instead(namespace, policy)}`,
+  };
 }
 
 function isAdmin(policy: GuardPolicy, user: string, groups: readonly string[]): boolean {

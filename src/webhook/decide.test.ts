@@ -21,8 +21,18 @@ const policy: GuardPolicy = {
 
 /** Each guarded kind with a developer's create of it, and who besides the admins writes it. */
 const KINDS: ReadonlyArray<{ kind: GuardedKind; fixture: string; writer: string | undefined; instead: RegExp }> = [
-  { kind: "AzureIdentity", fixture: "identity-create-by-developer", writer: OPERATOR, instead: /tags the user-assigned managed identity in Azure with k8snamespace: team-a/ },
-  { kind: "AzureAssignedIdentity", fixture: "assigned-identity-create-by-developer", writer: MIC, instead: /label the pod aadpodidbinding: <selector> matching an AzureIdentityBinding in "team-a"/ },
+  {
+    kind: "AzureIdentity",
+    fixture: "identity-create-by-developer",
+    writer: OPERATOR,
+    instead: /tags the user-assigned managed identity in Azure with k8snamespace: team-a/,
+  },
+  {
+    kind: "AzureAssignedIdentity",
+    fixture: "assigned-identity-create-by-developer",
+    writer: MIC,
+    instead: /label the pod aadpodidbinding: <selector> matching an AzureIdentityBinding in "team-a"/,
+  },
   { kind: "AzurePodIdentityException", fixture: "exception-create-by-developer", writer: undefined, instead: /use an AzureIdentityBinding/ },
 ];
 
@@ -37,7 +47,10 @@ describe("validate the kinds that decide who gets a token", () => {
           const decision = decideGuarded(kind, review.request, policy);
           assert.equal(decision.allowed, false, `${operation} dryRun=${dryRun}`);
           assert.equal(decision.code, 403);
-          assert.match(decision.message ?? "", new RegExp(`^${kind} objects are .*: jane may not ${{ CREATE: "create", UPDATE: "change", DELETE: "delete" }[operation]} them\\. `));
+          assert.match(
+            decision.message ?? "",
+            new RegExp(`^${kind} objects are .*: jane may not ${{ CREATE: "create", UPDATE: "change", DELETE: "delete" }[operation]} them\\. `),
+          );
           assert.match(decision.message ?? "", instead);
         }
       }
@@ -57,7 +70,11 @@ describe("validate the kinds that decide who gets a token", () => {
     test(`${kind}: namespace cleanup controllers may delete, but not create or change`, () => {
       const review = loadReview(fixture);
       review.request.userInfo = { username: "system:serviceaccount:kube-system:namespace-controller" };
-      for (const [operation, allowed] of [["DELETE", true], ["CREATE", false], ["UPDATE", false]] as const) {
+      for (const [operation, allowed] of [
+        ["DELETE", true],
+        ["CREATE", false],
+        ["UPDATE", false],
+      ] as const) {
         review.request.operation = operation;
         assert.equal(decideGuarded(kind, review.request, policy).allowed, allowed, operation);
       }
@@ -75,8 +92,14 @@ describe("validate the kinds that decide who gets a token", () => {
   test("the AzureIdentity denial names the tags the namespace template reads", () => {
     const request = loadReview("identity-create-by-developer").request;
     assert.match(decideGuarded("AzureIdentity", request, { ...policy, namespaceTags: ["team"] }).message ?? "", /with team: team-a;/);
-    assert.match(decideGuarded("AzureIdentity", request, { ...policy, namespaceTags: ["k8s-ns", "team"] }).message ?? "", /with k8s-ns: team-a or team: team-a;/);
-    assert.match(decideGuarded("AzureIdentity", request, { ...policy, namespaceTags: [] }).message ?? "", /with the tag your namespace template reads set to team-a;/);
+    assert.match(
+      decideGuarded("AzureIdentity", request, { ...policy, namespaceTags: ["k8s-ns", "team"] }).message ?? "",
+      /with k8s-ns: team-a or team: team-a;/,
+    );
+    assert.match(
+      decideGuarded("AzureIdentity", request, { ...policy, namespaceTags: [] }).message ?? "",
+      /with the tag your namespace template reads set to team-a;/,
+    );
     assert.doesNotMatch(decideGuarded("AzureIdentity", request, { ...policy, namespaceTags: ["team"] }).message ?? "", /k8snamespace/);
   });
 
@@ -85,7 +108,10 @@ describe("validate the kinds that decide who gets a token", () => {
   });
 
   test("a resource a validating webhook does not guard is allowed with a warning, also another guarded kind sent to the wrong path", () => {
-    for (const resource of [{ group: "", version: "v1", resource: "configmaps" }, { group: "aadpodidentity.k8s.io", version: "v1", resource: "azureassignedidentities" }]) {
+    for (const resource of [
+      { group: "", version: "v1", resource: "configmaps" },
+      { group: "aadpodidentity.k8s.io", version: "v1", resource: "azureassignedidentities" },
+    ]) {
       const review = loadReview("identity-create-by-developer");
       review.request.resource = resource;
       const decision = decideGuarded("AzureIdentity", review.request, policy);
@@ -102,7 +128,11 @@ describe("mutate AzureIdentityBinding", () => {
     metadata: {
       name,
       namespace,
-      labels: { "msi.azure.k8s.io/name": msi, "msi.azure.k8s.io/resourcegroup": "rg-a", "msi.azure.k8s.io/subscription": "00000000-0000-0000-0000-00000000000a" },
+      labels: {
+        "msi.azure.k8s.io/name": msi,
+        "msi.azure.k8s.io/resourcegroup": "rg-a",
+        "msi.azure.k8s.io/subscription": "00000000-0000-0000-0000-00000000000a",
+      },
     },
   });
   const cache = new Map([
@@ -153,10 +183,18 @@ describe("mutate AzureIdentityBinding", () => {
   });
 
   test("the patch is what a deep compare of the binding before and after gives, and applying it sets spec.azureIdentity", () => {
-    const spec = fc.option(fc.dictionary(fc.constantFrom("azureIdentity", "selector", "weight", "extra"), fc.oneof(fc.string(), fc.integer(), fc.constant(null))), { nil: undefined });
+    const spec = fc.option(
+      fc.dictionary(fc.constantFrom("azureIdentity", "selector", "weight", "extra"), fc.oneof(fc.string(), fc.integer(), fc.constant(null))),
+      { nil: undefined },
+    );
     fc.assert(
       fc.property(spec, fc.constantFrom("app-1111", "other"), (bindingSpec, name) => {
-        const binding = { apiVersion: "aadpodidentity.k8s.io/v1", kind: "AzureIdentityBinding", metadata: { name: "b" }, ...(bindingSpec === undefined ? {} : { spec: bindingSpec }) };
+        const binding = {
+          apiVersion: "aadpodidentity.k8s.io/v1",
+          kind: "AzureIdentityBinding",
+          metadata: { name: "b" },
+          ...(bindingSpec === undefined ? {} : { spec: bindingSpec }),
+        };
         const patch = azureIdentityPatch(binding, name);
         assert.deepEqual(patch, jsonpatch.compare(binding, { ...binding, spec: { ...bindingSpec, azureIdentity: name } }));
         const patched: { spec?: Record<string, unknown> } = jsonpatch.applyPatch(structuredClone(binding), patch).newDocument;

@@ -19,7 +19,11 @@ export interface AdmissionResponseBody {
 export function admissionResponse(apiVersion: AdmissionApiVersion, uid: string, decision: Decision): AdmissionResponseBody {
   const response: AdmissionResponseBody["response"] = { uid, allowed: decision.allowed };
   if (!decision.allowed) {
-    response.status = { code: decision.code ?? 403, message: decision.message ?? "denied", reason: decision.code === 403 || decision.code === undefined ? "Forbidden" : undefined };
+    response.status = {
+      code: decision.code ?? 403,
+      message: decision.message ?? "denied",
+      reason: decision.code === 403 || decision.code === undefined ? "Forbidden" : undefined,
+    };
   }
   if (decision.patch && decision.patch.length > 0) {
     response.patchType = "JSONPatch";

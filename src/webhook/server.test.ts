@@ -21,7 +21,7 @@ describe("webhook server: bad input gets a clear 4xx, never a 5xx", () => {
 
   const post = async (path: string, body: string | Buffer, contentType = "application/json", method = "POST"): Promise<Answer> => {
     const answer = await webhook.post(path, body, { contentType, method });
-    return { ...answer, json: () => JSON.parse(answer.body) };
+    return { ...answer, json: () => JSON.parse(answer.body) as ReturnType<Answer["json"]> };
   };
 
   test("a valid review is answered with its uid", async () => {
@@ -36,11 +36,39 @@ describe("webhook server: bad input gets a clear 4xx, never a 5xx", () => {
   const cases: [string, () => string | Buffer, number, RegExp, string?][] = [
     ["truncated JSON", () => JSON.stringify(loadReview("binding-create-labelled")).slice(0, 100), 400, /not valid JSON/],
     ["empty body", () => "", 400, /empty body|not valid JSON/],
-    ["uid of the wrong type", () => JSON.stringify({ ...loadReview("binding-create-labelled"), request: { ...loadReview("binding-create-labelled").request, uid: 42 } }), 400, /request\.uid must be string/],
-    ["missing uid", () => { const r = loadReview("binding-create-labelled"); delete (r.request as { uid?: string }).uid; return JSON.stringify(r); }, 400, /must have required property 'uid'/],
-    ["wrong apiVersion", () => JSON.stringify({ ...loadReview("binding-create-labelled"), apiVersion: "admission.k8s.io/v2" }), 400, /apiVersion must be equal to one of the allowed values/],
+    [
+      "uid of the wrong type",
+      () => JSON.stringify({ ...loadReview("binding-create-labelled"), request: { ...loadReview("binding-create-labelled").request, uid: 42 } }),
+      400,
+      /request\.uid must be string/,
+    ],
+    [
+      "missing uid",
+      () => {
+        const r = loadReview("binding-create-labelled");
+        delete (r.request as { uid?: string }).uid;
+        return JSON.stringify(r);
+      },
+      400,
+      /must have required property 'uid'/,
+    ],
+    [
+      "wrong apiVersion",
+      () => JSON.stringify({ ...loadReview("binding-create-labelled"), apiVersion: "admission.k8s.io/v2" }),
+      400,
+      /apiVersion must be equal to one of the allowed values/,
+    ],
     ["wrong kind", () => JSON.stringify({ ...loadReview("binding-create-labelled"), kind: "Pod" }), 400, /kind must be equal to constant/],
-    ["labels that are not strings", () => { const r = loadReview("binding-create-labelled"); (r.request.object!.metadata as { labels: unknown }).labels = { a: 1 }; return JSON.stringify(r); }, 400, /labels/],
+    [
+      "labels that are not strings",
+      () => {
+        const r = loadReview("binding-create-labelled");
+        (r.request.object!.metadata as { labels: unknown }).labels = { a: 1 };
+        return JSON.stringify(r);
+      },
+      400,
+      /labels/,
+    ],
     ["a JSON array", () => "[]", 400, /must be object/],
     ["a non-JSON content type", () => "apiVersion: v1", 415, /Content-Type must be application\/json/, "text/yaml"],
     ["an oversize body", () => Buffer.alloc(4 * 1024 * 1024, "a"), 413, /larger than/],
@@ -65,7 +93,10 @@ describe("webhook server: bad input gets a clear 4xx, never a 5xx", () => {
     // SECLEVEL=0: otherwise Node 20's OpenSSL would not offer TLS 1.0/1.1 and the client would be the one refusing.
     const handshake = (maxVersion: "TLSv1.1" | "TLSv1.2") =>
       new Promise((resolve, reject) => {
-        const socket = connect({ host: "127.0.0.1", port: webhook.server.port, ca: webhook.ca, minVersion: "TLSv1", maxVersion, ciphers: "DEFAULT@SECLEVEL=0" }, () => resolve(socket.end()));
+        const socket = connect(
+          { host: "127.0.0.1", port: webhook.server.port, ca: webhook.ca, minVersion: "TLSv1", maxVersion, ciphers: "DEFAULT@SECLEVEL=0" },
+          () => resolve(socket.end()),
+        );
         socket.on("error", reject);
       });
     await handshake("TLSv1.2");

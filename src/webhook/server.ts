@@ -54,12 +54,57 @@ export interface WebhookServer {
  * never a 500.
  */
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
+  const app = createServer(options);
+  let draining = false;
+  app.addHook("onSend", async (_request, reply) => {
+    // header() returns the (thenable) reply for chaining; there is nothing to wait for.
+    if (draining) void reply.header("connection", "close");
+  });
+  for (const { path, webhook, kind } of VALIDATING_WEBHOOKS) {
+    addRoute(
+      app,
+      options,
+      path,
+      webhook,
+      (review) => decideGuarded(kind, review.request, options.guardPolicy),
+      (error) => ({
+        allowed: false,
+        code: 500,
+        result: "error",
+        message: `azure-msi-operator webhook could not decide (${error.message}); denied to stay safe`,
+      }),
+    );
+  }
+  addRoute(
+    app,
+    options,
+    MUTATE_BINDING_PATH,
+    "mutate-azureidentitybinding",
+    (review) => decideBinding(review.request, options.bindingPolicy),
+    (error) => ({
+      allowed: true,
+      result: "error",
+      warnings: [`azure-msi-operator webhook could not fill spec.azureIdentity (${error.message}); the syncer will`],
+    }),
+  );
+  await app.listen({ host: options.host, port: options.port });
+  return handle(app, options, () => (draining = true));
+}
+
+function createServer(options: WebhookServerOptions): FastifyInstance {
   const app = Fastify({
     // Slow clients are cut off after 10 s in every phase: TLS handshake (Node's default is 120 s),
     // headers, and the whole request. headersTimeout must not exceed requestTimeout: Node swaps them
     // if it does, which let a body trickling in one byte at a time hold a connection for 60-90 s.
     // Node checks for expired requests every connectionsCheckingInterval (default 30 s).
-    https: { key: options.tls.key, cert: options.tls.cert, minVersion: "TLSv1.2", handshakeTimeout: 10_000, headersTimeout: 10_000, connectionsCheckingInterval: 1_000 },
+    https: {
+      key: options.tls.key,
+      cert: options.tls.cert,
+      minVersion: "TLSv1.2",
+      handshakeTimeout: 10_000,
+      headersTimeout: 10_000,
+      connectionsCheckingInterval: 1_000,
+    },
     bodyLimit: options.bodyLimit ?? ADMISSION_BODY_LIMIT,
     connectionTimeout: 10_000,
     requestTimeout: 10_000,
@@ -71,53 +116,45 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   app.setErrorHandler((error: FastifyError, _request, reply) => {
     const { status, message } = describeBadRequest(error);
     if (status >= 500) options.log.error({ err: error.message }, "webhook request failed");
-    void reply.code(status).send({ error: status === 413 ? "Payload Too Large" : status === 415 ? "Unsupported Media Type" : "Bad Request", message });
-  });
-  let draining = false;
-  app.addHook("onSend", async (_request, reply) => {
-    if (draining) void reply.header("connection", "close");
+    return reply.code(status).send({ error: status === 413 ? "Payload Too Large" : status === 415 ? "Unsupported Media Type" : "Bad Request", message });
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ error: "Not Found", message: `no webhook at ${request.method} ${request.url}; use POST on one of ${WEBHOOK_PATHS.join(", ")}` });
+    return reply
+      .code(404)
+      .send({ error: "Not Found", message: `no webhook at ${request.method} ${request.url}; use POST on one of ${WEBHOOK_PATHS.join(", ")}` });
   });
+  return app;
+}
 
-  const route = (path: string, webhook: string, decide: (review: AdmissionReview) => Decision, onError: (error: Error) => Decision) => {
-    app.post<{ Body: AdmissionReview }>(path, { schema: { body: admissionReviewSchema } }, async (request) => {
-      const started = process.hrtime.bigint();
-      const review = request.body;
-      let decision: Decision;
-      try {
-        decision = decide(review);
-      } catch (error) {
-        options.log.error({ webhook, uid: review.request.uid, err: (error as Error).message }, "admission decision failed");
-        decision = onError(error as Error);
-      }
-      const labels = { webhook, operation: review.request.operation, result: decision.result };
-      options.metrics.admissionRequests.inc(labels);
-      options.metrics.admissionDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
-      if (decision.result === "unowned") options.metrics.admissionUnowned.inc({ webhook, resource: review.request.resource.resource });
-      if (decision.result === "denied") {
-        options.log.info({ webhook, operation: review.request.operation, user: review.request.userInfo.username, namespace: review.request.namespace, name: review.request.name, dryRun: review.request.dryRun ?? false }, "admission denied");
-      }
-      return admissionResponse(review.apiVersion, review.request.uid, decision);
-    });
-  };
-  for (const { path, webhook, kind } of VALIDATING_WEBHOOKS) {
-    route(path, webhook, (review) => decideGuarded(kind, review.request, options.guardPolicy), (error) => ({
-      allowed: false,
-      code: 500,
-      result: "error",
-      message: `azure-msi-operator webhook could not decide (${error.message}); denied to stay safe`,
-    }));
-  }
-  route(MUTATE_BINDING_PATH, "mutate-azureidentitybinding", (review) => decideBinding(review.request, options.bindingPolicy), (error) => ({
-    allowed: true,
-    result: "error",
-    warnings: [`azure-msi-operator webhook could not fill spec.azureIdentity (${error.message}); the syncer will`],
-  }));
-
-  await app.listen({ host: options.host, port: options.port });
-  return handle(app, options, () => (draining = true));
+/** One webhook: parse (the schema) -> decide -> count, log a denial -> respond. */
+function addRoute(
+  app: FastifyInstance,
+  options: WebhookServerOptions,
+  path: string,
+  webhook: string,
+  decide: (review: AdmissionReview) => Decision,
+  onError: (error: Error) => Decision,
+): void {
+  app.post<{ Body: AdmissionReview }>(path, { schema: { body: admissionReviewSchema } }, async (request) => {
+    const started = process.hrtime.bigint();
+    const review = request.body;
+    let decision: Decision;
+    try {
+      decision = decide(review);
+    } catch (error) {
+      options.log.error({ webhook, uid: review.request.uid, err: (error as Error).message }, "admission decision failed");
+      decision = onError(error as Error);
+    }
+    const labels = { webhook, operation: review.request.operation, result: decision.result };
+    options.metrics.admissionRequests.inc(labels);
+    options.metrics.admissionDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+    if (decision.result === "unowned") options.metrics.admissionUnowned.inc({ webhook, resource: review.request.resource.resource });
+    if (decision.result === "denied") {
+      const { operation, userInfo, namespace, name, dryRun } = review.request;
+      options.log.info({ webhook, operation, user: userInfo.username, namespace, name, dryRun: dryRun ?? false }, "admission denied");
+    }
+    return admissionResponse(review.apiVersion, review.request.uid, decision);
+  });
 }
 
 function handle(app: FastifyInstance, options: WebhookServerOptions, drain: () => void): WebhookServer {

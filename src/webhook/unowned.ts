@@ -7,7 +7,11 @@ import type { AdmissionRequest, Decision } from "./admission.js";
  */
 export function unowned(request: AdmissionRequest, resource: string, kind: string, configuration: string): Decision | undefined {
   if (request.resource.group === AAD_GROUP && request.resource.resource === resource) return undefined;
-  return { allowed: true, result: "unowned", warnings: [`azure-msi-operator: the ${kind} webhook was called for ${describe(request)}; check the ${configuration}'s rules`] };
+  return {
+    allowed: true,
+    result: "unowned",
+    warnings: [`azure-msi-operator: the ${kind} webhook was called for ${describe(request)}; check the ${configuration}'s rules`],
+  };
 }
 
 export function describe(request: AdmissionRequest): string {

@@ -93,7 +93,8 @@ export class FakeArm {
       const subscription = this.model.subscription(subscriptionId);
       if (!subscription) return subscriptionNotFound(subscriptionId);
       const identities = this.model.identities(subscription.subscriptionId, resourceGroup);
-      if (!this.model.hasResourceGroup(subscription.subscriptionId, resourceGroup)) return armError(404, "ResourceGroupNotFound", `Resource group '${resourceGroup}' could not be found.`);
+      if (!this.model.hasResourceGroup(subscription.subscriptionId, resourceGroup))
+        return armError(404, "ResourceGroupNotFound", `Resource group '${resourceGroup}' could not be found.`);
       const canonical = `/subscriptions/${subscription.subscriptionId}/resourcegroups/${resourceGroup}/providers/Microsoft.ManagedIdentity/userAssignedIdentities`;
       const listed = this.page(identities.map(identityJson), skipToken, canonical, apiVersion);
       return { ...listed, quota: { scope: "subscription", subscriptionId: subscription.subscriptionId } };
@@ -104,7 +105,11 @@ export class FakeArm {
       if (!subscription) return subscriptionNotFound(subscriptionId);
       const identity = this.model.identity({ subscriptionId, resourceGroup, name });
       if (!identity) {
-        return armError(404, "ResourceNotFound", `The Resource 'Microsoft.ManagedIdentity/userAssignedIdentities/${name}' under resource group '${resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+        return armError(
+          404,
+          "ResourceNotFound",
+          `The Resource 'Microsoft.ManagedIdentity/userAssignedIdentities/${name}' under resource group '${resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+        );
       }
       return { status: 200, body: identityJson(identity), quota: { scope: "subscription", subscriptionId: subscription.subscriptionId } };
     }
@@ -121,7 +126,10 @@ export class FakeArm {
     }
     const size = Math.max(1, this.pageSize());
     const value = items.slice(offset, offset + size);
-    const next = offset + size < items.length ? `${this.baseUrl()}${canonicalPath}?api-version=${encodeURIComponent(apiVersion)}&$skiptoken=${encodeSkipToken(offset + size)}` : undefined;
+    const next =
+      offset + size < items.length
+        ? `${this.baseUrl()}${canonicalPath}?api-version=${encodeURIComponent(apiVersion)}&$skiptoken=${encodeSkipToken(offset + size)}`
+        : undefined;
     return { status: 200, body: { value, ...(next ? { nextLink: next } : {}) } };
   }
 }

@@ -15,13 +15,18 @@ interface IssuedToken {
   expiresAt: number;
 }
 
-export type TokenCheck = { ok: true; app: FakeApp; audience: string } | { ok: false; code: "AuthenticationFailed" | "InvalidAuthenticationToken" | "ExpiredAuthenticationToken"; message: string };
+export type TokenCheck =
+  | { ok: true; app: FakeApp; audience: string }
+  | { ok: false; code: "AuthenticationFailed" | "InvalidAuthenticationToken" | "ExpiredAuthenticationToken"; message: string };
 
 /** The JSON body Entra answers token errors with (AADSTS code, trace and correlation IDs). */
 export function aadError(error: string, aadsts: number, description: string, baseUrl: string): Record<string, unknown> {
   const traceId = randomUUID();
   const correlationId = randomUUID();
-  const timestamp = new Date().toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  const timestamp = new Date()
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, "Z");
   return {
     error,
     error_description: `AADSTS${aadsts}: ${description} Trace ID: ${traceId} Correlation ID: ${correlationId} Timestamp: ${timestamp}`,
@@ -51,7 +56,13 @@ export class FakeEntra {
   ) {}
 
   addApp(fields: Partial<FakeApp> = {}): FakeApp {
-    const app: FakeApp = { tenantId: randomUUID(), clientId: randomUUID(), clientSecret: randomBytes(24).toString("base64url"), objectId: randomUUID(), ...fields };
+    const app: FakeApp = {
+      tenantId: randomUUID(),
+      clientId: randomUUID(),
+      clientSecret: randomBytes(24).toString("base64url"),
+      objectId: randomUUID(),
+      ...fields,
+    };
     this.apps.set(app.clientId.toLowerCase(), app);
     return app;
   }
@@ -63,7 +74,16 @@ export class FakeEntra {
   /** GET /{tenant}/v2.0/.well-known/openid-configuration, in the shape login.microsoftonline.com serves. */
   openIdConfiguration(tenant: string): { status: number; body: Record<string, unknown> } {
     const base = this.baseUrl();
-    if (!this.knowsTenant(tenant)) return { status: 400, body: aadError("invalid_tenant", 90002, `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`, base) };
+    if (!this.knowsTenant(tenant))
+      return {
+        status: 400,
+        body: aadError(
+          "invalid_tenant",
+          90002,
+          `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
+          base,
+        ),
+      };
     return {
       status: 200,
       body: {
@@ -83,7 +103,27 @@ export class FakeEntra {
         http_logout_supported: true,
         frontchannel_logout_supported: true,
         end_session_endpoint: `${base}/${tenant}/oauth2/v2.0/logout`,
-        claims_supported: ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name", "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat", "auth_time", "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email"],
+        claims_supported: [
+          "sub",
+          "iss",
+          "cloud_instance_name",
+          "cloud_instance_host_name",
+          "cloud_graph_host_name",
+          "msgraph_host",
+          "aud",
+          "exp",
+          "iat",
+          "auth_time",
+          "acr",
+          "nonce",
+          "preferred_username",
+          "name",
+          "tid",
+          "ver",
+          "at_hash",
+          "c_hash",
+          "email",
+        ],
         tenant_region_scope: "EU",
         cloud_instance_name: "fake.local",
         cloud_graph_host_name: "graph.fake.local",
@@ -99,21 +139,45 @@ export class FakeEntra {
     const grant = form.get("grant_type");
     const clientId = form.get("client_id") ?? "";
     if (!this.knowsTenant(tenant)) return { status: 400, body: aadError("invalid_tenant", 90002, `Tenant '${tenant}' not found.`, base) };
-    if (grant !== "client_credentials") return { status: 400, body: aadError("unsupported_grant_type", 70003, `The app requested an unsupported grant type '${grant ?? ""}'.`, base) };
+    if (grant !== "client_credentials")
+      return { status: 400, body: aadError("unsupported_grant_type", 70003, `The app requested an unsupported grant type '${grant ?? ""}'.`, base) };
     const app = this.apps.get(clientId.toLowerCase());
     if (!app || app.tenantId.toLowerCase() !== tenant.toLowerCase()) {
-      return { status: 400, body: aadError("unauthorized_client", 700016, `Application with identifier '${clientId}' was not found in the directory '${tenant}'.`, base) };
+      return {
+        status: 400,
+        body: aadError("unauthorized_client", 700016, `Application with identifier '${clientId}' was not found in the directory '${tenant}'.`, base),
+      };
     }
     if (form.get("client_secret") !== app.clientSecret) {
-      return { status: 401, body: aadError("invalid_client", 7000215, `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`, base) };
+      return {
+        status: 401,
+        body: aadError(
+          "invalid_client",
+          7000215,
+          `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`,
+          base,
+        ),
+      };
     }
     const scopes = (form.get("scope") ?? "").split(" ").filter((scope) => scope.endsWith("/.default"));
     const audience = scopes.length === 1 ? scopes[0]!.slice(0, -"/.default".length) : undefined;
     if (audience === undefined || !this.audiences().some((known) => known.replace(/\/+$/, "") === audience.replace(/\/+$/, ""))) {
-      return { status: 400, body: aadError("invalid_resource", 500011, `The resource principal named ${audience ?? form.get("scope") ?? ""} was not found in the tenant named ${tenant}.`, base) };
+      return {
+        status: 400,
+        body: aadError(
+          "invalid_resource",
+          500011,
+          `The resource principal named ${audience ?? form.get("scope") ?? ""} was not found in the tenant named ${tenant}.`,
+          base,
+        ),
+      };
     }
     const accessToken = this.issue(app, audience);
-    return { status: 200, app, body: { token_type: "Bearer", expires_in: this.tokenLifetimeSeconds, ext_expires_in: this.tokenLifetimeSeconds, access_token: accessToken } };
+    return {
+      status: 200,
+      app,
+      body: { token_type: "Bearer", expires_in: this.tokenLifetimeSeconds, ext_expires_in: this.tokenLifetimeSeconds, access_token: accessToken },
+    };
   }
 
   /** What ARM says about an Authorization header. */
@@ -123,7 +187,11 @@ export class FakeEntra {
     const issued = token ? this.tokens.get(token) : undefined;
     if (!issued) return { ok: false, code: "InvalidAuthenticationToken", message: "The access token is invalid." };
     if (issued.expiresAt <= Date.now()) {
-      return { ok: false, code: "ExpiredAuthenticationToken", message: `The access token expiry UTC time '${new Date(issued.expiresAt).toUTCString()}' is earlier than current UTC time '${new Date().toUTCString()}'.` };
+      return {
+        ok: false,
+        code: "ExpiredAuthenticationToken",
+        message: `The access token expiry UTC time '${new Date(issued.expiresAt).toUTCString()}' is earlier than current UTC time '${new Date().toUTCString()}'.`,
+      };
     }
     return { ok: true, app: issued.app, audience: issued.audience };
   }
@@ -142,7 +210,21 @@ export class FakeEntra {
     const now = Math.floor(Date.now() / 1000);
     const expires = now + this.tokenLifetimeSeconds;
     const header = { typ: "JWT", alg: "RS256", kid: "fake-key" };
-    const claims = { aud: audience, iss: `https://sts.fake.local/${app.tenantId}/`, iat: now, nbf: now, exp: expires, appid: app.clientId, appidacr: "1", idtyp: "app", oid: app.objectId, sub: app.objectId, tid: app.tenantId, uti: randomUUID(), ver: "1.0" };
+    const claims = {
+      aud: audience,
+      iss: `https://sts.fake.local/${app.tenantId}/`,
+      iat: now,
+      nbf: now,
+      exp: expires,
+      appid: app.clientId,
+      appidacr: "1",
+      idtyp: "app",
+      oid: app.objectId,
+      sub: app.objectId,
+      tid: app.tenantId,
+      uti: randomUUID(),
+      ver: "1.0",
+    };
     const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
     const token = `${encode(header)}.${encode(claims)}.${randomBytes(32).toString("base64url")}`;
     this.tokens.set(token, { app, audience, expiresAt: expires * 1000 });

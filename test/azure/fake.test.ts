@@ -30,14 +30,25 @@ let observed: AzureRequestInfo[];
 
 /** The operator's path: env vars as a pod would have them, the environment file, DefaultAzureCredential. */
 async function clientsFor(options: { attemptTimeoutMs?: number; env?: Record<string, string> } = {}): Promise<AzureClients> {
-  for (const name of ["AZURE_AUTHORITY_HOST", "AZURE_TOKEN_CREDENTIALS", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_CERTIFICATE_PATH"]) delete process.env[name];
+  for (const name of ["AZURE_AUTHORITY_HOST", "AZURE_TOKEN_CREDENTIALS", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_CERTIFICATE_PATH"])
+    delete process.env[name];
   Object.assign(process.env, fake.credentialEnv(), options.env);
   const environment = await resolveEnvironment("AZUREPUBLICCLOUD", process.env);
-  return createAzureClients({ environment, observer: (info) => observed.push(info), retry: FAST_RETRY, ...(options.attemptTimeoutMs ? { attemptTimeoutMs: options.attemptTimeoutMs } : {}) });
+  return createAzureClients({
+    environment,
+    observer: (info) => observed.push(info),
+    retry: FAST_RETRY,
+    ...(options.attemptTimeoutMs ? { attemptTimeoutMs: options.attemptTimeoutMs } : {}),
+  });
 }
 
 async function bearer(): Promise<string> {
-  const answer = await tokenRequest(fake.url, fake.tenantId, { grant_type: "client_credentials", client_id: fake.app.clientId, client_secret: fake.app.clientSecret, scope: `${fake.audience}/.default` });
+  const answer = await tokenRequest(fake.url, fake.tenantId, {
+    grant_type: "client_credentials",
+    client_id: fake.app.clientId,
+    client_secret: fake.app.clientSecret,
+    scope: `${fake.audience}/.default`,
+  });
   assert.equal(answer.status, 200, answer.text);
   return `Bearer ${(answer.json as { access_token: string }).access_token}`;
 }
@@ -53,10 +64,22 @@ afterEach(async () => {
 describe("the fake answers in the shapes of Azure's own examples", () => {
   test("GET of one identity equals IdentityGet.json, whatever the path's case", async () => {
     const { body } = example("2024-11-30/IdentityGet.json").responses["200"];
-    fake.addIdentity({ subscriptionId: "subid", resourceGroup: "rgName", name: "identityName", location: "eastus", clientId: "4024ab25-56a8-4370-aea6-6389221caf29", principalId: "25cc773c-7f05-40fc-a104-32d2300754ad", tenantId: "b6c948ef-f6b5-4384-8354-da3a15eca969", isolationScope: "None", tags: { key1: "value1", key2: "value2" } });
+    fake.addIdentity({
+      subscriptionId: "subid",
+      resourceGroup: "rgName",
+      name: "identityName",
+      location: "eastus",
+      clientId: "4024ab25-56a8-4370-aea6-6389221caf29",
+      principalId: "25cc773c-7f05-40fc-a104-32d2300754ad",
+      tenantId: "b6c948ef-f6b5-4384-8354-da3a15eca969",
+      isolationScope: "None",
+      tags: { key1: "value1", key2: "value2" },
+    });
     const auth = await bearer();
     for (const path of ["/subscriptions/subid/resourceGroups/rgName", "/SUBSCRIPTIONS/SUBID/resourcegroups/RGNAME"]) {
-      const answer = await rawRequest(`${fake.url}${path}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/IDENTITYNAME?api-version=${MSI_API}`, { headers: { authorization: auth } });
+      const answer = await rawRequest(`${fake.url}${path}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/IDENTITYNAME?api-version=${MSI_API}`, {
+        headers: { authorization: auth },
+      });
       assert.equal(answer.status, 200, answer.text);
       // Same resource, same answer: ARM returns names as stored, not as asked.
       assert.deepEqual(answer.json, body);
@@ -65,7 +88,17 @@ describe("the fake answers in the shapes of Azure's own examples", () => {
 
   test("identity list pages match IdentityListBySubscription.json and IdentityListByResourceGroup.json, nextLink included", async () => {
     fake.pageSize = 1;
-    fake.addIdentity({ subscriptionId: "subid", resourceGroup: "rgName", name: "identityName", location: "eastus", clientId: "4024ab25-56a8-4370-aea6-6389221caf29", principalId: "25cc773c-7f05-40fc-a104-32d2300754ad", tenantId: "b6c948ef-f6b5-4384-8354-da3a15eca969", isolationScope: "Regional", tags: { key1: "value1", key2: "value2" } });
+    fake.addIdentity({
+      subscriptionId: "subid",
+      resourceGroup: "rgName",
+      name: "identityName",
+      location: "eastus",
+      clientId: "4024ab25-56a8-4370-aea6-6389221caf29",
+      principalId: "25cc773c-7f05-40fc-a104-32d2300754ad",
+      tenantId: "b6c948ef-f6b5-4384-8354-da3a15eca969",
+      isolationScope: "Regional",
+      tags: { key1: "value1", key2: "value2" },
+    });
     fake.addIdentity({ subscriptionId: "subid", resourceGroup: "rgName", name: "second", tags: { key1: "a", key2: "b" } });
     const auth = await bearer();
     for (const [file, path] of [
@@ -73,7 +106,8 @@ describe("the fake answers in the shapes of Azure's own examples", () => {
       ["2024-11-30/IdentityListByResourceGroup.json", "/subscriptions/subid/resourceGroups/rgName/providers/Microsoft.ManagedIdentity/userAssignedIdentities"],
     ] as const) {
       const documented = example(file).responses["200"].body;
-      if (file.includes("ByResourceGroup")) fake.updateIdentity({ subscriptionId: "subid", resourceGroup: "rgName", name: "identityName" }, { isolationScope: "None" });
+      if (file.includes("ByResourceGroup"))
+        fake.updateIdentity({ subscriptionId: "subid", resourceGroup: "rgName", name: "identityName" }, { isolationScope: "None" });
       const first = await rawRequest(`${fake.url}${path}?api-version=${MSI_API}`, { headers: { authorization: auth } });
       assert.equal(first.status, 200, first.text);
       const page = first.json as { value: unknown[]; nextLink: string };
@@ -97,12 +131,22 @@ describe("the fake answers in the shapes of Azure's own examples", () => {
     const one = example("subscriptions-2022-12-01/GetSubscription.json").responses["200"].body;
     const list = example("subscriptions-2022-12-01/GetSubscriptions.json").responses["200"].body;
     const seed = (documented: Record<string, unknown>) => {
-      const fields = documented as { subscriptionId: string; tenantId: string; displayName: string; authorizationSource: string; subscriptionPolicies: { locationPlacementId: string; quotaId: string; spendingLimit: "Off" }; managedByTenants: { tenantId: string }[]; tags: Record<string, string> };
+      const fields = documented as {
+        subscriptionId: string;
+        tenantId: string;
+        displayName: string;
+        authorizationSource: string;
+        subscriptionPolicies: { locationPlacementId: string; quotaId: string; spendingLimit: "Off" };
+        managedByTenants: { tenantId: string }[];
+        tags: Record<string, string>;
+      };
       fake.addSubscription({ ...fields, state: "Enabled", managedByTenants: fields.managedByTenants.map((tenant) => tenant.tenantId) });
     };
     seed(one);
     const auth = await bearer();
-    const got = await rawRequest(`${fake.url}/subscriptions/${one.subscriptionId as string}?api-version=${SUBSCRIPTIONS_API}`, { headers: { authorization: auth } });
+    const got = await rawRequest(`${fake.url}/subscriptions/${one.subscriptionId as string}?api-version=${SUBSCRIPTIONS_API}`, {
+      headers: { authorization: auth },
+    });
     assert.equal(got.status, 200, got.text);
     assert.deepEqual(got.json, one);
 
@@ -110,7 +154,10 @@ describe("the fake answers in the shapes of Azure's own examples", () => {
     const listed = await rawRequest(`${fake.url}/subscriptions?api-version=${SUBSCRIPTIONS_API}`, { headers: { authorization: auth } });
     assert.deepEqual((listed.json as { value: unknown }).value, list.value);
     fake.pageSize = 1;
-    const paged = (await rawRequest(`${fake.url}/subscriptions?api-version=${SUBSCRIPTIONS_API}`, { headers: { authorization: auth } })).json as Record<string, unknown>;
+    const paged = (await rawRequest(`${fake.url}/subscriptions?api-version=${SUBSCRIPTIONS_API}`, { headers: { authorization: auth } })).json as Record<
+      string,
+      unknown
+    >;
     assert.deepEqual(Object.keys(paged).sort(), Object.keys(list).sort());
     assert.match(paged.nextLink as string, new RegExp(`^${fake.url}/subscriptions\\?api-version=${SUBSCRIPTIONS_API}&\\$skiptoken=`));
   });
@@ -118,13 +165,19 @@ describe("the fake answers in the shapes of Azure's own examples", () => {
   test("errors in ARM's shape: 401 without or with a bad token, 404 for unknown subscription, identity and group, 400 without api-version", async () => {
     fake.addIdentity({ subscriptionId: "s1", resourceGroup: "rg", name: "known" });
     const auth = await bearer();
-    const msiPath = (rg: string, name: string) => `${fake.url}/subscriptions/s1/resourceGroups/${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}?api-version=${MSI_API}`;
+    const msiPath = (rg: string, name: string) =>
+      `${fake.url}/subscriptions/s1/resourceGroups/${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}?api-version=${MSI_API}`;
     const cases: [string, Record<string, string>, number, string][] = [
       [msiPath("rg", "known"), {}, 401, "AuthenticationFailed"],
       [msiPath("rg", "known"), { authorization: "Bearer not-issued-here" }, 401, "InvalidAuthenticationToken"],
       [`${fake.url}/subscriptions/nope?api-version=${SUBSCRIPTIONS_API}`, { authorization: auth }, 404, "SubscriptionNotFound"],
       [msiPath("rg", "unknown"), { authorization: auth }, 404, "ResourceNotFound"],
-      [`${fake.url}/subscriptions/s1/resourceGroups/nogroup/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=${MSI_API}`, { authorization: auth }, 404, "ResourceGroupNotFound"],
+      [
+        `${fake.url}/subscriptions/s1/resourceGroups/nogroup/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=${MSI_API}`,
+        { authorization: auth },
+        404,
+        "ResourceGroupNotFound",
+      ],
       [`${fake.url}/subscriptions/s1/providers/Microsoft.ManagedIdentity/userAssignedIdentities`, { authorization: auth }, 400, "MissingApiVersionParameter"],
     ];
     for (const [url, headers, status, code] of cases) {
@@ -165,7 +218,14 @@ describe("the fake answers in the shapes of Azure's own examples", () => {
     for (const [form, status, error, aadsts] of cases) {
       const answer = await tokenRequest(fake.url, fake.tenantId, form);
       assert.equal(answer.status, status, answer.text);
-      const body = answer.json as { error: string; error_description: string; error_codes: number[]; trace_id: string; correlation_id: string; timestamp: string };
+      const body = answer.json as {
+        error: string;
+        error_description: string;
+        error_codes: number[];
+        trace_id: string;
+        correlation_id: string;
+        timestamp: string;
+      };
       assert.equal(body.error, error);
       assert.deepEqual(body.error_codes, [aadsts]);
       assert.match(body.error_description, new RegExp(`^AADSTS${aadsts}: `));
@@ -277,7 +337,12 @@ describe("the real SDK through src/azure against the fake", () => {
     fake.inject({ match: new RegExp(`${c.subscriptionId}/providers`), times: Infinity, fault: faults.reset() });
     const clients = await clientsFor();
     const listings = await listManagedIdentities(clients, { subscriptionIds: [a, b, c, okSub].map((sub) => sub.subscriptionId) });
-    const [malformed, failing, reset, fine] = listings as [(typeof listings)[number], (typeof listings)[number], (typeof listings)[number], (typeof listings)[number]];
+    const [malformed, failing, reset, fine] = listings as [
+      (typeof listings)[number],
+      (typeof listings)[number],
+      (typeof listings)[number],
+      (typeof listings)[number],
+    ];
 
     assert.equal(malformed.complete, false);
     assert.equal(malformed.identities.length, 100, "the first page is kept");
@@ -354,7 +419,10 @@ describe("the real SDK through src/azure against the fake", () => {
     );
 
     fake.clearRequests();
-    fake.inject({ fault: faults.tokenError({ status: 401, error: "invalid_client", aadsts: 7000215, description: "Invalid client secret provided." }), times: Infinity });
+    fake.inject({
+      fault: faults.tokenError({ status: 401, error: "invalid_client", aadsts: 7000215, description: "Invalid client secret provided." }),
+      times: Infinity,
+    });
     const [rejected] = await listManagedIdentities(await clientsFor(), { subscriptionIds: [sub.subscriptionId] });
     assert.equal(rejected?.complete, false);
     assert.match(rejected?.error?.message ?? "", /AADSTS7000215/);
@@ -362,7 +430,9 @@ describe("the real SDK through src/azure against the fake", () => {
 
     fake.clearFaults();
     fake.clearRequests();
-    const [wrongSecret] = await listManagedIdentities(await clientsFor({ env: { AZURE_CLIENT_SECRET: "not-the-secret" } }), { subscriptionIds: [sub.subscriptionId] });
+    const [wrongSecret] = await listManagedIdentities(await clientsFor({ env: { AZURE_CLIENT_SECRET: "not-the-secret" } }), {
+      subscriptionIds: [sub.subscriptionId],
+    });
     assert.equal(wrongSecret?.complete, false);
     assert.match(wrongSecret?.error?.message ?? "", /AADSTS7000215/);
     assert.deepEqual(
@@ -384,7 +454,11 @@ describe("the real SDK through src/azure against the fake", () => {
     assert.equal(fake.requestsTo(/^\/subscriptions\?api-version=/).length, 1);
 
     fake.inject({ match: /^\/subscriptions\?/, times: Infinity, fault: faults.status(500) });
-    await assert.rejects(listManagedIdentities(clients), (error: unknown) => error instanceof SubscriptionDiscoveryError && /listing the subscriptions the credential can read failed after 0 found/.test(error.message));
+    await assert.rejects(
+      listManagedIdentities(clients),
+      (error: unknown) =>
+        error instanceof SubscriptionDiscoveryError && /listing the subscriptions the credential can read failed after 0 found/.test(error.message),
+    );
   });
 
   test("subscriptions are listed a bounded number at a time", async () => {
@@ -417,15 +491,26 @@ describe("the real SDK through src/azure against the fake", () => {
 
   test("changes to the model show on the next listing; malformed items are skipped with reasons", async () => {
     const sub = fake.addSubscription();
-    const [first, second] = fake.addIdentities(sub.subscriptionId, 3, () => ({ tags: { k8snamespace: "team-a" } })) as [ReturnType<FakeAzure["addIdentity"]>, ReturnType<FakeAzure["addIdentity"]>];
-    fake.addIdentity({ subscriptionId: sub.subscriptionId, resourceGroup: "rg", name: "no-client", mangle: (json) => ({ ...json, properties: { ...(json.properties as object), clientId: undefined } }) });
+    const [first, second] = fake.addIdentities(sub.subscriptionId, 3, () => ({ tags: { k8snamespace: "team-a" } })) as [
+      ReturnType<FakeAzure["addIdentity"]>,
+      ReturnType<FakeAzure["addIdentity"]>,
+    ];
+    fake.addIdentity({
+      subscriptionId: sub.subscriptionId,
+      resourceGroup: "rg",
+      name: "no-client",
+      mangle: (json) => ({ ...json, properties: { ...(json.properties as object), clientId: undefined } }),
+    });
     fake.addIdentity({ subscriptionId: sub.subscriptionId, resourceGroup: "rg", name: "no-id", mangle: ({ id: _id, ...rest }) => rest });
     const clients = await clientsFor();
     const [before] = await listManagedIdentities(clients, { subscriptionIds: [sub.subscriptionId] });
     assert.equal(before?.complete, true);
     assert.equal(before?.identities.length, 3);
     assert.deepEqual(before?.skipped, [
-      { id: `/subscriptions/${sub.subscriptionId}/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/no-client`, reason: "no clientId" },
+      {
+        id: `/subscriptions/${sub.subscriptionId}/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/no-client`,
+        reason: "no clientId",
+      },
       { id: "no-id", reason: "no resource ID" },
     ]);
 
@@ -436,6 +521,9 @@ describe("the real SDK through src/azure against the fake", () => {
     const changed = after?.identities.find((msi) => msi.name === first.name);
     assert.equal(changed?.clientId, "11111111-2222-3333-4444-555555555555");
     assert.deepEqual(changed?.tags, { k8snamespace: "team-b" });
-    assert.equal(after?.identities.some((msi) => msi.name === second.name), false);
+    assert.equal(
+      after?.identities.some((msi) => msi.name === second.name),
+      false,
+    );
   });
 });

@@ -53,7 +53,9 @@ let servingCert: Promise<Pem> | undefined;
 
 /** One serving certificate per test process, from the cached test CA (RSA key generation is slow). */
 function fakeServingCert(): Promise<Pem> {
-  servingCert ??= ensureTestCa().then((ca) => issueCert(ca, { commonName: "azure-fake", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], usage: "server", validityMs: 86_400_000 }));
+  servingCert ??= ensureTestCa().then((ca) =>
+    issueCert(ca, { commonName: "azure-fake", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], usage: "server", validityMs: 86_400_000 }),
+  );
   return servingCert;
 }
 
@@ -205,7 +207,12 @@ export class FakeAzure {
    * AZURE_AUTHORITY_HOST is left out on purpose: the authority must come from the environment file.
    */
   credentialEnv(app: FakeApp = this.app): Record<string, string> {
-    return { AZURE_TENANT_ID: app.tenantId, AZURE_CLIENT_ID: app.clientId, AZURE_CLIENT_SECRET: app.clientSecret, AZURE_ENVIRONMENT_FILEPATH: this.environmentFile() };
+    return {
+      AZURE_TENANT_ID: app.tenantId,
+      AZURE_CLIENT_ID: app.clientId,
+      AZURE_CLIENT_SECRET: app.clientSecret,
+      AZURE_ENVIRONMENT_FILEPATH: this.environmentFile(),
+    };
   }
 
   async close(): Promise<void> {
@@ -259,14 +266,18 @@ export class FakeAzure {
       case "openid":
         return this.entra.openIdConfiguration(tenant);
       case "token":
-        return request.method === "POST" ? this.entra.token(tenant, form ?? new URLSearchParams()) : { status: 405, body: aadError("invalid_request", 900561, "The endpoint only accepts POST requests.", this.url) };
+        return request.method === "POST"
+          ? this.entra.token(tenant, form ?? new URLSearchParams())
+          : { status: 405, body: aadError("invalid_request", 900561, "The endpoint only accepts POST requests.", this.url) };
       case "arm": {
         const check = this.entra.check(typeof request.headers.authorization === "string" ? request.headers.authorization : undefined);
         if (!check.ok) {
           return {
             status: 401,
             body: { error: { code: check.code, message: check.message } },
-            headers: { "www-authenticate": `Bearer authorization_uri="${this.url}/${this.tenantId}", error="invalid_token", error_description="${check.message.replace(/"/g, "'")}"` },
+            headers: {
+              "www-authenticate": `Bearer authorization_uri="${this.url}/${this.tenantId}", error="invalid_token", error_description="${check.message.replace(/"/g, "'")}"`,
+            },
           };
         }
         return this.arm.answer(request);
@@ -282,10 +293,18 @@ export class FakeAzure {
       case "malformed":
         return { status: 200, body: fault.body ?? '{"value":[{"id":"/subscriptions/', quota: entra ? undefined : this.quotaOf(request) };
       case "token-error":
-        return { status: fault.status ?? 400, body: aadError(fault.error ?? "invalid_client", fault.aadsts ?? 7000215, fault.description ?? "Injected token error.", this.url) };
+        return {
+          status: fault.status ?? 400,
+          body: aadError(fault.error ?? "invalid_client", fault.aadsts ?? 7000215, fault.description ?? "Injected token error.", this.url),
+        };
       case "status": {
         const retryAfter: Record<string, string> = fault.retryAfterSeconds === undefined ? {} : { "retry-after": String(fault.retryAfterSeconds) };
-        if (entra) return { status: fault.status, body: aadError("temporarily_unavailable", 90033, "A transient error has occurred. Please try again.", this.url), headers: retryAfter };
+        if (entra)
+          return {
+            status: fault.status,
+            body: aadError("temporarily_unavailable", 90033, "A transient error has occurred. Please try again.", this.url),
+            headers: retryAfter,
+          };
         const injected = injectedArmError(fault.status, subscriptionOfPath(request.path));
         const answer = fault.code === undefined ? injected : armError(fault.status, fault.code, `Injected ${fault.code} from the fake.`);
         return { ...answer, headers: { ...answer.headers, ...retryAfter }, quota: this.quotaOf(request) };
@@ -301,7 +320,12 @@ export class FakeAzure {
   private send(res: ServerResponse, record: RecordedRequest, answer: ArmAnswer): void {
     if (res.destroyed) return;
     const text = typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body);
-    const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8", "cache-control": "no-cache", pragma: "no-cache", expires: "-1" };
+    const headers: Record<string, string> = {
+      "content-type": "application/json; charset=utf-8",
+      "cache-control": "no-cache",
+      pragma: "no-cache",
+      expires: "-1",
+    };
     if (record.kind === "arm") Object.assign(headers, this.armHeaders(answer));
     else headers["x-ms-request-id"] = randomUUID();
     Object.assign(headers, answer.headers);
@@ -313,7 +337,10 @@ export class FakeAzure {
   /** What ARM adds to every answer: request IDs, the routing region and the remaining read quota. */
   private armHeaders(answer: ArmAnswer): Record<string, string> {
     const correlation = randomUUID();
-    const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+    const stamp = new Date()
+      .toISOString()
+      .replace(/[-:]/g, "")
+      .replace(/\.\d+Z$/, "Z");
     const headers: Record<string, string> = {
       "x-ms-request-id": correlation,
       "x-ms-correlation-request-id": correlation,

@@ -26,7 +26,11 @@ export type FakeFault =
 
 export const faults = {
   throttle: (retryAfterSeconds: number): FakeFault => ({ type: "status", status: 429, retryAfterSeconds }),
-  status: (status: number, retryAfterSeconds?: number): FakeFault => ({ type: "status", status, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) }),
+  status: (status: number, retryAfterSeconds?: number): FakeFault => ({
+    type: "status",
+    status,
+    ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+  }),
   /** An ARM error with a specific code, e.g. 404 SubscriptionNotFound for a subscription deleted after it was listed. */
   armError: (status: number, code: string): FakeFault => ({ type: "status", status, code }),
   delay: (ms: number): FakeFault => ({ type: "delay", ms }),

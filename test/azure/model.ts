@@ -125,16 +125,31 @@ export class FakeModel {
   /** Adds (or replaces) an identity; its subscription is created when missing. */
   addIdentity(fields: NewIdentity): FakeIdentity {
     this.addResourceGroup(fields.subscriptionId, fields.resourceGroup);
-    const identity: FakeIdentity = { location: "westeurope", clientId: randomUUID(), principalId: randomUUID(), tenantId: this.tenantId, isolationScope: "None", tags: {}, ...fields };
+    const identity: FakeIdentity = {
+      location: "westeurope",
+      clientId: randomUUID(),
+      principalId: randomUUID(),
+      tenantId: this.tenantId,
+      isolationScope: "None",
+      tags: {},
+      ...fields,
+    };
     this.identitiesById.set(key(identityId(identity)), identity);
     return identity;
   }
 
   /** `count` identities `${prefix}-${i}` in one resource group; `fields(i)` customizes each (tags...). */
-  addIdentities(subscriptionId: string, count: number, fields: (index: number) => Partial<NewIdentity> = () => ({}), options: { prefix?: string; resourceGroup?: string } = {}): FakeIdentity[] {
+  addIdentities(
+    subscriptionId: string,
+    count: number,
+    fields: (index: number) => Partial<NewIdentity> = () => ({}),
+    options: { prefix?: string; resourceGroup?: string } = {},
+  ): FakeIdentity[] {
     const prefix = options.prefix ?? "msi";
     const resourceGroup = options.resourceGroup ?? "rg-fake";
-    return Array.from({ length: count }, (_, index) => this.addIdentity({ subscriptionId, resourceGroup, name: `${prefix}-${String(index).padStart(4, "0")}`, ...fields(index) }));
+    return Array.from({ length: count }, (_, index) =>
+      this.addIdentity({ subscriptionId, resourceGroup, name: `${prefix}-${String(index).padStart(4, "0")}`, ...fields(index) }),
+    );
   }
 
   identity(id: string | IdentityKey): FakeIdentity | undefined {
@@ -155,7 +170,9 @@ export class FakeModel {
   /** The identities of a subscription (and resource group), in listing order. */
   identities(subscriptionId?: string, resourceGroup?: string): FakeIdentity[] {
     return [...this.identitiesById.values()].filter(
-      (identity) => (subscriptionId === undefined || key(identity.subscriptionId) === key(subscriptionId)) && (resourceGroup === undefined || key(identity.resourceGroup) === key(resourceGroup)),
+      (identity) =>
+        (subscriptionId === undefined || key(identity.subscriptionId) === key(subscriptionId)) &&
+        (resourceGroup === undefined || key(identity.resourceGroup) === key(resourceGroup)),
     );
   }
 }

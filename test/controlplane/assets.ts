@@ -42,7 +42,7 @@ function inDir(dir: string): ControlPlaneAssets {
 }
 
 function allExist(assets: ControlPlaneAssets): boolean {
-  return Object.values(assets).every((path) => existsSync(path));
+  return (Object.values(assets) as string[]).every((path) => existsSync(path));
 }
 
 function fromEnvironment(): ControlPlaneAssets | undefined {

@@ -92,7 +92,7 @@ export class ControlPlane {
     } catch (error) {
       const logs = await plane.logTails();
       await plane.stop();
-      throw new Error(`control plane failed to start: ${(error as Error).message}\n${logs}`);
+      throw new Error(`control plane failed to start: ${(error as Error).message}\n${logs}`, { cause: error });
     }
   }
 
@@ -162,7 +162,12 @@ export class ControlPlane {
       await old.exited;
     } else await stopProcess(old);
     await new Promise((resolve) => setTimeout(resolve, options.downMs ?? 0));
-    const managed = startProcess("kube-apiserver", this.assets.kubeApiserver, this.apiserverArgs, join(this.dir, `kube-apiserver.restart-${++this.apiserverRestarts}.log`));
+    const managed = startProcess(
+      "kube-apiserver",
+      this.assets.kubeApiserver,
+      this.apiserverArgs,
+      join(this.dir, `kube-apiserver.restart-${++this.apiserverRestarts}.log`),
+    );
     this.processes.splice(index, 1, managed);
     this.reaper.track(managed);
     await this.waitReady();
@@ -184,7 +189,10 @@ export class ControlPlane {
       try {
         const { status, body } = await this.adminGet("/readyz");
         if (status === 200) return;
-        last = `/readyz ${status}: ${body.split("\n").filter((l) => l.includes("[-]")).join("; ")}`;
+        last = `/readyz ${status}: ${body
+          .split("\n")
+          .filter((l) => l.includes("[-]"))
+          .join("; ")}`;
       } catch (error) {
         last = (error as Error).message;
       }
@@ -196,15 +204,11 @@ export class ControlPlane {
   /** A raw GET as the admin, for readiness probes and /version. */
   adminGet(path: string): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
-      const req = request(
-        `${this.server}${path}`,
-        { ca: this.pki.ca.cert, cert: this.pki.admin.cert, key: this.pki.admin.key, timeout: 5_000 },
-        (res) => {
-          let body = "";
-          res.on("data", (chunk: Buffer) => (body += chunk.toString()));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-        },
-      );
+      const req = request(`${this.server}${path}`, { ca: this.pki.ca.cert, cert: this.pki.admin.cert, key: this.pki.admin.key, timeout: 5_000 }, (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
       req.on("timeout", () => req.destroy(new Error(`GET ${path} timed out`)));
       req.on("error", reject);
       req.end();
@@ -241,9 +245,15 @@ export class ControlPlane {
     await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }).catch((error: { code?: number }) => {
       if (error.code !== 409) throw error;
     });
-    const tokenRequest = await core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: ["https://kubernetes.default.svc"], expirationSeconds: 86_400 } } });
+    const tokenRequest = await core.createNamespacedServiceAccountToken({
+      name,
+      namespace,
+      body: { spec: { audiences: ["https://kubernetes.default.svc"], expirationSeconds: 86_400 } },
+    });
     const path = join(this.dir, `sa-${namespace}-${name}-${randomBytes(3).toString("hex")}.kubeconfig`);
-    await writeFile(path, kubeconfigYaml(server, this.pki.ca.cert, `system:serviceaccount:${namespace}:${name}`, { token: tokenRequest.status?.token ?? "" }), { mode: 0o600 });
+    await writeFile(path, kubeconfigYaml(server, this.pki.ca.cert, `system:serviceaccount:${namespace}:${name}`, { token: tokenRequest.status?.token ?? "" }), {
+      mode: 0o600,
+    });
     return path;
   }
 
@@ -321,7 +331,10 @@ export class ControlPlane {
     const tails = await Promise.all(
       this.processes.map(async (p) => {
         const text = await readFile(p.logFile, "utf8").catch(() => "");
-        return `--- ${p.name} (last ${lines} lines) ---\n${text.split("\n").slice(-lines - 1).join("\n")}`;
+        return `--- ${p.name} (last ${lines} lines) ---\n${text
+          .split("\n")
+          .slice(-lines - 1)
+          .join("\n")}`;
       }),
     );
     return tails.join("\n");

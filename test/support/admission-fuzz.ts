@@ -4,7 +4,13 @@
 import fc from "fast-check";
 import jsonpatch from "fast-json-patch";
 import type { AzureIdentity } from "../../src/kube/resources.js";
-import { ADMISSION_BODY_LIMIT, MUTATE_BINDING_PATH, VALIDATE_ASSIGNED_IDENTITY_PATH, VALIDATE_EXCEPTION_PATH, VALIDATE_IDENTITY_PATH } from "../../src/webhook/server.js";
+import {
+  ADMISSION_BODY_LIMIT,
+  MUTATE_BINDING_PATH,
+  VALIDATE_ASSIGNED_IDENTITY_PATH,
+  VALIDATE_EXCEPTION_PATH,
+  VALIDATE_IDENTITY_PATH,
+} from "../../src/webhook/server.js";
 import { NAMESPACE_CLEANUP_USERS } from "../../src/webhook/decide-guard.js";
 import { TEST_LOOKUP_KEYS, TEST_MIC_USER, TEST_OPERATOR_USER, type Answer } from "./webhook-server.js";
 
@@ -18,7 +24,18 @@ const OPERATIONS = ["CREATE", "UPDATE", "DELETE", "CONNECT"] as const;
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
 
-export type Category = "valid" | "wrong-type" | "missing-field" | "truncated" | "random-json" | "random-bytes" | "poisoned" | "content-type" | "method-or-path" | "near-limit" | "deep";
+export type Category =
+  | "valid"
+  | "wrong-type"
+  | "missing-field"
+  | "truncated"
+  | "random-json"
+  | "random-bytes"
+  | "poisoned"
+  | "content-type"
+  | "method-or-path"
+  | "near-limit"
+  | "deep";
 export type Expectation = "answer" | 400 | 404 | 413 | 415 | "answer-or-4xx";
 
 export interface FuzzCase {
@@ -41,8 +58,16 @@ export interface FuzzCase {
 const identity = (name: string, namespace: string, msi: string, resourcegroup: string, subscription: string): AzureIdentity => ({
   apiVersion: `${AAD}/v1`,
   kind: "AzureIdentity",
-  metadata: { name, namespace, labels: { [TEST_LOOKUP_KEYS.name]: msi, [TEST_LOOKUP_KEYS.resourcegroup]: resourcegroup, [TEST_LOOKUP_KEYS.subscription]: subscription } },
-  spec: { type: 0, resourceID: `/subscriptions/${subscription}/resourcegroups/${resourcegroup}/providers/microsoft.managedidentity/userassignedidentities/${msi}`, clientID: `${msi}-client` },
+  metadata: {
+    name,
+    namespace,
+    labels: { [TEST_LOOKUP_KEYS.name]: msi, [TEST_LOOKUP_KEYS.resourcegroup]: resourcegroup, [TEST_LOOKUP_KEYS.subscription]: subscription },
+  },
+  spec: {
+    type: 0,
+    resourceID: `/subscriptions/${subscription}/resourcegroups/${resourcegroup}/providers/microsoft.managedidentity/userassignedidentities/${msi}`,
+    clientID: `${msi}-client`,
+  },
 });
 const CACHE: Record<string, AzureIdentity[]> = {
   "team-a": [identity("app-a", "team-a", "app", "rg-a", SUB_A)],
@@ -59,13 +84,15 @@ const jsonValue = clean(fc.jsonValue({ maxDepth: 3, stringUnit: "binary" })) as 
 const jsonObject = clean(fc.dictionary(text, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 5 })) as fc.Arbitrary<JsonObject>;
 const stringMap = clean(fc.dictionary(text, text, { maxKeys: 4 }));
 
-const lookupLabels = fc.oneof(
-  fc.constant({ name: "app", resourcegroup: "rg-a", subscription: SUB_A }),
-  fc.constant({ name: "other", resourcegroup: "rg-b", subscription: SUB_B }),
-  fc.constant({ name: "APP", resourcegroup: "RG-A", subscription: SUB_A.toUpperCase() }),
-  fc.record({ name: text, resourcegroup: text, subscription: text }),
-  fc.record({ name: fc.constant("app"), resourcegroup: fc.constant("rg-a") }),
-).map((values) => Object.fromEntries(Object.entries(values).map(([field, value]) => [TEST_LOOKUP_KEYS[field as keyof typeof TEST_LOOKUP_KEYS], value])));
+const lookupLabels = fc
+  .oneof(
+    fc.constant({ name: "app", resourcegroup: "rg-a", subscription: SUB_A }),
+    fc.constant({ name: "other", resourcegroup: "rg-b", subscription: SUB_B }),
+    fc.constant({ name: "APP", resourcegroup: "RG-A", subscription: SUB_A.toUpperCase() }),
+    fc.record({ name: text, resourcegroup: text, subscription: text }),
+    fc.record({ name: fc.constant("app"), resourcegroup: fc.constant("rg-a") }),
+  )
+  .map((values) => Object.fromEntries(Object.entries(values).map(([field, value]) => [TEST_LOOKUP_KEYS[field as keyof typeof TEST_LOOKUP_KEYS], value])));
 
 const namespace = fc.oneof(fc.constantFrom("team-a", "team-b", "team-c", ""), text);
 
@@ -74,7 +101,10 @@ const kubeObject: fc.Arbitrary<JsonObject> = fc
     {
       apiVersion: fc.oneof(fc.constant(`${AAD}/v1`), text),
       kind: fc.constantFrom("AzureIdentityBinding", "AzureIdentity", "Pod"),
-      metadata: fc.record({ name: text, namespace, labels: fc.tuple(lookupLabels, stringMap).map(([lookup, other]) => ({ ...other, ...lookup })), annotations: stringMap }, { requiredKeys: [] }),
+      metadata: fc.record(
+        { name: text, namespace, labels: fc.tuple(lookupLabels, stringMap).map(([lookup, other]) => ({ ...other, ...lookup })), annotations: stringMap },
+        { requiredKeys: [] },
+      ),
       spec: fc.oneof(jsonObject, fc.record({ selector: text, azureIdentity: text }, { requiredKeys: [] })),
       status: jsonValue,
     },
@@ -94,7 +124,11 @@ const userInfo = fc.record(
 
 const resource = fc.oneof(
   fc.constantFrom(...GUARDED_RESOURCES, "azureidentitybindings").map((name) => ({ group: AAD, version: "v1", resource: name })),
-  fc.record({ group: fc.oneof(fc.constant(AAD), text), version: text, resource: fc.oneof(fc.constantFrom(...GUARDED_RESOURCES, "azureidentitybindings", "pods"), text) }),
+  fc.record({
+    group: fc.oneof(fc.constant(AAD), text),
+    version: text,
+    resource: fc.oneof(fc.constantFrom(...GUARDED_RESOURCES, "azureidentitybindings", "pods"), text),
+  }),
 );
 
 /** A review that satisfies the webhook's schema; extra fields the API server sends ride along. */
@@ -120,7 +154,7 @@ export const validReview: fc.Arbitrary<JsonObject> = fc
       { requiredKeys: ["uid", "kind", "resource", "operation", "userInfo"] },
     ),
   })
-  .map(({ apiVersion, request }) => ({ apiVersion, kind: "AdmissionReview", request }) as JsonObject);
+  .map(({ apiVersion, request }): JsonObject => ({ apiVersion, kind: "AdmissionReview", request }));
 
 // The schema's fields with the JSON types it accepts there; a value of any other type must be a 400.
 type JsonType = "string" | "number" | "boolean" | "null" | "array" | "object";
@@ -163,15 +197,37 @@ const TYPED_FIELDS: [path: string, accepts: JsonType[]][] = [
 ];
 // Strings the schema constrains (enum, const, length): a string outside them must be a 400 too.
 const BAD_STRINGS: Record<string, fc.Arbitrary<string>> = {
-  apiVersion: fc.oneof(fc.constantFrom("admission.k8s.io/v2", "v1", "admission.k8s.io/V1", " admission.k8s.io/v1", ""), text).filter((value) => !(API_VERSIONS as readonly string[]).includes(value)),
+  apiVersion: fc
+    .oneof(fc.constantFrom("admission.k8s.io/v2", "v1", "admission.k8s.io/V1", " admission.k8s.io/v1", ""), text)
+    .filter((value) => !(API_VERSIONS as readonly string[]).includes(value)),
   kind: fc.oneof(fc.constantFrom("Pod", "admissionreview", "AdmissionReviewList", ""), text).filter((value) => value !== "AdmissionReview"),
   "request.uid": fc.oneof(fc.constant(""), fc.string({ unit: "grapheme-ascii", minLength: 257, maxLength: 400 })),
   "request.operation": fc.oneof(fc.constantFrom("create", "PATCH", "GET", ""), text).filter((value) => !(OPERATIONS as readonly string[]).includes(value)),
 };
-const REQUIRED = ["apiVersion", "kind", "request", "request.uid", "request.kind", "request.resource", "request.operation", "request.userInfo", "request.kind.group", "request.resource.resource"];
+const REQUIRED = [
+  "apiVersion",
+  "kind",
+  "request",
+  "request.uid",
+  "request.kind",
+  "request.resource",
+  "request.operation",
+  "request.userInfo",
+  "request.kind.group",
+  "request.resource.resource",
+];
 
 const jsonTypeOf = (value: Json): JsonType => (value === null ? "null" : Array.isArray(value) ? "array" : (typeof value as JsonType));
-const anyJson: fc.Arbitrary<Json> = fc.oneof(text, fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean(), fc.constant(null), fc.array(text, { maxLength: 3 }), stringMap, fc.constantFrom("true", "1", "null", "{}"));
+const anyJson: fc.Arbitrary<Json> = fc.oneof(
+  text,
+  fc.integer(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(text, { maxLength: 3 }),
+  stringMap,
+  fc.constantFrom("true", "1", "null", "{}"),
+);
 const wrongValue = (accepts: JsonType[]) => anyJson.filter((value) => !accepts.includes(jsonTypeOf(value)));
 
 /** Sets `value` at a dotted path (the label key keeps its own dots), creating objects on the way. */
@@ -214,10 +270,19 @@ const endpoint = fc.constantFrom(...GUARDED_PATHS.map(([path]) => path), MUTATE_
 const endpointWithQuery = fc.tuple(endpoint, fc.boolean()).map(([path, query]) => (query ? `${path}?timeout=5s` : path));
 const jsonContentType = fc.constantFrom("application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8");
 
-const post = (category: Category, path: string, review: JsonObject | undefined, body: () => string | Buffer, expect: Expectation, contentType: string | undefined = "application/json", chunked = false): FuzzCase =>
-  withToString({ category, path, method: "POST", contentType, chunked, body, expect, ...(review ? { review } : {}) });
+const post = (
+  category: Category,
+  path: string,
+  review: JsonObject | undefined,
+  body: () => string | Buffer,
+  expect: Expectation,
+  contentType: string | undefined = "application/json",
+  chunked = false,
+): FuzzCase => withToString({ category, path, method: "POST", contentType, chunked, body, expect, ...(review ? { review } : {}) });
 
-const valid = fc.tuple(endpointWithQuery, validReview, jsonContentType, fc.boolean()).map(([path, review, contentType, chunked]) => post("valid", path, review, () => JSON.stringify(review), "answer", contentType, chunked));
+const valid = fc
+  .tuple(endpointWithQuery, validReview, jsonContentType, fc.boolean())
+  .map(([path, review, contentType, chunked]) => post("valid", path, review, () => JSON.stringify(review), "answer", contentType, chunked));
 
 const wrongType = fc
   .tuple(endpoint, validReview, fc.constantFrom(...TYPED_FIELDS))
@@ -247,12 +312,16 @@ const randomJson = fc.tuple(endpoint, fc.jsonValue({ maxDepth: 4, stringUnit: "b
   return post("random-json", path, undefined, () => body, 400);
 });
 
-const randomBytes = fc.tuple(endpoint, fc.uint8Array({ minLength: 1, maxLength: 2048 })).map(([path, bytes]) => post("random-bytes", path, undefined, () => Buffer.from(bytes), 400));
+const randomBytes = fc
+  .tuple(endpoint, fc.uint8Array({ minLength: 1, maxLength: 2048 }))
+  .map(([path, bytes]) => post("random-bytes", path, undefined, () => Buffer.from(bytes), 400));
 
-const poisoned = fc.tuple(endpoint, validReview, fc.constantFrom('"__proto__":{"allowed":true}', '"constructor":{"prototype":{"allowed":true}}')).map(([path, review, poison]) => {
-  const body = JSON.stringify(review).replace('"request":{', `"request":{${poison},`);
-  return post("poisoned", path, undefined, () => body, 400);
-});
+const poisoned = fc
+  .tuple(endpoint, validReview, fc.constantFrom('"__proto__":{"allowed":true}', '"constructor":{"prototype":{"allowed":true}}'))
+  .map(([path, review, poison]) => {
+    const body = JSON.stringify(review).replace('"request":{', `"request":{${poison},`);
+    return post("poisoned", path, undefined, () => body, 400);
+  });
 
 // Fastify parses text/plain as a string, which the schema then rejects (400); the rest have no parser (415).
 const NON_JSON_TYPES: [string, 400 | 415][] = [
@@ -269,35 +338,109 @@ const NON_JSON_TYPES: [string, 400 | 415][] = [
   ["application/jsonx", 415],
 ];
 const contentType = fc
-  .tuple(endpoint, validReview, fc.oneof(fc.constantFrom(...NON_JSON_TYPES).map(([type, status]) => ({ type, status })), fc.string({ maxLength: 40 }).map((type) => ({ type, status: undefined }))))
+  .tuple(
+    endpoint,
+    validReview,
+    fc.oneof(
+      fc.constantFrom(...NON_JSON_TYPES).map(([type, status]) => ({ type, status })),
+      fc.string({ maxLength: 40 }).map((type) => ({ type, status: undefined })),
+    ),
+  )
   // Random strings may still name JSON ("application/json ..."): then a well-formed answer is right too.
-  .map(([path, review, { type, status }]) => post("content-type", path, status ? undefined : review, () => JSON.stringify(review), status ?? "answer-or-4xx", type));
+  .map(([path, review, { type, status }]) =>
+    post("content-type", path, status ? undefined : review, () => JSON.stringify(review), status ?? "answer-or-4xx", type),
+  );
 
 const methodOrPath = fc
-  .tuple(fc.oneof(endpoint, fc.constantFrom("/", "/mutate", "/validate", "/metrics", "/healthz", `${VALIDATE_IDENTITY_PATH}/x`, "/%2e%2e/etc/passwd"), fc.webPath().map((path) => path || "/")), fc.constantFrom("GET", "PUT", "PATCH", "DELETE", "OPTIONS", "POST"), validReview)
+  .tuple(
+    fc.oneof(
+      endpoint,
+      fc.constantFrom("/", "/mutate", "/validate", "/metrics", "/healthz", `${VALIDATE_IDENTITY_PATH}/x`, "/%2e%2e/etc/passwd"),
+      fc.webPath().map((path) => path || "/"),
+    ),
+    fc.constantFrom("GET", "PUT", "PATCH", "DELETE", "OPTIONS", "POST"),
+    validReview,
+  )
   .filter(([path, method]) => !(method === "POST" && (path === VALIDATE_IDENTITY_PATH || path === MUTATE_BINDING_PATH)))
-  .map(([path, method, review]) => withToString({ category: "method-or-path", path, method, contentType: "application/json", chunked: false, body: () => JSON.stringify(review), expect: "answer-or-4xx", review }));
+  .map(([path, method, review]) =>
+    withToString({
+      category: "method-or-path",
+      path,
+      method,
+      contentType: "application/json",
+      chunked: false,
+      body: () => JSON.stringify(review),
+      expect: "answer-or-4xx",
+      review,
+    }),
+  );
 
 /** A valid review padded (in an annotation) to `size` bytes: up to the limit it must be answered, above it a 413. */
-const nearLimit = fc.tuple(endpoint, fc.integer({ min: -256 * 1024, max: 256 * 1024 }), fc.boolean(), fc.uuid(), fc.constantFrom(...API_VERSIONS)).map(([path, offset, chunked, uid, apiVersion]) => {
-  const size = ADMISSION_BODY_LIMIT + offset;
-  const body = () => {
-    const review = { apiVersion, kind: "AdmissionReview", request: { uid, kind: { group: AAD, version: "v1", kind: "AzureIdentityBinding" }, resource: { group: AAD, version: "v1", resource: "azureidentitybindings" }, namespace: "team-a", operation: "CREATE", userInfo: { username: "jane" }, object: { metadata: { name: "big", labels: { [TEST_LOOKUP_KEYS.name]: "app", [TEST_LOOKUP_KEYS.resourcegroup]: "rg-a", [TEST_LOOKUP_KEYS.subscription]: SUB_A }, annotations: { pad: "" } }, spec: {} } } };
-    const empty = JSON.stringify(review).length;
-    review.request.object.metadata.annotations.pad = "x".repeat(Math.max(0, size - empty));
-    return JSON.stringify(review);
-  };
-  return withToString({ category: "near-limit", path, method: "POST", contentType: "application/json", chunked, body, echo: { uid, apiVersion }, expect: size <= ADMISSION_BODY_LIMIT ? "answer" : 413 });
-});
+const nearLimit = fc
+  .tuple(endpoint, fc.integer({ min: -256 * 1024, max: 256 * 1024 }), fc.boolean(), fc.uuid(), fc.constantFrom(...API_VERSIONS))
+  .map(([path, offset, chunked, uid, apiVersion]) => {
+    const size = ADMISSION_BODY_LIMIT + offset;
+    const body = () => {
+      const review = {
+        apiVersion,
+        kind: "AdmissionReview",
+        request: {
+          uid,
+          kind: { group: AAD, version: "v1", kind: "AzureIdentityBinding" },
+          resource: { group: AAD, version: "v1", resource: "azureidentitybindings" },
+          namespace: "team-a",
+          operation: "CREATE",
+          userInfo: { username: "jane" },
+          object: {
+            metadata: {
+              name: "big",
+              labels: { [TEST_LOOKUP_KEYS.name]: "app", [TEST_LOOKUP_KEYS.resourcegroup]: "rg-a", [TEST_LOOKUP_KEYS.subscription]: SUB_A },
+              annotations: { pad: "" },
+            },
+            spec: {},
+          },
+        },
+      };
+      const empty = JSON.stringify(review).length;
+      review.request.object.metadata.annotations.pad = "x".repeat(Math.max(0, size - empty));
+      return JSON.stringify(review);
+    };
+    return withToString({
+      category: "near-limit",
+      path,
+      method: "POST",
+      contentType: "application/json",
+      chunked,
+      body,
+      echo: { uid, apiVersion },
+      expect: size <= ADMISSION_BODY_LIMIT ? "answer" : 413,
+    });
+  });
 
 /** Objects nested up to 100,000 deep (far past any recursion's stack) inside spec, status and oldObject. */
-const deep = fc.tuple(endpoint, fc.integer({ min: 1_000, max: 100_000 }), fc.constantFrom("spec", "status", "oldObject"), fc.uuid()).map(([path, depth, where, uid]) => {
-  const nested = `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
-  const object = where === "spec" ? `{"metadata":{"labels":{"${TEST_LOOKUP_KEYS.name}":"app","${TEST_LOOKUP_KEYS.resourcegroup}":"rg-a","${TEST_LOOKUP_KEYS.subscription}":"${SUB_A}"}},"spec":{"x":${nested}}}` : where === "status" ? `{"spec":{},"status":${nested}}` : "null";
-  const old = where === "oldObject" ? nested : "null";
-  const body = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"${uid}","kind":{"group":"${AAD}","version":"v1","kind":"AzureIdentityBinding"},"resource":{"group":"${AAD}","version":"v1","resource":"azureidentitybindings"},"namespace":"team-a","operation":"UPDATE","userInfo":{"username":"jane"},"object":${object},"oldObject":${old}}}`;
-  return withToString({ category: "deep", path, method: "POST", contentType: "application/json", chunked: false, body: () => body, echo: { uid, apiVersion: "admission.k8s.io/v1" }, expect: "answer" });
-});
+const deep = fc
+  .tuple(endpoint, fc.integer({ min: 1_000, max: 100_000 }), fc.constantFrom("spec", "status", "oldObject"), fc.uuid())
+  .map(([path, depth, where, uid]) => {
+    const nested = `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
+    const object =
+      where === "spec"
+        ? `{"metadata":{"labels":{"${TEST_LOOKUP_KEYS.name}":"app","${TEST_LOOKUP_KEYS.resourcegroup}":"rg-a","${TEST_LOOKUP_KEYS.subscription}":"${SUB_A}"}},"spec":{"x":${nested}}}`
+        : where === "status"
+          ? `{"spec":{},"status":${nested}}`
+          : "null";
+    const old = where === "oldObject" ? nested : "null";
+    const body = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"${uid}","kind":{"group":"${AAD}","version":"v1","kind":"AzureIdentityBinding"},"resource":{"group":"${AAD}","version":"v1","resource":"azureidentitybindings"},"namespace":"team-a","operation":"UPDATE","userInfo":{"username":"jane"},"object":${object},"oldObject":${old}}}`;
+    return withToString({
+      category: "deep",
+      path,
+      method: "POST",
+      contentType: "application/json",
+      chunked: false,
+      body: () => body,
+      echo: { uid, apiVersion: "admission.k8s.io/v1" },
+      expect: "answer",
+    });
+  });
 
 // Weights: about 1 in 200 requests is megabytes large (near the limit, or deeply nested).
 export const fuzzCase: fc.Arbitrary<FuzzCase> = fc.oneof(
@@ -339,9 +482,17 @@ export function judge(fuzz: FuzzCase, answer: Answer): string[] {
   }
   if (answer.status < 400) return [`unexpected status ${answer.status}`];
   if (fuzz.expect === "answer") problems.push(`expected a review answer, got ${answer.status}: ${answer.body.slice(0, 300)}`);
-  if (typeof fuzz.expect === "number" && answer.status !== fuzz.expect) problems.push(`expected ${fuzz.expect}, got ${answer.status}: ${answer.body.slice(0, 300)}`);
-  if (typeof parsed.message !== "string" || parsed.message.length === 0 || typeof parsed.error !== "string") problems.push(`a ${answer.status} without an error and a message: ${answer.body.slice(0, 300)}`);
-  if (fuzz.expect === 400 && answer.status === 400 && fuzz.category !== "random-bytes" && !/AdmissionReview|JSON|empty body|prototype|constructor/i.test(String(parsed.message))) problems.push(`a 400 whose message does not say what is wrong: ${String(parsed.message)}`);
+  if (typeof fuzz.expect === "number" && answer.status !== fuzz.expect)
+    problems.push(`expected ${fuzz.expect}, got ${answer.status}: ${answer.body.slice(0, 300)}`);
+  if (typeof parsed.message !== "string" || parsed.message.length === 0 || typeof parsed.error !== "string")
+    problems.push(`a ${answer.status} without an error and a message: ${answer.body.slice(0, 300)}`);
+  if (
+    fuzz.expect === 400 &&
+    answer.status === 400 &&
+    fuzz.category !== "random-bytes" &&
+    !/AdmissionReview|JSON|empty body|prototype|constructor/i.test(String(parsed.message))
+  )
+    problems.push(`a 400 whose message does not say what is wrong: ${String(parsed.message)}`);
   return problems;
 }
 
@@ -355,12 +506,19 @@ function judgeReviewAnswer(fuzz: FuzzCase, parsed: ResponseBody): string[] {
   if (parsed.kind !== "AdmissionReview") problems.push(`kind ${String(parsed.kind)}`);
   if (!response || response.uid !== echo.uid) return [...problems, `uid not echoed: ${JSON.stringify(response?.uid)} instead of ${JSON.stringify(echo.uid)}`];
   if (typeof response.allowed !== "boolean") problems.push(`allowed is ${JSON.stringify(response.allowed)}`);
-  if (response.allowed === false && (typeof response.status?.message !== "string" || typeof response.status.code !== "number")) problems.push("a denial without status code and message");
-  if (response.warnings !== undefined && (!Array.isArray(response.warnings) || response.warnings.some((warning) => typeof warning !== "string" || !/^[\x20-\x7e]{1,256}$/.test(warning)))) problems.push(`warnings not short printable strings: ${JSON.stringify(response.warnings)}`);
+  if (response.allowed === false && (typeof response.status?.message !== "string" || typeof response.status.code !== "number"))
+    problems.push("a denial without status code and message");
+  if (
+    response.warnings !== undefined &&
+    (!Array.isArray(response.warnings) || response.warnings.some((warning) => typeof warning !== "string" || !/^[\x20-\x7e]{1,256}$/.test(warning)))
+  )
+    problems.push(`warnings not short printable strings: ${JSON.stringify(response.warnings)}`);
   if (response.patch !== undefined) problems.push(...judgePatch(fuzz, request, response.patch, response.patchType));
   const guarded = GUARDED_PATHS.find(([path]) => fuzz.path.split("?")[0] === path);
-  if (request && guarded && response.allowed === true && !mayWrite(guarded[1], request)) problems.push(`allowed ${String(request.operation)} of ${guarded[1]} by ${JSON.stringify(request.userInfo)}`);
-  if (request && fuzz.path.startsWith(MUTATE_BINDING_PATH) && response.allowed !== true) problems.push("the mutating webhook denied without --webhook.binding.strict");
+  if (request && guarded && response.allowed === true && !mayWrite(guarded[1], request))
+    problems.push(`allowed ${JSON.stringify(request.operation)} of ${guarded[1]} by ${JSON.stringify(request.userInfo)}`);
+  if (request && fuzz.path.startsWith(MUTATE_BINDING_PATH) && response.allowed !== true)
+    problems.push("the mutating webhook denied without --webhook.binding.strict");
   return problems;
 }
 
@@ -405,7 +563,12 @@ function judgePatch(fuzz: FuzzCase, request: JsonObject | undefined, patch: unkn
   const namespace = (request.namespace as string | undefined) ?? metadata?.namespace ?? "";
   // Written out here rather than calling the webhook's lookup, so the oracle does not share its bugs.
   const label = (labels: Record<string, string> | undefined, field: keyof typeof TEST_LOOKUP_KEYS) => labels?.[TEST_LOOKUP_KEYS[field]]?.toLowerCase();
-  const expected = identitiesIn(namespace).find((candidate) => (["name", "resourcegroup", "subscription"] as const).every((field) => label(metadata?.labels, field) && label(metadata?.labels, field) === label(candidate.metadata?.labels, field)))?.metadata?.name;
-  if (typeof name !== "string" || name !== expected) return [`patched spec.azureIdentity ${JSON.stringify(name)}; the identity of namespace "${namespace}" with those labels is ${JSON.stringify(expected)}`];
+  const expected = identitiesIn(namespace).find((candidate) =>
+    (["name", "resourcegroup", "subscription"] as const).every(
+      (field) => label(metadata?.labels, field) && label(metadata?.labels, field) === label(candidate.metadata?.labels, field),
+    ),
+  )?.metadata?.name;
+  if (typeof name !== "string" || name !== expected)
+    return [`patched spec.azureIdentity ${JSON.stringify(name)}; the identity of namespace "${namespace}" with those labels is ${JSON.stringify(expected)}`];
   return [];
 }

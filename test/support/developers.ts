@@ -11,9 +11,22 @@ const AAD_GROUP = "aadpodidentity.k8s.io";
 export async function createTeamNamespace(plane: ControlPlane, name: string): Promise<void> {
   await plane.api("admin", CoreV1Api).createNamespace({ body: { metadata: { name } } });
   const rbac = plane.api("admin", RbacAuthorizationV1Api);
-  await rbac.createNamespacedRole({ namespace: name, body: { metadata: { name: "aad-everything" }, rules: [{ apiGroups: [AAD_GROUP], resources: ["*"], verbs: ["*"] }, { apiGroups: [""], resources: ["pods"], verbs: ["*"] }] } });
+  await rbac.createNamespacedRole({
+    namespace: name,
+    body: {
+      metadata: { name: "aad-everything" },
+      rules: [
+        { apiGroups: [AAD_GROUP], resources: ["*"], verbs: ["*"] },
+        { apiGroups: [""], resources: ["pods"], verbs: ["*"] },
+      ],
+    },
+  });
   await rbac.createNamespacedRoleBinding({
     namespace: name,
-    body: { metadata: { name: "dev-team-aad" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "aad-everything" }, subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "dev-team" }] },
+    body: {
+      metadata: { name: "dev-team-aad" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "aad-everything" },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "dev-team" }],
+    },
   });
 }

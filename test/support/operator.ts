@@ -30,7 +30,13 @@ export async function startOperator(
   plane: ControlPlane,
   azureEnv: Record<string, string>,
   flags: string[],
-  options: { start?: boolean; watchTimeoutSeconds?: number; certCheckIntervalMs?: number; azureAttemptTimeoutMs?: number; /** Another kubeconfig for the service account, e.g. through a TcpProxy. */ kubeconfig?: string } = {},
+  options: {
+    start?: boolean;
+    watchTimeoutSeconds?: number;
+    certCheckIntervalMs?: number;
+    azureAttemptTimeoutMs?: number;
+    /** Another kubeconfig for the service account, e.g. through a TcpProxy. */ kubeconfig?: string;
+  } = {},
 ): Promise<RunningOperator> {
   Object.assign(process.env, azureEnv);
   const env = { ...process.env, INSTANCE_NAMESPACE: OPERATOR_NAMESPACE };

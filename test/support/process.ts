@@ -56,7 +56,14 @@ export class OperatorProcess {
     const opsPort = await freePort();
     const child = spawn(
       process.execPath,
-      ["--unhandled-rejections=strict", ...(options.main ? [options.main] : options.compiled ? [COMPILED_MAIN] : ["--import", "tsx", MAIN]), "--log.json", `--kubeconfig=${options.kubeconfig}`, `--server.bind=127.0.0.1:${opsPort}`, ...options.flags],
+      [
+        "--unhandled-rejections=strict",
+        ...(options.main ? [options.main] : options.compiled ? [COMPILED_MAIN] : ["--import", "tsx", MAIN]),
+        "--log.json",
+        `--kubeconfig=${options.kubeconfig}`,
+        `--server.bind=127.0.0.1:${opsPort}`,
+        ...options.flags,
+      ],
       { cwd: ROOT, env: { ...process.env, ...options.env, INSTANCE_POD: name }, stdio: ["ignore", "pipe", "pipe"] },
     );
     return new OperatorProcess(name, child, opsPort);

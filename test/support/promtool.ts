@@ -26,7 +26,15 @@ export async function promtoolCheck(exposition: string): Promise<{ code: number;
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.on("error", (error) => reject(new Error(`cannot run ${promtool}: ${error.message}`)));
-    child.on("close", (code) => resolve({ code: code ?? -1, findings: output.split("\n").map((line) => line.trim()).filter((line) => line !== "") }));
+    child.on("close", (code) =>
+      resolve({
+        code: code ?? -1,
+        findings: output
+          .split("\n")
+          .map((line) => line.trim())
+          .filter((line) => line !== ""),
+      }),
+    );
     child.stdin.end(exposition);
   });
 }

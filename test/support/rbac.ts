@@ -40,7 +40,12 @@ export function ruleGrants(located: LocatedRule, request: ResourceRequest): bool
 export function rulesOf(objects: readonly KubernetesObject[]): LocatedRule[] {
   return objects.flatMap((object) =>
     object.kind === "ClusterRole" || object.kind === "Role"
-      ? ((object as RoleObject).rules ?? []).map((rule, index) => ({ kind: object.kind as "ClusterRole" | "Role", ...(object.kind === "Role" ? { namespace: object.metadata?.namespace } : {}), index, rule }))
+      ? ((object as RoleObject).rules ?? []).map((rule, index) => ({
+          kind: object.kind as "ClusterRole" | "Role",
+          ...(object.kind === "Role" ? { namespace: object.metadata?.namespace } : {}),
+          index,
+          rule,
+        }))
       : [],
   );
 }
@@ -63,7 +68,9 @@ export function grantsOf(located: LocatedRule): ResourceRequest[] {
   const names: (string | undefined)[] = rule.resourceNames?.length ? rule.resourceNames : [undefined];
   return (rule.apiGroups ?? []).flatMap((apiGroup) =>
     (rule.resources ?? []).flatMap((resource) =>
-      rule.verbs.flatMap((verb) => names.map((name) => ({ verb, apiGroup, resource, ...(located.namespace ? { namespace: located.namespace } : {}), ...(name ? { name } : {}) }))),
+      rule.verbs.flatMap((verb) =>
+        names.map((name) => ({ verb, apiGroup, resource, ...(located.namespace ? { namespace: located.namespace } : {}), ...(name ? { name } : {}) })),
+      ),
     ),
   );
 }

@@ -16,9 +16,9 @@ export class TcpProxy {
 
   /** `pick` chooses the target port per connection (undefined: refuse it). */
   static async start(pick: () => number | undefined, port = 0): Promise<TcpProxy> {
-    let proxy: TcpProxy | undefined;
-    const server = createServer((client) => proxy!.forward(client));
-    proxy = new TcpProxy(server, pick);
+    const server = createServer();
+    const proxy = new TcpProxy(server, pick);
+    server.on("connection", (client) => proxy.forward(client));
     await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
     return proxy;
   }

@@ -32,7 +32,6 @@ export async function ensureTestCa(dir = join(cacheRoot(), "test-ca")): Promise<
   return { cert: await readFile(certFile, "utf8"), key: await readFile(keyFile, "utf8"), certFile };
 }
 
-
 /**
  * Runs `node --import tsx --unhandled-rejections=strict <args>` with NODE_EXTRA_CA_CERTS pointing at
  * the test CA, forwards SIGINT/SIGTERM, and exits with the child's code.

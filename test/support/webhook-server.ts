@@ -1,6 +1,6 @@
 // The webhook HTTPS server started in-process for tests: a serving certificate from the test CA,
 // a policy with an in-memory "cache", and a small HTTPS client that returns whatever came back.
-import { Agent, request } from "node:https";
+import { type Agent, request } from "node:https";
 import pino from "pino";
 import { issueCert } from "../../certs/pki.js";
 import { lookupLabelKeys } from "../../src/kube/lookup.js";
@@ -50,7 +50,13 @@ export async function startTestWebhook(options: TestWebhookOptions = {}): Promis
     host: "127.0.0.1",
     port: 0,
     tls,
-    guardPolicy: { operatorUser: TEST_OPERATOR_USER, adminUsers: new Set(), adminGroups: new Set(["system:masters"]), micUsers: new Set([TEST_MIC_USER]), namespaceTags: ["k8snamespace"] },
+    guardPolicy: {
+      operatorUser: TEST_OPERATOR_USER,
+      adminUsers: new Set(),
+      adminGroups: new Set(["system:masters"]),
+      micUsers: new Set([TEST_MIC_USER]),
+      namespaceTags: ["k8snamespace"],
+    },
     bindingPolicy: { lookupKeys: TEST_LOOKUP_KEYS, strict: options.strict ?? false, identitiesIn: options.identitiesIn ?? (() => []) },
     metrics,
     log: pino({ level: "silent" }),
@@ -62,12 +68,15 @@ export async function startTestWebhook(options: TestWebhookOptions = {}): Promis
       // Explicit, because Node's client sends a GET/DELETE/OPTIONS body unframed (no Content-Length).
       const headers: Record<string, string | number> = chunked ? { "transfer-encoding": "chunked" } : { "content-length": Buffer.byteLength(body) };
       if (contentType !== undefined) headers["content-type"] = contentType;
-      const req = request({ host: "127.0.0.1", port: server.port, path, method: postOptions.method ?? "POST", ca: testCa.cert, headers, agent: postOptions.agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-        res.on("error", reject);
-      });
+      const req = request(
+        { host: "127.0.0.1", port: server.port, path, method: postOptions.method ?? "POST", ca: testCa.cert, headers, agent: postOptions.agent },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+          res.on("error", reject);
+        },
+      );
       req.on("error", reject);
       if (chunked) {
         const middle = Math.floor(body.length / 2);

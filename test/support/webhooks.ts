@@ -28,5 +28,12 @@ export async function waitForCaBundles(plane: ControlPlane, timeoutMs = 20_000):
 
 /** Points the mutating webhook at another port (e.g. a second replica). */
 export async function repointMutating(plane: ControlPlane, port: number): Promise<void> {
-  await plane.kubectlOrThrow("admin", ["patch", "mutatingwebhookconfiguration", "azure-msi-operator", "--type=json", "-p", JSON.stringify([{ op: "replace", path: "/webhooks/0/clientConfig/url", value: `https://127.0.0.1:${port}/mutate/azureidentitybinding` }])]);
+  await plane.kubectlOrThrow("admin", [
+    "patch",
+    "mutatingwebhookconfiguration",
+    "azure-msi-operator",
+    "--type=json",
+    "-p",
+    JSON.stringify([{ op: "replace", path: "/webhooks/0/clientConfig/url", value: `https://127.0.0.1:${port}/mutate/azureidentitybinding` }]),
+  ]);
 }

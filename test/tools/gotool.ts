@@ -101,7 +101,9 @@ async function removeAbandonedPartials(dir: string): Promise<void> {
 
 async function checkedOverride(tool: GoTool, path: string): Promise<string> {
   const fail = (reason: string) =>
-    new Error(`${tool.override}=${path} ${reason}: point it at a ${tool.name} binary, or unset it to build the pinned ${tool.name} (${tool.module} ${tool.version}) from the Go module proxy`);
+    new Error(
+      `${tool.override}=${path} ${reason}: point it at a ${tool.name} binary, or unset it to build the pinned ${tool.name} (${tool.module} ${tool.version}) from the Go module proxy`,
+    );
   const found = await stat(path).catch(() => undefined);
   if (!found) throw fail("does not exist");
   if (!found.isFile()) throw fail("is not a file");
@@ -117,7 +119,9 @@ function runGo(args: string[], options: { env: NodeJS.ProcessEnv; cwd?: string; 
     let out = "";
     child.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString()));
     child.on("error", (error) =>
-      reject(new Error(`cannot run go (${error.message}): building ${options.tool.name} needs Go on PATH, or set ${options.tool.override} to an existing binary`)),
+      reject(
+        new Error(`cannot run go (${error.message}): building ${options.tool.name} needs Go on PATH, or set ${options.tool.override} to an existing binary`),
+      ),
     );
     child.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`go ${args.join(" ")} exited with ${code}`))));
   });

@@ -41,7 +41,13 @@ describe("Informer against a real API server", () => {
     informer.start();
     try {
       await informer.waitForSync();
-      assert.deepEqual(informer.list("cache").map((cm) => cm.metadata?.name).sort(), ["cm-0", "cm-2", "cm-4", "cm-6"]);
+      assert.deepEqual(
+        informer
+          .list("cache")
+          .map((cm) => cm.metadata?.name)
+          .sort(),
+        ["cm-0", "cm-2", "cm-4", "cm-6"],
+      );
       await core.patchNamespacedConfigMap({ namespace: "cache", name: "cm-0", body: [{ op: "add", path: "/data", value: { a: "b" } }] });
       await core.deleteNamespacedConfigMap({ namespace: "cache", name: "cm-2" });
       await core.createNamespacedConfigMap({ namespace: "cache", body: { metadata: { name: "cm-new", labels: { owned: "yes" } } } });
@@ -121,7 +127,10 @@ describe("Informer against a real API server", () => {
       proxy.freeze();
       await core.createNamespacedConfigMap({ namespace: "cache", body: { metadata: { name: "while-silent" } } });
       await eventually(() => informer.get("cache", "while-silent") !== undefined, 15_000);
-      assert.ok(errors.some((message) => /outlived its \d+s timeout/.test(message)), `the idle watchdog fired: ${errors.join("; ")}`);
+      assert.ok(
+        errors.some((message) => /outlived its \d+s timeout/.test(message)),
+        `the idle watchdog fired: ${errors.join("; ")}`,
+      );
     } finally {
       informer.stop();
       await proxy.close();

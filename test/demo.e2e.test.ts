@@ -86,7 +86,11 @@ function assertNothingLeft(pids: number[], dirs: string[], output: string): void
   assert.ok(pids.length >= 4, `operator + etcd + kube-apiserver + kube-controller-manager pids printed:\n${output}`);
   assert.ok(dirs.length >= 3, `control plane, Azure fake and demo dirs printed:\n${output}`);
   assert.deepEqual(pids.filter(alive), [], "no process left running");
-  assert.deepEqual(dirs.filter((dir) => existsSync(dir)), [], "no temp dir left");
+  assert.deepEqual(
+    dirs.filter((dir) => existsSync(dir)),
+    [],
+    "no temp dir left",
+  );
 }
 
 describe("npm run demo", () => {
@@ -106,11 +110,15 @@ describe("npm run demo", () => {
     const out = run.output;
     assert.equal(code, 0, out);
     // 1: identities in both namespaces of the MSI tagged for two, as kubectl lists them
-    for (const namespace of SHOP.namespaces.split(",")) assert.match(out, new RegExp(`^\\s+${namespace}\\s+${identityName(SHOP)}\\s+0\\s+${SHOP.clientId}\\s`, "m"));
+    for (const namespace of SHOP.namespaces.split(","))
+      assert.match(out, new RegExp(`^\\s+${namespace}\\s+${identityName(SHOP)}\\s+0\\s+${SHOP.clientId}\\s`, "m"));
     // 2: the template-breaking MSI skipped, with the operator's logged reason
     assert.match(out, new RegExp(`"reason":"rendered name \\\\"${identityName(LEGACY)}\\\\" is not a valid Kubernetes name: .*","msg":"MSI skipped"`));
     // 3: jane denied by the validating webhook, with its message
-    assert.match(out, /admission webhook "azureidentities\.azure-msi-operator\.aadpodidentity\.k8s\.io" denied the request: AzureIdentity objects are managed by azure-msi-operator: jane may not create them/);
+    assert.match(
+      out,
+      /admission webhook "azureidentities\.azure-msi-operator\.aadpodidentity\.k8s\.io" denied the request: AzureIdentity objects are managed by azure-msi-operator: jane may not create them/,
+    );
     // 4: her binding as stored, with spec.azureIdentity filled
     assert.match(out, new RegExp(`^\\s+spec:\\n\\s+azureIdentity: ${identityName(SHOP)}$`, "m"));
     // 5: the new namespace's identity, with its timing and kubectl showing it
@@ -128,8 +136,16 @@ describe("npm run demo", () => {
     const run = start();
     await run.waitForOutput(UP, RUN_TIMEOUT_MS - 30_000);
     const { pids, dirs } = upBanner(run.output);
-    assert.deepEqual(pids.filter((pid) => !alive(pid)), [], "every printed pid runs while the demo is up");
-    assert.deepEqual(dirs.filter((dir) => !existsSync(dir)), [], "every printed temp dir exists while the demo is up");
+    assert.deepEqual(
+      pids.filter((pid) => !alive(pid)),
+      [],
+      "every printed pid runs while the demo is up",
+    );
+    assert.deepEqual(
+      dirs.filter((dir) => !existsSync(dir)),
+      [],
+      "every printed temp dir exists while the demo is up",
+    );
     process.kill(-run.pid, "SIGINT");
     const { code } = await run.exited;
     assert.equal(code, 0, run.output);

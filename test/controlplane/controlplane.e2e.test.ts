@@ -35,7 +35,13 @@ describe("local control plane", () => {
     const applied = await plane.kubectlOrThrow("admin", ["apply", "-f", "-"], { stdin: JSON.stringify(manifest) });
     assert.match(applied, /azureidentity.aadpodidentity.k8s.io\/app-1234 created/);
     const custom = plane.api("admin", CustomObjectsApi);
-    const stored = (await custom.getNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-a", plural: "azureidentities", name: "app-1234" })) as typeof manifest;
+    const stored = (await custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: "v1",
+      namespace: "team-a",
+      plural: "azureidentities",
+      name: "app-1234",
+    })) as typeof manifest;
     assert.deepEqual(stored.spec, manifest.spec);
   });
 
