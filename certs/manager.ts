@@ -69,7 +69,9 @@ export class CertManager {
     let current = state;
     if (step.kind !== "none" && this.deps.canWrite()) {
       const next = await this.apply(step, state);
-      if (next) {
+      // Generating keys takes a while: the Lease may have been lost meanwhile, and a replica that
+      // lost it writes nothing.
+      if (next && this.deps.canWrite()) {
         const written = await this.writeSecret(next, resourceVersion);
         if (written) {
           current = next;

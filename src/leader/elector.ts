@@ -60,9 +60,10 @@ export class LeaderElector {
     this.running = false;
     clearTimeout(this.timer);
     await this.cycle;
-    const wasLeading = this.isLeader();
     this.setLeading(false, "shutdown");
-    if (release && wasLeading) await this.release();
+    // Not only when it was leading: a try in flight at stop() may have just taken the Lease without
+    // becoming leader here. release() only touches a Lease that names this identity.
+    if (release) await this.release();
   }
 
   /**
