@@ -124,7 +124,7 @@ export class App {
       await identities.start(abort.signal);
       this.leading = true;
       await syncer.start(abort.signal);
-      return await syncer.syncer!.fullSync();
+      return await syncer.fullSync();
     } finally {
       await syncer.stop();
       await identities.stop();
@@ -193,7 +193,9 @@ export class App {
     if (!config.azureIdentity.namespaced) {
       log.warn(
         { flag: "--azureidentity.namespaced", env: "AZUREIDENTITY_NAMESPACED" },
-        "identities are not namespaced: MIC matches a pod of ANY namespace to them when its aadpodidbinding label equals the selector of a binding that references them, so one team can use another team's identity; set AZUREIDENTITY_NAMESPACED=true (the shipped Deployment does) or run MIC with --forceNamespaced",
+        "identities are not namespaced: MIC matches a pod of ANY namespace to them when its aadpodidbinding label equals " +
+          "the selector of a binding that references them, so one team can use another team's identity; " +
+          "set AZUREIDENTITY_NAMESPACED=true (the shipped Deployment does) or run MIC with --forceNamespaced",
       );
     }
     if (!this.webhook) return;

@@ -265,7 +265,9 @@ export const FLAGS: readonly FlagSpec[] = [
     env: ["WEBHOOK_ALLOW_GROUPS"],
     kind: "list",
     default: ["system:masters"],
-    help: "admin groups that may write AzureIdentities, AzureAssignedIdentities and AzurePodIdentityExceptions (on AKS with Entra ID: the cluster-admin group's object ID)",
+    help:
+      "admin groups that may write AzureIdentities, AzureAssignedIdentities and AzurePodIdentityExceptions " +
+      "(on AKS with Entra ID: the cluster-admin group's object ID)",
   },
   {
     group: "Webhook",

@@ -9,7 +9,7 @@ import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
 import type { Duty } from "../lifecycle/duty.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { DesiredStateOptions } from "../syncer/desired.js";
-import { Syncer } from "../syncer/syncer.js";
+import { Syncer, type SyncSummary } from "../syncer/syncer.js";
 import { IdentityWriter } from "../syncer/writer.js";
 
 export interface SyncerDutyDeps {
@@ -59,8 +59,10 @@ export class SyncerDuty implements Duty {
     private readonly loop = true,
   ) {}
 
-  get syncer(): Syncer | undefined {
-    return this.current;
+  /** One full sync now (for `sync --once`); only after start() resolved. */
+  fullSync(): Promise<SyncSummary> {
+    if (!this.current) return Promise.reject(new Error("the syncer has not started"));
+    return this.current.fullSync();
   }
 
   async start(signal: AbortSignal): Promise<void> {

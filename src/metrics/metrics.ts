@@ -203,7 +203,9 @@ export function azureRmOptionsFromEnv(env: Record<string, string | undefined>): 
     if (unknown.length > 0)
       return {
         ok: false,
-        error: `invalid value "${labels}" for METRIC_AZURERM_API_REQUEST_LABELS: unknown label ${unknown.join(", ")} (known: ${AZURERM_REQUEST_LABELS.join(", ")})`,
+        error:
+          `invalid value "${labels}" for METRIC_AZURERM_API_REQUEST_LABELS: unknown label ${unknown.join(", ")} ` +
+          `(known: ${AZURERM_REQUEST_LABELS.join(", ")})`,
       };
     options.requestLabels = parsed as AzureRmRequestLabel[];
   }

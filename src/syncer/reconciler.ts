@@ -101,16 +101,23 @@ export async function reconcileNamespace(namespace: string, listing: ListingStat
       );
     }
   }
-  if (deps.bindings && deps.lookupKeys && live) await syncBindings(namespace, deps, outcome, (name) => desired?.has(name) ?? false);
+  if (deps.bindings && deps.lookupKeys && live)
+    await syncBindings(namespace, { ...deps, bindings: deps.bindings, lookupKeys: deps.lookupKeys }, outcome, (name) => desired?.has(name) ?? false);
   return outcome;
 }
 
-async function syncBindings(namespace: string, deps: ReconcilerDeps, outcome: NamespaceOutcome, current: (name: string) => boolean): Promise<void> {
-  const actions = planBindings(deps.bindings!.list(namespace), deps.identities.list(namespace), deps.lookupKeys!, current);
+/** The reconciler's deps when binding sync is on: a bindings cache and lookup keys are there. */
+type BindingSyncDeps = Omit<ReconcilerDeps, "bindings" | "lookupKeys"> & {
+  bindings: Informer<AzureIdentityBinding>;
+  lookupKeys: Record<keyof LookupValues, string>;
+};
+
+async function syncBindings(namespace: string, deps: BindingSyncDeps, outcome: NamespaceOutcome, current: (name: string) => boolean): Promise<void> {
+  const actions = planBindings(deps.bindings.list(namespace), deps.identities.list(namespace), deps.lookupKeys, current);
   for (const action of actions) {
-    const subscription = deps.bindings!.get(namespace, action.name)?.metadata?.labels?.[deps.lookupKeys!.subscription] ?? "";
+    const subscription = deps.bindings.get(namespace, action.name)?.metadata?.labels?.[deps.lookupKeys.subscription] ?? "";
     try {
-      deps.bindings!.observe(await deps.writer.patchBinding(namespace, action.name, action.to));
+      deps.bindings.observe(await deps.writer.patchBinding(namespace, action.name, action.to));
       outcome.bindingsUpdated++;
       deps.metrics.resourceSuccess.inc({ subscription, resource: "AzureIdentityBinding" });
       deps.log.info({ namespace, binding: action.name, from: action.from ?? null, to: action.to }, "synced AzureIdentityBinding");

@@ -28,7 +28,9 @@ export function decideBinding(request: AdmissionRequest, policy: BindingPolicy):
   const identity = matchingIdentity(policy.identitiesIn(namespace), values, policy.lookupKeys);
   const name = identity?.metadata?.name;
   if (!name) {
-    const message = `no AzureIdentity for managed identity ${values.name} (resource group ${values.resourcegroup}, subscription ${values.subscription}) is assigned to namespace "${namespace}"`;
+    const message =
+      `no AzureIdentity for managed identity ${values.name} (resource group ${values.resourcegroup}, subscription ${values.subscription}) ` +
+      `is assigned to namespace "${namespace}"`;
     if (policy.strict)
       return {
         allowed: false,

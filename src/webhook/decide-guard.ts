@@ -56,7 +56,8 @@ export const GUARDS: Readonly<Record<GuardedKind, Guard>> = {
     owner: "AzureAssignedIdentity objects are written only by aad-pod-identity's MIC",
     instead: (namespace) =>
       `NMI hands out tokens from them as they are. To give a pod in ` +
-      `namespace "${namespace}" a managed identity, label the pod aadpodidbinding: <selector> matching an AzureIdentityBinding in "${namespace}"; MIC assigns it.`,
+      `namespace "${namespace}" a managed identity, label the pod aadpodidbinding: <selector> matching an AzureIdentityBinding ` +
+      `in "${namespace}"; MIC assigns it.`,
   },
   AzurePodIdentityException: {
     resource: AZURE_POD_IDENTITY_EXCEPTIONS,
