@@ -212,34 +212,10 @@ describe("takeover paths: AzureAssignedIdentity, AzurePodIdentityException, cros
         name: "app-team-a-shop",
       })) as Obj;
       refused(await jane(["replace", "-f", "-"], { ...made, spec: { ...made.spec, azureIdentityRef: other } }), DENIED, "replace with another identity");
-      refused(
-        await jane([
-          "patch",
-          "azureassignedidentity",
-          "app-team-a-shop",
-          "-n",
-          "team-a",
-          "--type=json",
-          "-p",
-          JSON.stringify([{ op: "replace", path: "/spec/pod", value: "janes-pod" }]),
-        ]),
-        DENIED,
-        "patch spec.pod",
-      );
-      refused(
-        await jane([
-          "patch",
-          "azureassignedidentity",
-          "app-team-a-shop",
-          "-n",
-          "team-a",
-          "--type=merge",
-          "-p",
-          JSON.stringify({ status: { availableReplicas: 2 } }),
-        ]),
-        DENIED,
-        "status-only patch",
-      );
+      const patchMade = (type: "json" | "merge", patch: unknown) =>
+        jane(["patch", "azureassignedidentity", "app-team-a-shop", "-n", "team-a", `--type=${type}`, "-p", JSON.stringify(patch)]);
+      refused(await patchMade("json", [{ op: "replace", path: "/spec/pod", value: "janes-pod" }]), DENIED, "patch spec.pod");
+      refused(await patchMade("merge", { status: { availableReplicas: 2 } }), DENIED, "status-only patch");
       refused(await jane(["delete", "azureassignedidentity", "app-team-a-shop", "-n", "team-a"]), DENIED, "delete");
       refused(await jane(["delete", "azureassignedidentities", "--all", "-n", "team-a"]), DENIED, "delete --all");
       assert.deepEqual(await snapshot("azureassignedidentities"), before, "nothing stored, nothing changed");
