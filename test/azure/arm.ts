@@ -7,8 +7,8 @@ export interface ArmAnswer {
   status: number;
   body: unknown;
   headers?: Record<string, string>;
-  /** Whose read quota the request used, for the x-ms-ratelimit-remaining-* headers. */
-  quota?: { scope: "subscription"; subscriptionId: string } | { scope: "tenant" };
+  /** Whose quota the request used (reads unless said), for the x-ms-ratelimit-remaining-* headers. */
+  quota?: { scope: "subscription"; subscriptionId: string; operation?: "reads" | "writes" | "deletes" } | { scope: "tenant" };
 }
 
 export function armError(status: number, code: string, message: string, headers?: Record<string, string>): ArmAnswer {
@@ -48,6 +48,14 @@ const ROUTES = {
   byResourceGroup: new RegExp(`^/subscriptions/([^/]+)/resourcegroups/([^/]+)/${PROVIDER}/?$`, "i"),
   identity: new RegExp(`^/subscriptions/([^/]+)/resourcegroups/([^/]+)/${PROVIDER}/([^/]+)/?$`, "i"),
 };
+
+export function resourceNotFound(type: string, name: string, resourceGroup: string): ArmAnswer {
+  return armError(
+    404,
+    "ResourceNotFound",
+    `The Resource '${type}/${name}' under resource group '${resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+  );
+}
 
 export function subscriptionOfPath(path: string): string | undefined {
   const match = /^\/subscriptions\/([^/]+)/i.exec(path);
@@ -104,37 +112,49 @@ export class FakeArm {
       const subscription = this.model.subscription(subscriptionId);
       if (!subscription) return subscriptionNotFound(subscriptionId);
       const identity = this.model.identity({ subscriptionId, resourceGroup, name });
-      if (!identity) {
-        return armError(
-          404,
-          "ResourceNotFound",
-          `The Resource 'Microsoft.ManagedIdentity/userAssignedIdentities/${name}' under resource group '${resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
-        );
-      }
+      if (!identity) return resourceNotFound("Microsoft.ManagedIdentity/userAssignedIdentities", name, resourceGroup);
       return { status: 200, body: identityJson(identity), quota: { scope: "subscription", subscriptionId: subscription.subscriptionId } };
     }
     return armError(404, "NotFound", `The fake has no route for GET ${path}.`);
   }
 
-  /** One page of `items`: `nextLink` is absolute and carries `$skiptoken`; the last page has none. */
   private page(items: unknown[], skipToken: string | null, canonicalPath: string, apiVersion: string): ArmAnswer {
-    let offset = 0;
-    if (skipToken !== null) {
-      const decoded = decodeSkipToken(skipToken);
-      if (decoded === undefined) return armError(400, "InvalidSkipToken", `The provided skip token '${skipToken}' is not valid.`);
-      offset = decoded;
-    }
-    const size = Math.max(1, this.pageSize());
-    const value = items.slice(offset, offset + size);
-    const next =
-      offset + size < items.length
-        ? `${this.baseUrl()}${canonicalPath}?api-version=${encodeURIComponent(apiVersion)}&$skiptoken=${encodeSkipToken(offset + size)}`
-        : undefined;
-    return { status: 200, body: { value, ...(next ? { nextLink: next } : {}) } };
+    return listPage(items, { skipToken, nextBase: `${this.baseUrl()}${canonicalPath}`, apiVersion, size: this.pageSize() });
   }
 }
 
-function subscriptionNotFound(subscriptionId: string): ArmAnswer {
+export interface PageRequest {
+  /** The `$skiptoken` of the request, null on the first page. */
+  skipToken: string | null;
+  /** The absolute URL (no query) that `nextLink` points at. */
+  nextBase: string;
+  apiVersion: string;
+  size: number;
+  /** Query parameters that `nextLink` carries on, e.g. `$top`. */
+  carry?: Record<string, string>;
+}
+
+/** One page of `items`: `nextLink` is absolute and carries `$skiptoken`; the last page has none. */
+export function listPage(items: unknown[], request: PageRequest): ArmAnswer {
+  let offset = 0;
+  if (request.skipToken !== null) {
+    const decoded = decodeSkipToken(request.skipToken);
+    if (decoded === undefined) return armError(400, "InvalidSkipToken", `The provided skip token '${request.skipToken}' is not valid.`);
+    offset = decoded;
+  }
+  const size = Math.max(1, request.size);
+  const value = items.slice(offset, offset + size);
+  const carried = Object.entries(request.carry ?? {})
+    .map(([name, item]) => `&${name}=${encodeURIComponent(item)}`)
+    .join("");
+  const next =
+    offset + size < items.length
+      ? `${request.nextBase}?api-version=${encodeURIComponent(request.apiVersion)}${carried}&$skiptoken=${encodeSkipToken(offset + size)}`
+      : undefined;
+  return { status: 200, body: { value, ...(next ? { nextLink: next } : {}) } };
+}
+
+export function subscriptionNotFound(subscriptionId: string): ArmAnswer {
   return armError(404, "SubscriptionNotFound", `The subscription '${subscriptionId}' could not be found.`);
 }
 

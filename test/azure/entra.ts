@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { checkAssertion, JWT_BEARER, TrustedIssuers, type FederatedPrincipal } from "./assertion.js";
 
 /** A service principal the fake's Entra tenant knows (client-secret flow). */
 export interface FakeApp {
@@ -42,17 +43,22 @@ export type TokenAnswer = { status: 200; body: Record<string, unknown>; app: Fak
 
 /**
  * The Entra side of the fake: tenant discovery documents and the v2.0 token endpoint for the
- * client-credentials grant, issuing JWT-shaped bearer tokens that ARM routes then check.
+ * client-credentials grant (with a client secret, or a client assertion checked against federated
+ * identity credentials), issuing JWT-shaped bearer tokens that ARM routes then check.
  */
 export class FakeEntra {
   private readonly apps = new Map<string, FakeApp>();
   private readonly tokens = new Map<string, IssuedToken>();
+  /** The OIDC issuers whose tokens client assertions may be (trust() registers their keys). */
+  readonly issuers = new TrustedIssuers();
   tokenLifetimeSeconds = 3599;
 
   constructor(
     private readonly baseUrl: () => string,
     /** Audiences a token may be asked for (scope `<audience>/.default`). */
     private readonly audiences: () => readonly string[],
+    /** The managed identity with this client ID and its FICs, if any (the model lives in FakeAzure). */
+    private readonly federatedPrincipal: (clientId: string) => FederatedPrincipal | undefined = () => undefined,
   ) {}
 
   addApp(fields: Partial<FakeApp> = {}): FakeApp {
@@ -134,20 +140,16 @@ export class FakeEntra {
   }
 
   /** POST /{tenant}/oauth2/v2.0/token with a form body. */
-  token(tenant: string, form: URLSearchParams): TokenAnswer {
+  async token(tenant: string, form: URLSearchParams): Promise<TokenAnswer> {
     const base = this.baseUrl();
     const grant = form.get("grant_type");
     const clientId = form.get("client_id") ?? "";
     if (!this.knowsTenant(tenant)) return { status: 400, body: aadError("invalid_tenant", 90002, `Tenant '${tenant}' not found.`, base) };
     if (grant !== "client_credentials")
       return { status: 400, body: aadError("unsupported_grant_type", 70003, `The app requested an unsupported grant type '${grant ?? ""}'.`, base) };
+    if (form.has("client_assertion") || form.has("client_assertion_type")) return this.assertionToken(tenant, form);
     const app = this.apps.get(clientId.toLowerCase());
-    if (!app || app.tenantId.toLowerCase() !== tenant.toLowerCase()) {
-      return {
-        status: 400,
-        body: aadError("unauthorized_client", 700016, `Application with identifier '${clientId}' was not found in the directory '${tenant}'.`, base),
-      };
-    }
+    if (!app || app.tenantId.toLowerCase() !== tenant.toLowerCase()) return { status: 400, body: this.unknownClient(clientId, tenant) };
     if (form.get("client_secret") !== app.clientSecret) {
       return {
         status: 401,
@@ -159,6 +161,34 @@ export class FakeEntra {
         ),
       };
     }
+    return this.grant(app, tenant, form);
+  }
+
+  /** The client-assertion flavour of client_credentials, as WorkloadIdentityCredential sends it. */
+  private async assertionToken(tenant: string, form: URLSearchParams): Promise<TokenAnswer> {
+    const base = this.baseUrl();
+    const clientId = form.get("client_id") ?? "";
+    if (form.get("client_assertion_type") !== JWT_BEARER)
+      return {
+        status: 400,
+        body: aadError("invalid_request", 90014, `The required field 'client_assertion_type' is missing or is not '${JWT_BEARER}'.`, base),
+      };
+    const known = this.apps.get(clientId.toLowerCase());
+    // An app registration of the fake has no FICs; a managed identity may.
+    const principal = this.federatedPrincipal(clientId) ?? (known && { ...known, credentials: [] });
+    if (!principal || principal.tenantId.toLowerCase() !== tenant.toLowerCase()) return { status: 400, body: this.unknownClient(clientId, tenant) };
+    const verdict = await checkAssertion(form.get("client_assertion") ?? "", principal, this.issuers);
+    if (!verdict.ok) return { status: verdict.status, body: aadError(verdict.error, verdict.aadsts, verdict.description, base) };
+    const { tenantId, objectId } = principal;
+    return this.grant({ tenantId, clientId: principal.clientId, clientSecret: "", objectId }, tenant, form);
+  }
+
+  private unknownClient(clientId: string, tenant: string): Record<string, unknown> {
+    return aadError("unauthorized_client", 700016, `Application with identifier '${clientId}' was not found in the directory '${tenant}'.`, this.baseUrl());
+  }
+
+  /** The scope check and the token, once the client has proved who it is. */
+  private grant(app: FakeApp, tenant: string, form: URLSearchParams): TokenAnswer {
     const scopes = (form.get("scope") ?? "").split(" ").filter((scope) => scope.endsWith("/.default"));
     const audience = scopes.length === 1 ? scopes[0]!.slice(0, -"/.default".length) : undefined;
     if (audience === undefined || !this.audiences().some((known) => known.replace(/\/+$/, "") === audience.replace(/\/+$/, ""))) {
@@ -168,7 +198,7 @@ export class FakeEntra {
           "invalid_resource",
           500011,
           `The resource principal named ${audience ?? form.get("scope") ?? ""} was not found in the tenant named ${tenant}.`,
-          base,
+          this.baseUrl(),
         ),
       };
     }

@@ -1,5 +1,6 @@
-// A local HTTPS fake of Azure Resource Manager (subscriptions, user-assigned identities) and of the
-// Entra token endpoint, for the real SDK clients to talk to. Processes trust it through
+// A local HTTPS fake of Azure Resource Manager (subscriptions, user-assigned identities and their
+// federated identity credentials) and of the Entra token endpoint (client secrets and client
+// assertions), for the real SDK clients to talk to. Processes trust it through
 // NODE_EXTRA_CA_CERTS (test/run.ts), so nothing in the SDK is patched or mocked.
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -11,12 +12,16 @@ import { join } from "node:path";
 import { issueCert, type Pem } from "../../certs/pki.js";
 import { ensureTestCa } from "../support/test-ca.js";
 import { armError, FakeArm, injectedArmError, subscriptionOfPath, type ArmAnswer } from "./arm.js";
+import type { IssuerKeySource } from "./assertion.js";
 import { aadError, FakeEntra, type FakeApp } from "./entra.js";
 import { FaultTable, type FakeFault, type FakeRequest, type FaultRule, type InjectedFault, type RequestKind } from "./faults.js";
-import { FakeModel } from "./model.js";
+import { FederatedCredentialRoutes, isFederatedCredentialPath } from "./fic.js";
+import { FakeModel, type FakeFederatedCredential, type IdentityKey } from "./model.js";
 
+export { JWT_BEARER, type IssuerKeySource } from "./assertion.js";
+export { MAX_FEDERATED_CREDENTIALS } from "./fic.js";
 export { faults, type FakeFault, type FakeRequest, type FaultRule, type InjectedFault } from "./faults.js";
-export type { FakeIdentity, FakeSubscription, NewIdentity } from "./model.js";
+export type { FakeFederatedCredential, FakeIdentity, FakeSubscription, NewIdentity } from "./model.js";
 
 export interface FakeAzureOptions {
   /** Items per list page (ARM's is 100). */
@@ -24,6 +29,8 @@ export interface FakeAzureOptions {
   /** The region in x-ms-routing-request-id. */
   region?: string;
   tokenLifetimeSeconds?: number;
+  /** How long one federated identity credential PUT or DELETE takes (default 50 ms); see ficWriteMs. */
+  ficWriteMs?: number;
 }
 
 /** One request the fake received, for assertions. */
@@ -38,9 +45,10 @@ export interface RecordedRequest {
   /** Arrival time (ms since the epoch). */
   at: number;
   fault?: FakeFault["type"];
-  /** Token requests: the client ID and scope asked for. */
+  /** Token requests: the client ID and scope asked for, and how the client proved who it is. */
   clientId?: string;
   scope?: string;
+  clientAuth?: "secret" | "assertion";
 }
 
 const KIND_PATTERNS: readonly [RequestKind, RegExp][] = [
@@ -67,8 +75,14 @@ export class FakeAzure {
   readonly requests: RecordedRequest[] = [];
   pageSize: number;
   readonly region: string;
+  /**
+   * How long one FIC write (PUT or DELETE) takes. Azure refuses a FIC write on an identity while
+   * another is under way there (409), so this is the window in which two writes conflict.
+   */
+  ficWriteMs: number;
 
   private readonly arm: FakeArm;
+  private readonly federatedCredentialRoutes: FederatedCredentialRoutes;
   private readonly faults = new FaultTable();
   private readonly sockets = new Set<Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -85,9 +99,16 @@ export class FakeAzure {
   ) {
     this.pageSize = options.pageSize ?? 100;
     this.region = (options.region ?? "WESTEUROPE").toUpperCase();
+    this.ficWriteMs = options.ficWriteMs ?? 50;
     this.entra = new FakeEntra(
       () => this.url,
       () => [this.audience],
+      (clientId) => {
+        const identity = this.model.identityByClientId(clientId);
+        if (!identity) return undefined;
+        const { tenantId, principalId: objectId } = identity;
+        return { tenantId, clientId: identity.clientId, objectId, credentials: this.model.federatedCredentials(identity) };
+      },
     );
     if (options.tokenLifetimeSeconds !== undefined) this.entra.tokenLifetimeSeconds = options.tokenLifetimeSeconds;
     this.app = this.entra.addApp();
@@ -97,6 +118,13 @@ export class FakeAzure {
       () => this.url,
       () => this.pageSize,
     );
+    this.federatedCredentialRoutes = new FederatedCredentialRoutes({
+      model: this.model,
+      baseUrl: () => this.url,
+      pageSize: () => this.pageSize,
+      writeMs: () => this.ficWriteMs,
+      sleep: (ms) => this.sleep(ms),
+    });
   }
 
   static async start(options: FakeAzureOptions = {}): Promise<FakeAzure> {
@@ -140,6 +168,23 @@ export class FakeAzure {
   updateIdentity: FakeModel["updateIdentity"] = (id, changes) => this.model.updateIdentity(id, changes);
   removeIdentity: FakeModel["removeIdentity"] = (id) => this.model.removeIdentity(id);
 
+  /** Seeds a FIC as stored, without ARM's rules (tests of those go through the ARM routes). */
+  addFederatedCredential(identity: IdentityKey, fields: Omit<FakeFederatedCredential, "audiences"> & { audiences?: string[] }): FakeFederatedCredential {
+    return this.model.putFederatedCredential(identity, { audiences: ["api://AzureADTokenExchange"], ...fields });
+  }
+
+  federatedCredentials(identity: IdentityKey): FakeFederatedCredential[] {
+    return this.model.federatedCredentials(identity);
+  }
+
+  /**
+   * Lets client assertions from this OIDC issuer be verified with its keys: a JWKS document, a URL
+   * serving one (e.g. kube-apiserver's /openid/v1/jwks), or a function returning one.
+   */
+  trustIssuer(issuer: string, keys: IssuerKeySource): void {
+    this.entra.issuers.trust(issuer, keys);
+  }
+
   /** Makes the next matching request(s) fail; see FaultRule for the defaults. */
   inject(rule: FaultRule): InjectedFault {
     return this.faults.add(rule);
@@ -160,6 +205,11 @@ export class FakeAzure {
 
   tokenRequests(): RecordedRequest[] {
     return this.requests.filter((request) => request.kind === "token");
+  }
+
+  /** Recorded requests to FIC routes, optionally of some methods only (e.g. ["PUT", "DELETE"]: the writes). */
+  federatedCredentialRequests(methods?: readonly string[]): RecordedRequest[] {
+    return this.armRequests().filter((request) => isFederatedCredentialPath(request.path) && (methods === undefined || methods.includes(request.method)));
   }
 
   clearRequests(): void {
@@ -238,6 +288,8 @@ export class FakeAzure {
     if (form) {
       record.clientId = form.get("client_id") ?? "";
       record.scope = form.get("scope") ?? "";
+      if (form.has("client_assertion")) record.clientAuth = "assertion";
+      else if (form.has("client_secret")) record.clientAuth = "secret";
     }
 
     const fault = this.faults.next(request);
@@ -247,20 +299,25 @@ export class FakeAzure {
       return;
     }
     if (fault?.type === "delay") {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          this.timers.delete(timer);
-          resolve();
-        }, fault.ms);
-        this.timers.add(timer);
-      });
+      await this.sleep(fault.ms);
       if (res.destroyed || req.socket.destroyed) return;
     }
-    const answer = fault && fault.type !== "delay" ? this.faultAnswer(fault, request) : this.normalAnswer(request, form);
+    const answer = fault && fault.type !== "delay" ? this.faultAnswer(fault, request) : await this.normalAnswer(request, form, body);
     this.send(res, record, answer);
   }
 
-  private normalAnswer(request: FakeRequest, form: URLSearchParams | undefined): ArmAnswer {
+  /** A timer that close() cancels (the promise then never settles: its request is gone anyway). */
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        resolve();
+      }, ms);
+      this.timers.add(timer);
+    });
+  }
+
+  private async normalAnswer(request: FakeRequest, form: URLSearchParams | undefined, body: string): Promise<ArmAnswer> {
     const tenant = request.path.split("/")[1] ?? "";
     switch (request.kind) {
       case "openid":
@@ -280,7 +337,7 @@ export class FakeAzure {
             },
           };
         }
-        return this.arm.answer(request);
+        return isFederatedCredentialPath(request.path) ? this.federatedCredentialRoutes.answer(request, body) : this.arm.answer(request);
       }
       default:
         return { status: 404, body: { error: { code: "NotFound", message: `The fake has no route for ${request.method} ${request.path}.` } } };
@@ -350,8 +407,9 @@ export class FakeAzure {
     };
     const quota = answer.quota ?? (answer.status === 401 ? undefined : { scope: "tenant" as const });
     if (quota) {
-      const name = quota.scope === "tenant" ? "x-ms-ratelimit-remaining-tenant-reads" : "x-ms-ratelimit-remaining-subscription-reads";
-      const bucket = quota.scope === "tenant" ? "tenant" : quota.subscriptionId.toLowerCase();
+      const operation = (quota.scope === "subscription" && quota.operation) || "reads";
+      const name = quota.scope === "tenant" ? "x-ms-ratelimit-remaining-tenant-reads" : `x-ms-ratelimit-remaining-subscription-${operation}`;
+      const bucket = quota.scope === "tenant" ? "tenant" : `${quota.subscriptionId.toLowerCase()}/${operation}`;
       const remaining = answer.status === 429 ? 0 : Math.max(1, (this.readQuota.get(bucket) ?? 12_000) - 1);
       if (answer.status !== 429) this.readQuota.set(bucket, remaining);
       headers[name] = String(remaining);

@@ -29,6 +29,14 @@ export interface FakeIdentity {
 export type IdentityKey = Pick<FakeIdentity, "subscriptionId" | "resourceGroup" | "name">;
 export type NewIdentity = IdentityKey & Partial<Omit<FakeIdentity, keyof IdentityKey>>;
 
+/** A federated identity credential (FIC) on a user-assigned identity: which external tokens it trusts. */
+export interface FakeFederatedCredential {
+  name: string;
+  issuer: string;
+  subject: string;
+  audiences: string[];
+}
+
 // ARM hands IDs back with "resourcegroups" in lower case, whatever the request said.
 export function identityId(identity: IdentityKey): string {
   return `/subscriptions/${identity.subscriptionId}/resourcegroups/${identity.resourceGroup}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${identity.name}`;
@@ -45,6 +53,16 @@ export function identityJson(identity: FakeIdentity): Record<string, unknown> {
     properties: { tenantId: identity.tenantId, principalId: identity.principalId, clientId: identity.clientId, isolationScope: identity.isolationScope },
   };
   return identity.mangle ? identity.mangle(json) : json;
+}
+
+/** A federated identity credential in the shape of the 2024-11-30 examples (FederatedIdentityCredentialCreate.json). */
+export function federatedCredentialJson(identity: IdentityKey, credential: FakeFederatedCredential): Record<string, unknown> {
+  return {
+    id: `${identityId(identity)}/federatedIdentityCredentials/${credential.name}`,
+    name: credential.name,
+    properties: { issuer: credential.issuer, subject: credential.subject, audiences: [...credential.audiences] },
+    type: "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials",
+  };
 }
 
 /** A subscription in the shape of the 2022-12-01 examples (GetSubscription.json). */
@@ -69,6 +87,9 @@ export class FakeModel {
   private readonly subscriptionsById = new Map<string, FakeSubscription>();
   /** Keyed by lower-cased resource ID, in insertion order. */
   private readonly identitiesById = new Map<string, FakeIdentity>();
+
+  /** FICs by lower-cased identity ID, then lower-cased FIC name (ARM names are case-insensitive), in creation order. */
+  private readonly credentialsById = new Map<string, Map<string, FakeFederatedCredential>>();
 
   /** Resource groups ("sub/rg", lower-cased); they outlive the identities in them, as in Azure. */
   private readonly resourceGroups = new Set<string>();
@@ -118,11 +139,14 @@ export class FakeModel {
   /** Removes the subscription and every identity in it. */
   removeSubscription(subscriptionId: string): void {
     this.subscriptionsById.delete(key(subscriptionId));
-    for (const [id, identity] of this.identitiesById) if (key(identity.subscriptionId) === key(subscriptionId)) this.identitiesById.delete(id);
+    for (const [id, identity] of this.identitiesById) if (key(identity.subscriptionId) === key(subscriptionId)) this.removeIdentity(id);
     for (const group of this.resourceGroups) if (group.startsWith(`${key(subscriptionId)}/`)) this.resourceGroups.delete(group);
   }
 
-  /** Adds (or replaces) an identity; its subscription is created when missing. */
+  /**
+   * Adds (or replaces) an identity; its subscription is created when missing. A replaced identity
+   * starts without FICs: in Azure, an identity created again under the same name is a new resource.
+   */
   addIdentity(fields: NewIdentity): FakeIdentity {
     this.addResourceGroup(fields.subscriptionId, fields.resourceGroup);
     const identity: FakeIdentity = {
@@ -135,6 +159,7 @@ export class FakeModel {
       ...fields,
     };
     this.identitiesById.set(key(identityId(identity)), identity);
+    this.credentialsById.delete(key(identityId(identity)));
     return identity;
   }
 
@@ -163,8 +188,43 @@ export class FakeModel {
     return Object.assign(identity, changes);
   }
 
+  /** Removes the identity and its FICs, as deleting an MSI does in Azure. */
   removeIdentity(id: string | IdentityKey): boolean {
-    return this.identitiesById.delete(key(typeof id === "string" ? id : identityId(id)));
+    const lowered = key(typeof id === "string" ? id : identityId(id));
+    this.credentialsById.delete(lowered);
+    return this.identitiesById.delete(lowered);
+  }
+
+  /** The identity whose client ID this is (what Entra looks up a token request's client_id in); the first added if several share it. */
+  identityByClientId(clientId: string): FakeIdentity | undefined {
+    return [...this.identitiesById.values()].find((identity) => key(identity.clientId) === key(clientId));
+  }
+
+  /** The FICs of an identity, in creation order (the listing order); none for an unknown identity. */
+  federatedCredentials(identity: IdentityKey): FakeFederatedCredential[] {
+    return [...(this.credentialsById.get(key(identityId(identity)))?.values() ?? [])];
+  }
+
+  federatedCredential(identity: IdentityKey, name: string): FakeFederatedCredential | undefined {
+    return this.credentialsById.get(key(identityId(identity)))?.get(key(name));
+  }
+
+  /**
+   * Creates or replaces a FIC as stored, without Azure's rules (the ARM routes in fic.ts enforce
+   * them): for seeding a test. An update keeps its place in the listing, as the name is the key.
+   */
+  putFederatedCredential(identity: IdentityKey, credential: FakeFederatedCredential): FakeFederatedCredential {
+    if (!this.identity(identity)) throw new Error(`fake: no identity ${identityId(identity)} to add a federated credential to`);
+    const id = key(identityId(identity));
+    let credentials = this.credentialsById.get(id);
+    if (!credentials) this.credentialsById.set(id, (credentials = new Map<string, FakeFederatedCredential>()));
+    const stored = { ...credential, audiences: [...credential.audiences] };
+    credentials.set(key(credential.name), stored);
+    return stored;
+  }
+
+  removeFederatedCredential(identity: IdentityKey, name: string): boolean {
+    return this.credentialsById.get(key(identityId(identity)))?.delete(key(name)) ?? false;
   }
 
   /** The identities of a subscription (and resource group), in listing order. */
