@@ -37,6 +37,14 @@ export interface Config {
   };
   server: { bind: ListenAddress; readTimeoutMs: number; writeTimeoutMs: number };
   shutdown: { delayMs: number };
+  workloadIdentity: {
+    enable: boolean;
+    /** Undefined: discovered from the API server at start-up. */
+    issuer: string | undefined;
+    /** Undefined: derived from the issuer. Lower-case letters, digits and dashes. */
+    cluster: string | undefined;
+    strict: boolean;
+  };
   webhook: {
     enable: boolean;
     bind: ListenAddress;
@@ -112,7 +120,18 @@ export function buildConfig(r: FlagReader, command: "run" | "sync", context: Con
     server: { bind: r.address("server.bind"), readTimeoutMs: r.duration("server.timeout.read"), writeTimeoutMs: r.duration("server.timeout.write") },
     shutdown: { delayMs: r.duration("shutdown.delay") },
     webhook,
+    workloadIdentity: readWorkloadIdentity(r),
   };
+}
+
+function readWorkloadIdentity(r: FlagReader): Config["workloadIdentity"] {
+  const issuer = nonEmpty(r.string("workloadidentity.issuer"));
+  if (issuer !== undefined) r.check("workloadidentity.issuer", issuer, /^https:\/\/[^\s]+$/.test(issuer) ? undefined : "must be an https URL (Azure requires it)");
+  const cluster = nonEmpty(r.string("workloadidentity.cluster"));
+  if (cluster !== undefined) {
+    r.check("workloadidentity.cluster", cluster, /^[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?$/.test(cluster) ? undefined : "must be 1 to 24 lower-case letters, digits and dashes");
+  }
+  return { enable: r.bool("workloadidentity.enable"), issuer, cluster, strict: r.bool("workloadidentity.strict") };
 }
 
 const nonEmpty = (value: string | undefined) => (value === undefined || value.trim() === "" ? undefined : value.trim());

@@ -368,6 +368,39 @@ export const FLAGS: readonly FlagSpec[] = [
     minExclusive: true,
     help: "CA validity (at least the serving certificate's)",
   },
+
+  {
+    group: "Workload identity",
+    name: "workloadidentity.enable",
+    env: ["WORKLOADIDENTITY_ENABLE"],
+    kind: "bool",
+    default: "false",
+    help: "Azure Workload Identity: fill azure.workload.identity/client-id on labelled ServiceAccounts and keep a federated identity credential on their MSI",
+  },
+  {
+    group: "Workload identity",
+    name: "workloadidentity.issuer",
+    env: ["WORKLOADIDENTITY_ISSUER"],
+    kind: "string",
+    defaultNote: "discovered from the API server's /.well-known/openid-configuration",
+    help: "this cluster's service-account token issuer (the OIDC issuer URL of AKS)",
+  },
+  {
+    group: "Workload identity",
+    name: "workloadidentity.cluster",
+    env: ["WORKLOADIDENTITY_CLUSTER"],
+    kind: "string",
+    defaultNote: "derived from the issuer",
+    help: "this cluster's name in federated identity credential names (clusters sharing MSIs each own only theirs)",
+  },
+  {
+    group: "Workload identity",
+    name: "workloadidentity.strict",
+    env: ["WORKLOADIDENTITY_STRICT"],
+    kind: "bool",
+    default: "false",
+    help: "deny labelled ServiceAccounts whose lookup labels match no identity of their namespace",
+  },
 ];
 
 export const COMMANDS: ReadonlyArray<{ name: "run" | "sync"; help: string }> = [

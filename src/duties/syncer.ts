@@ -32,6 +32,7 @@ export function desiredOptionsFrom(config: Config): (now: Date) => DesiredStateO
     labelFormat: kubernetes.labelFormat,
     ignoredNamespaces: new Set(kubernetes.namespaceIgnore),
     namespaced: azureIdentity.namespaced,
+    workloadIdentity: config.workloadIdentity.enable,
     ...(azureIdentity.expiry.enable
       ? {
           expiry: {

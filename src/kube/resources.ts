@@ -15,6 +15,11 @@ export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 export const MANAGED_BY_VALUE = "azure-msi-operator";
 export const OWNED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 
+/** Azure Workload Identity's ServiceAccount annotations; the tenant one also rides on identities in that mode. */
+export const WI_CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id";
+export const WI_TENANT_ID_ANNOTATION = "azure.workload.identity/tenant-id";
+export const SERVICE_ACCOUNTS = "serviceaccounts";
+
 export const NAMESPACED_ANNOTATION = "aadpodidentity.k8s.io/Behavior";
 export const NAMESPACED_VALUE = "namespaced";
 

@@ -1,6 +1,14 @@
 import type { Msi } from "../azure/types.js";
 import { lookupLabelKeys } from "../kube/lookup.js";
-import { AAD_API_VERSION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, NAMESPACED_ANNOTATION, NAMESPACED_VALUE, type AzureIdentity } from "../kube/resources.js";
+import {
+  AAD_API_VERSION,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  NAMESPACED_ANNOTATION,
+  NAMESPACED_VALUE,
+  WI_TENANT_ID_ANNOTATION,
+  type AzureIdentity,
+} from "../kube/resources.js";
 import { invalidLabelValue, invalidNamespaceName, invalidObjectName } from "../kube/validation.js";
 import type { CompiledTemplate, TemplateFields } from "../template/template.js";
 
@@ -14,6 +22,8 @@ export interface DesiredStateOptions {
   namespaced: boolean;
   /** With `--azureidentity.expiry`: the annotation and the formatted date of this sync. */
   expiry?: { annotation: string; value: string };
+  /** `--workloadidentity.enable`: identities also carry their MSI's tenant (for ServiceAccounts). */
+  workloadIdentity?: boolean;
 }
 
 /**
@@ -28,6 +38,9 @@ export interface DesiredIdentity {
   spec: { type: 0; resourceID: string; clientID: string };
   subscriptionId: string;
   msiId: string;
+  /** Where the MSI lives, as Azure spells it (for its federated identity credentials). */
+  resourceGroup: string;
+  msiName: string;
 }
 
 export interface SkippedMsi {
@@ -114,6 +127,7 @@ export function desiredState(msis: readonly Msi[], options: DesiredStateOptions)
     }
     const annotations: Record<string, string | null> = { [NAMESPACED_ANNOTATION]: options.namespaced ? NAMESPACED_VALUE : null };
     if (options.expiry) annotations[options.expiry.annotation] = options.expiry.value;
+    if (options.workloadIdentity) annotations[WI_TENANT_ID_ANNOTATION] = msi.tenantId || null;
     for (const namespace of namespaces) {
       let inNamespace = byNamespace.get(namespace);
       if (!inNamespace) byNamespace.set(namespace, (inNamespace = new Map<string, DesiredIdentity>()));
@@ -130,6 +144,8 @@ export function desiredState(msis: readonly Msi[], options: DesiredStateOptions)
         spec: { type: 0, resourceID: msi.id.toLowerCase(), clientID: msi.clientId },
         subscriptionId: msi.subscriptionId.toLowerCase(),
         msiId: msi.id,
+        resourceGroup: msi.resourceGroup,
+        msiName: msi.name,
       });
     }
   }

@@ -13,6 +13,8 @@ const desired: DesiredIdentity = {
   spec: { type: 0, resourceID: "/subscriptions/s/resourcegroups/rg/providers/microsoft.managedidentity/userassignedidentities/app", clientID: "c1" },
   subscriptionId: "s",
   msiId: "id",
+  resourceGroup: "rg",
+  msiName: "app",
 };
 
 function actual(overrides: Partial<AzureIdentity["metadata"]> = {}, spec: AzureIdentity["spec"] = desired.spec): AzureIdentity {

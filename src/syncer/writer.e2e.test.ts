@@ -41,6 +41,8 @@ function desiredIn(namespace: string, clientID = "11111111-0000-0000-0000-000000
     spec: { type: 0, resourceID: `/subscriptions/${SUB}/resourcegroups/rg-apps/providers/microsoft.managedidentity/userassignedidentities/shop`, clientID },
     subscriptionId: SUB,
     msiId: `/subscriptions/${SUB}/resourceGroups/RG-Apps/providers/Microsoft.ManagedIdentity/userAssignedIdentities/shop`,
+    resourceGroup: "RG-Apps",
+    msiName: "shop",
   };
 }
 
