@@ -4,6 +4,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { CertManager } from "../certs/manager.js";
 import { FileCertSource, SecretCertSource, type CertSource } from "../certs/sources.js";
+import type { FicApi } from "./azure/fic.js";
 import type { SubscriptionListing } from "./azure/types.js";
 import type { Config } from "./config/config.js";
 import { rotationLeadMs } from "./config/values.js";
@@ -32,6 +33,8 @@ export interface AppDeps {
   metrics: Metrics;
   log: Logger;
   listAzure: (signal?: AbortSignal) => Promise<SubscriptionListing[]>;
+  /** Federated identity credentials in Azure, for the workload identity mode. */
+  ficApi?: FicApi;
   /** Tests shorten watch timeouts to bound silent-watch recovery. */
   watchTimeoutSeconds?: number;
   /** How often the leader checks certificates; defaults to a tenth of the serving validity, 10 s to 10 min. */
@@ -218,6 +221,7 @@ export class App {
       clients: this.clients,
       identities: this.identities,
       listAzure,
+      ficApi: this.deps.ficApi,
       canWrite: () => this.canWrite(),
       metrics,
       log,

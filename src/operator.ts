@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { App } from "./app.js";
 import { createAzureClients, type SdkRetryOptions } from "./azure/clients.js";
 import { resolveEnvironment } from "./azure/environment.js";
+import { ficApi } from "./azure/fic.js";
 import { listManagedIdentities } from "./azure/listing.js";
 import { rateLimitReadings, type AzureRequestInfo } from "./azure/observe.js";
 import type { SubscriptionListing } from "./azure/types.js";
@@ -88,6 +89,7 @@ export async function createOperator(
   };
   const app = new App({
     config,
+    ...(config.workloadIdentity.enable ? { ficApi: ficApi(clients) } : {}),
     kubeConfig: overrides.kubeConfig ?? loadKubeConfig(config.kubernetes.kubeconfig),
     metrics,
     log,

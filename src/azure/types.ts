@@ -37,3 +37,18 @@ export interface SubscriptionListing {
   pages: number;
   durationMs: number;
 }
+
+/** Where an MSI lives, as Azure spells it. */
+export interface MsiRef {
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+}
+
+/** A federated identity credential on an MSI, as much of it as the operator reads and writes. */
+export interface FederatedCredential {
+  name: string;
+  issuer: string;
+  subject: string;
+  audiences: string[];
+}

@@ -126,10 +126,15 @@ export function buildConfig(r: FlagReader, command: "run" | "sync", context: Con
 
 function readWorkloadIdentity(r: FlagReader): Config["workloadIdentity"] {
   const issuer = nonEmpty(r.string("workloadidentity.issuer"));
-  if (issuer !== undefined) r.check("workloadidentity.issuer", issuer, /^https:\/\/[^\s]+$/.test(issuer) ? undefined : "must be an https URL (Azure requires it)");
+  if (issuer !== undefined)
+    r.check("workloadidentity.issuer", issuer, /^https:\/\/[^\s]+$/.test(issuer) ? undefined : "must be an https URL (Azure requires it)");
   const cluster = nonEmpty(r.string("workloadidentity.cluster"));
   if (cluster !== undefined) {
-    r.check("workloadidentity.cluster", cluster, /^[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?$/.test(cluster) ? undefined : "must be 1 to 24 lower-case letters, digits and dashes");
+    r.check(
+      "workloadidentity.cluster",
+      cluster,
+      /^[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?$/.test(cluster) ? undefined : "must be 1 to 24 lower-case letters, digits and dashes",
+    );
   }
   return { enable: r.bool("workloadidentity.enable"), issuer, cluster, strict: r.bool("workloadidentity.strict") };
 }

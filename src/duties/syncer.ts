@@ -2,14 +2,20 @@ import type { V1Namespace } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { SubscriptionListing } from "../azure/types.js";
 import type { Config } from "../config/config.js";
-import { lookupBindings, namespaces, type CacheOptions } from "../kube/caches.js";
+import type { FicApi } from "../azure/fic.js";
+import { lookupBindings, lookupServiceAccounts, namespaces, type CacheOptions } from "../kube/caches.js";
+import { discoverIssuer } from "../kube/issuer.js";
+import { lookupLabelKeys } from "../kube/lookup.js";
+import { FicSyncer } from "../workload/fic-syncer.js";
+import { clusterNameFor } from "../workload/names.js";
 import type { KubeClients } from "../kube/clients.js";
 import type { Informer } from "../kube/informer.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
+import type { V1ServiceAccount } from "@kubernetes/client-node";
 import type { Duty } from "../lifecycle/duty.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { DesiredStateOptions } from "../syncer/desired.js";
-import { Syncer, type SyncSummary } from "../syncer/syncer.js";
+import { Syncer, type SyncSummary, type WorkloadSync } from "../syncer/syncer.js";
 import { IdentityWriter } from "../syncer/writer.js";
 
 export interface SyncerDutyDeps {
@@ -18,6 +24,8 @@ export interface SyncerDutyDeps {
   /** Every replica's cache of operator-owned identities (it outlives this duty). */
   identities: Informer<AzureIdentity>;
   listAzure: (signal: AbortSignal) => Promise<SubscriptionListing[]>;
+  /** Federated identity credentials in Azure (workload identity mode). */
+  ficApi: FicApi | undefined;
   canWrite: () => boolean;
   metrics: Metrics;
   log: Logger;
@@ -52,6 +60,7 @@ export class SyncerDuty implements Duty {
   readonly name = "syncer";
   private namespaces: Informer<V1Namespace> | undefined;
   private bindings: Informer<AzureIdentityBinding> | undefined;
+  private serviceAccounts: Informer<V1ServiceAccount> | undefined;
   private current: Syncer | undefined;
 
   /** `loop` false: built for `sync --once`, the caller runs the one full sync. */
@@ -70,9 +79,11 @@ export class SyncerDuty implements Duty {
     const { config, clients, log, metrics, cacheOptions } = this.deps;
     this.namespaces = namespaces(clients, log, metrics, cacheOptions);
     this.bindings = config.azureIdentity.bindingSync ? lookupBindings(clients, config.kubernetes.labelFormat, log, metrics, cacheOptions) : undefined;
+    const workload = await this.workload();
     this.namespaces.start();
     this.bindings?.start();
-    await Promise.all([this.namespaces.waitForSync(signal), this.bindings?.waitForSync(signal)]);
+    this.serviceAccounts?.start();
+    await Promise.all([this.namespaces.waitForSync(signal), this.bindings?.waitForSync(signal), this.serviceAccounts?.waitForSync(signal)]);
     this.current = new Syncer(
       {
         intervalMs: config.sync.intervalMs,
@@ -90,6 +101,7 @@ export class SyncerDuty implements Duty {
         namespaces: this.namespaces,
         bindings: this.bindings,
         writer: new IdentityWriter(clients.custom, this.deps.canWrite, metrics),
+        ...(workload ? { workload } : {}),
         metrics,
         log,
       },
@@ -100,9 +112,26 @@ export class SyncerDuty implements Duty {
   async stop(): Promise<void> {
     this.current?.stop();
     this.current = undefined;
-    this.namespaces?.stop();
-    this.bindings?.stop();
+    for (const cache of [this.namespaces, this.bindings, this.serviceAccounts]) cache?.stop();
     this.namespaces = undefined;
     this.bindings = undefined;
+    this.serviceAccounts = undefined;
+  }
+
+  /** With --workloadidentity.enable: the issuer (flag or discovery), this cluster's name, the ServiceAccount cache. */
+  private async workload(): Promise<WorkloadSync | undefined> {
+    const { config, clients, log, metrics, cacheOptions, ficApi } = this.deps;
+    const keys = lookupLabelKeys(config.kubernetes.labelFormat);
+    if (!config.workloadIdentity.enable || !ficApi || !keys) return undefined;
+    const issuer = config.workloadIdentity.issuer ?? (await discoverIssuer(clients));
+    const cluster = config.workloadIdentity.cluster ?? clusterNameFor(issuer);
+    this.serviceAccounts = lookupServiceAccounts(clients, config.kubernetes.labelFormat, log, metrics, cacheOptions);
+    if (!this.serviceAccounts) return undefined;
+    log.info({ issuer, cluster }, "workload identity mode: keeping federated identity credentials for labelled ServiceAccounts");
+    return {
+      fics: new FicSyncer(ficApi, { issuer, cluster }, metrics, log),
+      serviceAccounts: this.serviceAccounts,
+      context: { issuer, cluster, lookupKeys: keys },
+    };
   }
 }

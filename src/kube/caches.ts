@@ -1,4 +1,4 @@
-import type { V1Lease, V1Namespace } from "@kubernetes/client-node";
+import type { V1Lease, V1Namespace, V1ServiceAccount } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics/metrics.js";
 import type { KubeClients } from "./clients.js";
@@ -94,6 +94,28 @@ export function lookupBindings(
     onError: onError(AZURE_IDENTITY_BINDINGS, log, metrics),
   });
   trackSize(informer, AZURE_IDENTITY_BINDINGS, metrics);
+  return informer;
+}
+
+/** ServiceAccounts with all three lookup labels (workload identity mode): the rest are not ours to look at. */
+export function lookupServiceAccounts(
+  clients: KubeClients,
+  labelFormat: string,
+  log: Logger,
+  metrics: Metrics,
+  options: CacheOptions = {},
+): Informer<V1ServiceAccount> | undefined {
+  const keys = lookupLabelKeys(labelFormat);
+  if (!keys) return undefined;
+  const labelSelector = [keys.name, keys.resourcegroup, keys.subscription].join(",");
+  const informer = new Informer<V1ServiceAccount>(clients.kubeConfig, {
+    path: "/api/v1/serviceaccounts",
+    labelSelector,
+    watchTimeoutSeconds: options.watchTimeoutSeconds,
+    list: (params) => clients.core.listServiceAccountForAllNamespaces(params),
+    onError: onError("serviceaccounts", log, metrics),
+  });
+  trackSize(informer, "serviceaccounts", metrics);
   return informer;
 }
 

@@ -125,6 +125,25 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly ficWrites = new Counter({
+    name: "azuremsi_fic_writes_total",
+    help: "Federated identity credential writes to Azure (workload identity mode), by verb and result",
+    labelNames: ["verb", "result"],
+    registers: [this.registry],
+  });
+  readonly ficSkipped = new Counter({
+    name: "azuremsi_fic_skipped_total",
+    help: "Federated identity credentials not made, by reason (limit: Azure's 20 per MSI; conflict: the name or the issuer and subject are taken)",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly ficObjects = new Gauge({
+    name: "azuremsi_fic_objects",
+    help: "Outcome counts of the last federated identity credential pass (created, updated, unchanged, deleted, skipped, errors)",
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
+
   readonly leader = new Gauge({ name: "azuremsi_leader", help: "1 while this instance holds the leader Lease", registers: [this.registry] });
   readonly leaderTransitions = new Counter({
     name: "azuremsi_leader_transitions_total",

@@ -66,7 +66,13 @@ function msi(name: string, tag: string, clientId: string, subscriptionId = SUB):
 function listing(msis: Msi[], options: { prune?: boolean; listed?: string[] } = {}): ListingState {
   const desired = desiredState(msis, OPTIONS);
   assert.deepEqual(desired.skipped, [], "test MSIs are valid");
-  return { desired, pruneAllowed: options.prune ?? false, listedSubscriptions: new Set((options.listed ?? [SUB]).map((id) => id.toLowerCase())) };
+  return {
+    desired,
+    pruneAllowed: options.prune ?? false,
+    listedSubscriptions: new Set((options.listed ?? [SUB]).map((id) => id.toLowerCase())),
+    complete: true,
+    completeMsis: msis,
+  };
 }
 
 function wanted(state: ListingState, namespace: string, name: string): DesiredIdentity {

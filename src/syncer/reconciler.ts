@@ -1,3 +1,4 @@
+import type { Msi } from "../azure/types.js";
 import type { V1Namespace } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { kubeErrorMessage } from "../kube/errors.js";
@@ -20,6 +21,10 @@ export interface ListingState {
    * no evidence that its MSIs are gone.
    */
   listedSubscriptions: ReadonlySet<string>;
+  /** Every subscription listed completely and without error, and the listing not empty. */
+  complete: boolean;
+  /** The MSIs of the subscriptions that were listed completely. */
+  completeMsis: readonly Msi[];
 }
 
 export interface NamespaceOutcome {

@@ -1,4 +1,4 @@
-import type { V1Namespace } from "@kubernetes/client-node";
+import type { V1Namespace, V1ServiceAccount } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Msi, SubscriptionListing } from "../azure/types.js";
 
@@ -7,11 +7,16 @@ import type { Informer } from "../kube/informer.js";
 import { lookupLabelKeys } from "../kube/lookup.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { FicOutcome, FicSyncer } from "../workload/fic-syncer.js";
+import { desiredFics, type FicContext } from "../workload/plan.js";
 import { desiredState, type DesiredStateOptions } from "./desired.js";
 import { WorkQueue } from "./queue.js";
 import { addOutcome, emptyOutcome, namespaceIsLive, reconcileNamespace, type ListingState, type NamespaceOutcome, type ReconcilerDeps } from "./reconciler.js";
 import type { WriteVerb } from "../kube/errors.js";
 import { NotLeaderError, type IdentityWriter } from "./writer.js";
+
+/** ServiceAccount events within this window share one FIC pass. */
+const FIC_EVENT_DELAY_MS = 250;
 
 export interface SyncerOptions {
   intervalMs: number;
@@ -25,6 +30,13 @@ export interface SyncerOptions {
   desiredOptions: (now: Date) => DesiredStateOptions;
 }
 
+/** The workload identity mode's part of a sync: labelled ServiceAccounts and their FICs. */
+export interface WorkloadSync {
+  fics: FicSyncer;
+  serviceAccounts: Informer<V1ServiceAccount>;
+  context: FicContext;
+}
+
 export interface SyncerDeps {
   /** Lists Azure; the signal is aborted when the syncer stops (leadership lost, shutdown). */
   listAzure: (signal: AbortSignal) => Promise<SubscriptionListing[]>;
@@ -32,6 +44,8 @@ export interface SyncerDeps {
   namespaces: Informer<V1Namespace>;
   bindings: Informer<AzureIdentityBinding> | undefined;
   writer: IdentityWriter;
+  /** Only with --workloadidentity.enable. */
+  workload?: WorkloadSync;
   metrics: Metrics;
   log: Logger;
   now?: () => Date;
@@ -45,6 +59,8 @@ export interface SyncSummary extends NamespaceOutcome {
   writes: Record<WriteVerb, number>;
   durationMs: number;
   failedSubscriptions: string[];
+  /** The federated identity credential pass, in workload identity mode. */
+  fics?: FicOutcome;
 }
 
 /**
@@ -61,6 +77,7 @@ export class Syncer {
   private running: Promise<SyncSummary> | undefined;
   private accumulator: NamespaceOutcome | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private ficTimer: NodeJS.Timeout | undefined;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly abort = new AbortController();
   private active = false;
@@ -89,6 +106,12 @@ export class Syncer {
       },
     );
     if (options.watch) this.subscribe();
+    // In workload identity mode a deleted or relabelled ServiceAccount revokes its FIC at once, watch or not.
+    const accounts = deps.workload?.serviceAccounts;
+    if (accounts) {
+      const changed = () => this.scheduleFicPass();
+      this.unsubscribe.push(accounts.on("add", changed), accounts.on("update", changed), accounts.on("delete", changed));
+    }
   }
 
   /** Starts syncing (the caller has become leader and the caches have synced). */
@@ -104,6 +127,7 @@ export class Syncer {
     this.active = false;
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.ficTimer);
     this.abort.abort(new Error("syncer stopped"));
     this.queue.stop();
     for (const unsubscribe of this.unsubscribe.splice(0)) unsubscribe();
@@ -153,6 +177,7 @@ export class Syncer {
     await this.queue.drain();
     const outcome = this.accumulator;
     this.accumulator = undefined;
+    const fics = this.deps.workload ? await this.ficPass(listing, !reuse) : undefined;
     const writesAfter = this.deps.writer.writes();
     const writes = {
       create: writesAfter.create - writesBefore.create,
@@ -160,7 +185,7 @@ export class Syncer {
       delete: writesAfter.delete - writesBefore.delete,
     };
     const summary: SyncSummary = {
-      result: failedSubscriptions.length > 0 || outcome.errors > 0 ? "failed" : "success",
+      result: failedSubscriptions.length > 0 || outcome.errors > 0 || (fics?.errors ?? 0) > 0 ? "failed" : "success",
       listed,
       skipped: listing.desired.skipped.length,
       listingReused: reuse,
@@ -168,6 +193,7 @@ export class Syncer {
       writes,
       durationMs: Date.now() - started,
       failedSubscriptions,
+      ...(fics ? { fics } : {}),
     };
     this.record(summary);
     return summary;
@@ -205,11 +231,45 @@ export class Syncer {
       this.deps.log.warn({ failed: listings.filter((p) => !p.complete).map((p) => p.subscriptionId) }, "Azure listing incomplete: prune skipped this sync");
     if (this.options.prune && complete && emptyButClusterHasIdentities)
       this.deps.log.warn("Azure listing is empty while the cluster holds operator-owned identities: prune skipped (refusing to delete everything)");
+    const completeSubscriptions = new Set(listings.filter((part) => part.complete).map((part) => part.subscriptionId.toLowerCase()));
     return {
       desired,
       pruneAllowed: this.options.prune && complete && !emptyButClusterHasIdentities,
       listedSubscriptions: new Set(listings.map((part) => part.subscriptionId.toLowerCase())),
+      complete: complete && msis.length > 0,
+      completeMsis: msis.filter((msi) => completeSubscriptions.has(msi.subscriptionId.toLowerCase())),
     };
+  }
+
+  /**
+   * FICs for the labelled ServiceAccounts. After a fresh listing every MSI of a complete subscription
+   * is looked at (so a removed tag revokes); otherwise only the wanted ones and those holding ours.
+   */
+  private ficPass(listing: ListingState, fresh: boolean): Promise<FicOutcome> {
+    const workload = this.deps.workload!;
+    const accounts = workload.serviceAccounts
+      .list()
+      .map((account) => ({ namespace: account.metadata?.namespace ?? "", name: account.metadata?.name ?? "", labels: account.metadata?.labels ?? {} }));
+    const { byMsi, unmatched } = desiredFics(accounts, listing.desired, workload.context);
+    for (const account of unmatched)
+      this.deps.log.debug({ serviceAccount: `${account.namespace}/${account.name}` }, "ServiceAccount's lookup labels name no MSI tagged for its namespace");
+    const scan = fresh ? listing.completeMsis.map((msi) => ({ subscriptionId: msi.subscriptionId, resourceGroup: msi.resourceGroup, name: msi.name })) : [];
+    return workload.fics.sync({ wanted: byMsi, scan, complete: listing.complete }, this.abort.signal);
+  }
+
+  /** A ServiceAccount changed: one FIC pass from the last listing, soon, once for a burst of events. */
+  private scheduleFicPass(): void {
+    if (this.ficTimer || !this.deps.workload) return;
+    this.ficTimer = setTimeout(() => {
+      this.ficTimer = undefined;
+      const listing = this.listing;
+      if (!this.active || this.stopped || !listing) return;
+      // The pass logs its own failures; a failing one is retried at the next event or full sync.
+      void this.ficPass(listing, false).then((outcome) => {
+        if (outcome.created + outcome.updated + outcome.deleted + outcome.errors > 0)
+          this.deps.log.info({ ...outcome }, "federated identity credentials reconciled after a ServiceAccount event");
+      });
+    }, FIC_EVENT_DELAY_MS);
   }
 
   private namespacesToReconcile(listing: ListingState): Set<string> {
