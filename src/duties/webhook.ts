@@ -54,15 +54,21 @@ export class WebhookDuty implements Duty {
     const { config } = this;
     const pem = await this.certSource.ready();
     if (this.stopped) return;
+    const lookupKeys = lookupLabelKeys(config.kubernetes.labelFormat);
+    const identitiesIn = (namespace: string) => this.identities.list(namespace);
+    const guardPolicy = this.guard();
     this.server = await startWebhookServer({
       host: listenHost(config.webhook.bind.host),
       port: config.webhook.bind.port,
       tls: pem,
-      guardPolicy: this.guard(),
-      bindingPolicy: {
-        lookupKeys: lookupLabelKeys(config.kubernetes.labelFormat),
-        strict: config.webhook.bindingStrict,
-        identitiesIn: (namespace) => this.identities.list(namespace),
+      guardPolicy,
+      bindingPolicy: { lookupKeys, strict: config.webhook.bindingStrict, identitiesIn },
+      serviceAccountPolicy: {
+        enable: config.workloadIdentity.enable,
+        strict: config.workloadIdentity.strict,
+        lookupKeys,
+        identitiesIn,
+        namespaceTags: guardPolicy.namespaceTags,
       },
       metrics: this.metrics,
       log: this.log,

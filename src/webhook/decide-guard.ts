@@ -91,12 +91,13 @@ export function decideGuarded(kind: GuardedKind, request: AdmissionRequest, poli
   };
 }
 
-function isAdmin(policy: GuardPolicy, user: string, groups: readonly string[]): boolean {
+/** The cluster's admins (--webhook.allow.users/groups): they may write every guarded kind and set any client ID. */
+export function isAdmin(policy: Pick<GuardPolicy, "adminUsers" | "adminGroups">, user: string, groups: readonly string[]): boolean {
   return policy.adminUsers.has(user) || groups.some((group) => policy.adminGroups.has(group));
 }
 
 /** "k8snamespace: team-a", or the choices when the namespace template reads several tags. */
-function tagToSet(tags: readonly string[], namespace: string): string {
+export function tagToSet(tags: readonly string[], namespace: string): string {
   if (tags.length === 0) return `the tag your namespace template reads set to ${namespace}`;
   return tags.map((tag) => `${tag}: ${namespace}`).join(" or ");
 }

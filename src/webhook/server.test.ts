@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { connect } from "node:tls";
 import { startTestWebhook, type TestWebhook } from "../../test/support/webhook-server.js";
 import { loadReview } from "./fixtures.js";
-import { MUTATE_BINDING_PATH, VALIDATE_IDENTITY_PATH } from "./server.js";
+import { MUTATE_BINDING_PATH, MUTATE_SERVICE_ACCOUNT_PATH, VALIDATE_IDENTITY_PATH, VALIDATE_SERVICE_ACCOUNT_PATH } from "./server.js";
 
 interface Answer {
   status: number;
@@ -75,7 +75,7 @@ describe("webhook server: bad input gets a clear 4xx, never a 5xx", () => {
   ];
   for (const [name, body, status, message, contentType] of cases) {
     test(name, async () => {
-      for (const path of [VALIDATE_IDENTITY_PATH, MUTATE_BINDING_PATH]) {
+      for (const path of [VALIDATE_IDENTITY_PATH, MUTATE_BINDING_PATH, VALIDATE_SERVICE_ACCOUNT_PATH, MUTATE_SERVICE_ACCOUNT_PATH]) {
         const answer = await post(path, body(), contentType);
         assert.equal(answer.status, status, `${path}: ${answer.body}`);
         assert.match(answer.json().message ?? "", message);
@@ -87,6 +87,7 @@ describe("webhook server: bad input gets a clear 4xx, never a 5xx", () => {
     const answer = await post("/mutate", "{}");
     assert.equal(answer.status, 404);
     assert.match(answer.json().message ?? "", /\/validate\/azureidentity/);
+    assert.match(answer.json().message ?? "", /\/mutate\/serviceaccount, \/validate\/serviceaccount/);
   });
 
   test("TLS below 1.2 is refused by the server (with a client that offers it)", async () => {
@@ -106,5 +107,87 @@ describe("webhook server: bad input gets a clear 4xx, never a 5xx", () => {
   test("the metrics count what was decided", async () => {
     const text = await webhook.metrics.registry.metrics();
     assert.match(text, /azuremsi_admission_requests_total\{webhook="validate-azureidentity",operation="CREATE",result="denied"\} [1-9]/);
+  });
+});
+
+describe("webhook server: the ServiceAccount routes", () => {
+  const CLIENT_ID = "azure.workload.identity/client-id";
+  let broken = false;
+  let webhook: TestWebhook;
+  const identity = {
+    metadata: { name: "app-1", namespace: "team-a", labels: loadReview("serviceaccount-create-labelled").request.object!.metadata!.labels },
+    spec: { clientID: "c-1" },
+  };
+
+  before(async () => {
+    // A cache that throws on demand stands in for a bug in a decision.
+    webhook = await startTestWebhook({
+      identitiesIn: (namespace) => {
+        if (broken) throw new Error("cache exploded");
+        return namespace === "team-a" ? [identity] : [];
+      },
+      serviceAccounts: {},
+    });
+  });
+  after(async () => webhook?.close());
+
+  const answer = async (path: string, fixture: string) => {
+    const review = loadReview(fixture);
+    const reply = await webhook.post(path, JSON.stringify(review));
+    assert.equal(reply.status, 200, reply.body);
+    const { response } = JSON.parse(reply.body) as {
+      response: { uid: string; allowed: boolean; patch?: string; warnings?: string[]; status?: { code: number; message: string } };
+    };
+    assert.equal(response.uid, review.request.uid);
+    return response;
+  };
+
+  test("mutate fills the client ID; validate refuses another team's, with 403", async () => {
+    const mutated = await answer(MUTATE_SERVICE_ACCOUNT_PATH, "serviceaccount-create-labelled");
+    assert.deepEqual(JSON.parse(Buffer.from(mutated.patch ?? "", "base64").toString()), [
+      { op: "add", path: "/metadata/annotations", value: { [CLIENT_ID]: "c-1" } },
+    ]);
+    const validated = await answer(VALIDATE_SERVICE_ACCOUNT_PATH, "serviceaccount-create-annotated-by-developer");
+    assert.equal(validated.allowed, false);
+    assert.equal(validated.status?.code, 403);
+  });
+
+  test("a decision that throws: validating denies with 500 and the reason, mutating allows untouched with a warning", async () => {
+    broken = true;
+    try {
+      const validated = await answer(VALIDATE_SERVICE_ACCOUNT_PATH, "serviceaccount-create-annotated-by-developer");
+      assert.equal(validated.allowed, false);
+      assert.equal(validated.status?.code, 500);
+      assert.match(validated.status?.message ?? "", /could not decide \(cache exploded\); denied to stay safe/);
+      const mutated = await answer(MUTATE_SERVICE_ACCOUNT_PATH, "serviceaccount-create-labelled");
+      assert.equal(mutated.allowed, true);
+      assert.equal(mutated.patch, undefined);
+      assert.match(mutated.warnings?.[0] ?? "", /could not fill azure\.workload\.identity\/client-id \(cache exploded\)/);
+    } finally {
+      broken = false;
+    }
+  });
+
+  test("the metrics count each under its own webhook label, errors included", async () => {
+    const text = await webhook.metrics.registry.metrics();
+    assert.match(text, /azuremsi_admission_requests_total\{webhook="mutate-serviceaccount",operation="CREATE",result="patched"\} [1-9]/);
+    assert.match(text, /azuremsi_admission_requests_total\{webhook="validate-serviceaccount",operation="CREATE",result="denied"\} [1-9]/);
+    assert.match(text, /azuremsi_admission_requests_total\{webhook="validate-serviceaccount",operation="CREATE",result="error"\} [1-9]/);
+  });
+
+  test("with the mode off (the default), both answer allowed and leave the object alone", async () => {
+    const off = await startTestWebhook({ identitiesIn: () => [identity] });
+    try {
+      for (const [path, fixture] of [
+        [MUTATE_SERVICE_ACCOUNT_PATH, "serviceaccount-create-labelled"],
+        [VALIDATE_SERVICE_ACCOUNT_PATH, "serviceaccount-create-annotated-by-developer"],
+      ] as const) {
+        const reply = await off.post(path, JSON.stringify(loadReview(fixture)));
+        const { response } = JSON.parse(reply.body) as { response: { allowed: boolean; patch?: string } };
+        assert.deepEqual([response.allowed, response.patch], [true, undefined], path);
+      }
+    } finally {
+      await off.close();
+    }
   });
 });

@@ -6,12 +6,16 @@ import type { Metrics } from "../metrics/metrics.js";
 import { admissionReviewSchema, type AdmissionReview, type Decision } from "./admission.js";
 import { decideBinding, type BindingPolicy } from "./decide-binding.js";
 import { decideGuarded, type GuardedKind, type GuardPolicy } from "./decide-guard.js";
+import { mutateServiceAccount, validateServiceAccount, WORKLOAD_IDENTITY_OFF, type ServiceAccountPolicy } from "./decide-serviceaccount.js";
 import { admissionResponse } from "./respond.js";
 
 export const VALIDATE_IDENTITY_PATH = "/validate/azureidentity";
 export const VALIDATE_ASSIGNED_IDENTITY_PATH = "/validate/azureassignedidentity";
 export const VALIDATE_EXCEPTION_PATH = "/validate/azurepodidentityexception";
 export const MUTATE_BINDING_PATH = "/mutate/azureidentitybinding";
+/** Workload identity mode (manifests/overlays/workload-identity); served always, answering "allowed" while the mode is off. */
+export const MUTATE_SERVICE_ACCOUNT_PATH = "/mutate/serviceaccount";
+export const VALIDATE_SERVICE_ACCOUNT_PATH = "/validate/serviceaccount";
 
 /** The validating webhooks: one path (and metrics label) per guarded kind. */
 export const VALIDATING_WEBHOOKS: ReadonlyArray<{ path: string; webhook: string; kind: GuardedKind }> = [
@@ -19,7 +23,12 @@ export const VALIDATING_WEBHOOKS: ReadonlyArray<{ path: string; webhook: string;
   { path: VALIDATE_ASSIGNED_IDENTITY_PATH, webhook: "validate-azureassignedidentity", kind: "AzureAssignedIdentity" },
   { path: VALIDATE_EXCEPTION_PATH, webhook: "validate-azurepodidentityexception", kind: "AzurePodIdentityException" },
 ];
-export const WEBHOOK_PATHS: readonly string[] = [...VALIDATING_WEBHOOKS.map((entry) => entry.path), MUTATE_BINDING_PATH];
+export const WEBHOOK_PATHS: readonly string[] = [
+  ...VALIDATING_WEBHOOKS.map((entry) => entry.path),
+  MUTATE_BINDING_PATH,
+  MUTATE_SERVICE_ACCOUNT_PATH,
+  VALIDATE_SERVICE_ACCOUNT_PATH,
+];
 
 /** Room for an AdmissionReview carrying two objects of etcd's 1.5 MiB maximum, plus the envelope. */
 export const ADMISSION_BODY_LIMIT = 3.5 * 1024 * 1024;
@@ -30,6 +39,8 @@ export interface WebhookServerOptions {
   tls: Pem;
   guardPolicy: GuardPolicy;
   bindingPolicy: BindingPolicy;
+  /** The ServiceAccount webhooks; absent: the workload identity mode is off. */
+  serviceAccountPolicy?: ServiceAccountPolicy;
   metrics: Metrics;
   log: Logger;
   bodyLimit?: number;
@@ -87,8 +98,39 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       warnings: [`azure-msi-operator webhook could not fill spec.azureIdentity (${error.message}); the syncer will`],
     }),
   );
+  addServiceAccountRoutes(app, options);
   await app.listen({ host: options.host, port: options.port });
   return handle(app, options, () => (draining = true));
+}
+
+/** A decision that throws: the validating webhook denies (as the API server does when it cannot call it), the mutating one leaves the object as it is. */
+function addServiceAccountRoutes(app: FastifyInstance, options: WebhookServerOptions): void {
+  const policy = options.serviceAccountPolicy ?? WORKLOAD_IDENTITY_OFF;
+  addRoute(
+    app,
+    options,
+    MUTATE_SERVICE_ACCOUNT_PATH,
+    "mutate-serviceaccount",
+    (review) => mutateServiceAccount(review.request, policy),
+    (error) => ({
+      allowed: true,
+      result: "error",
+      warnings: [`azure-msi-operator webhook could not fill azure.workload.identity/client-id (${error.message}); left as it is`],
+    }),
+  );
+  addRoute(
+    app,
+    options,
+    VALIDATE_SERVICE_ACCOUNT_PATH,
+    "validate-serviceaccount",
+    (review) => validateServiceAccount(review.request, policy, options.guardPolicy),
+    (error) => ({
+      allowed: false,
+      code: 500,
+      result: "error",
+      message: `azure-msi-operator webhook could not decide (${error.message}); denied to stay safe`,
+    }),
+  );
 }
 
 function createServer(options: WebhookServerOptions): FastifyInstance {

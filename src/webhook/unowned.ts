@@ -3,10 +3,10 @@ import type { AdmissionRequest, Decision } from "./admission.js";
 
 /**
  * A request for a resource a webhook does not guard is allowed with a warning: a mis-scoped
- * configuration must never block the cluster.
+ * configuration must never block the cluster. `group` is the API group the webhook owns ("" is core).
  */
-export function unowned(request: AdmissionRequest, resource: string, kind: string, configuration: string): Decision | undefined {
-  if (request.resource.group === AAD_GROUP && request.resource.resource === resource) return undefined;
+export function unowned(request: AdmissionRequest, resource: string, kind: string, configuration: string, group = AAD_GROUP): Decision | undefined {
+  if (request.resource.group === group && request.resource.resource === resource) return undefined;
   return {
     allowed: true,
     result: "unowned",

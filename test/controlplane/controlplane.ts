@@ -22,7 +22,7 @@ export type Who = "admin" | "jane" | "operator";
 export interface ControlPlaneOptions {
   /** Install the upstream aad-pod-identity CRDs (default true). */
   crds?: boolean;
-  /** Start kube-controller-manager's namespace and garbage-collector controllers too (default false). */
+  /** Start kube-controller-manager's namespace, garbage-collector and service-account controllers too (default false). */
   controllerManager?: boolean;
   /** Extra kube-apiserver flags, e.g. to lower request limits in a fault test. */
   apiserverFlags?: string[];
@@ -262,12 +262,16 @@ export class ControlPlane {
     await this.kubectlOrThrow("admin", ["wait", "--for=condition=Established", "--timeout=60s", "-f", AAD_POD_IDENTITY_CRDS]);
   }
 
-  /** kube-controller-manager with the controllers that make namespace deletion real, as AKS runs them. */
+  /**
+   * kube-controller-manager with the controllers that make namespace deletion real, as AKS runs them,
+   * and the one that gives every new namespace its `default` ServiceAccount (which admission
+   * webhooks on ServiceAccounts must never hold up).
+   */
   async startControllerManager(): Promise<void> {
     if (this.processes.some((p) => p.name === "kube-controller-manager")) return;
     this.spawn("kube-controller-manager", this.assets.kubeControllerManager, [
       `--kubeconfig=${this.kubeconfigPath("admin")}`,
-      "--controllers=namespace-controller,garbage-collector-controller,serviceaccount-token-controller",
+      "--controllers=namespace-controller,garbage-collector-controller,serviceaccount-token-controller,serviceaccount-controller",
       "--use-service-account-credentials=true",
       `--service-account-private-key-file=${join(this.dir, "sa.key")}`,
       `--root-ca-file=${join(this.dir, "ca.crt")}`,

@@ -30,3 +30,24 @@ export async function createTeamNamespace(plane: ControlPlane, name: string): Pr
     },
   });
 }
+
+/**
+ * Lets group dev-team (jane's) write ServiceAccounts in `namespace`, as a namespace editor may
+ * (the built-in `edit` role grants it): in the workload identity mode only the webhooks stand
+ * between her and another team's client ID.
+ */
+export async function allowServiceAccountWrites(plane: ControlPlane, namespace: string): Promise<void> {
+  const rbac = plane.api("admin", RbacAuthorizationV1Api);
+  await rbac.createNamespacedRole({
+    namespace,
+    body: { metadata: { name: "serviceaccounts" }, rules: [{ apiGroups: [""], resources: ["serviceaccounts"], verbs: ["*"] }] },
+  });
+  await rbac.createNamespacedRoleBinding({
+    namespace,
+    body: {
+      metadata: { name: "dev-team-serviceaccounts" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "serviceaccounts" },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "dev-team" }],
+    },
+  });
+}

@@ -6,6 +6,7 @@ import { issueCert } from "../../certs/pki.js";
 import { lookupLabelKeys } from "../../src/kube/lookup.js";
 import type { AzureIdentity } from "../../src/kube/resources.js";
 import { Metrics } from "../../src/metrics/metrics.js";
+import type { ServiceAccountPolicy } from "../../src/webhook/decide-serviceaccount.js";
 import { startWebhookServer, type WebhookServer } from "../../src/webhook/server.js";
 import { ensureTestCa } from "./test-ca.js";
 
@@ -40,6 +41,8 @@ export interface TestWebhookOptions {
   /** The operator-owned identities the mutating webhook sees per namespace. */
   identitiesIn?: (namespace: string) => readonly AzureIdentity[];
   strict?: boolean;
+  /** The workload identity mode's ServiceAccount webhooks (on, with TEST_LOOKUP_KEYS and identitiesIn, unless changed); absent: off. */
+  serviceAccounts?: Partial<ServiceAccountPolicy>;
 }
 
 export async function startTestWebhook(options: TestWebhookOptions = {}): Promise<TestWebhook> {
@@ -58,6 +61,18 @@ export async function startTestWebhook(options: TestWebhookOptions = {}): Promis
       namespaceTags: ["k8snamespace"],
     },
     bindingPolicy: { lookupKeys: TEST_LOOKUP_KEYS, strict: options.strict ?? false, identitiesIn: options.identitiesIn ?? (() => []) },
+    ...(options.serviceAccounts
+      ? {
+          serviceAccountPolicy: {
+            enable: true,
+            strict: false,
+            lookupKeys: TEST_LOOKUP_KEYS,
+            identitiesIn: options.identitiesIn ?? (() => []),
+            namespaceTags: ["k8snamespace"],
+            ...options.serviceAccounts,
+          },
+        }
+      : {}),
     metrics,
     log: pino({ level: "silent" }),
   });

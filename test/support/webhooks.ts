@@ -1,12 +1,28 @@
-import { AdmissionregistrationV1Api, type KubernetesObject } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, loadAllYaml, type KubernetesObject } from "@kubernetes/client-node";
 import type { ControlPlane } from "../controlplane/controlplane.js";
 import { eventually } from "./operator.js";
 import { webhookConfigurationsFor } from "./manifests.js";
 
-/** Installs manifests/webhooks.yaml pointed at https://127.0.0.1:port (the caBundle comes from the operator). */
-export async function installWebhooks(plane: ControlPlane, port: number): Promise<KubernetesObject[]> {
-  const objects = await webhookConfigurationsFor(`https://127.0.0.1:${port}`);
+/**
+ * Installs the shipped webhook configurations pointed at https://127.0.0.1:port (the caBundle comes
+ * from the operator): manifests/base/webhooks.yaml, or with `overlay` (a kustomization directory)
+ * the configurations `kubectl kustomize` renders there.
+ */
+export async function installWebhooks(plane: ControlPlane, port: number, options: { overlay?: string } = {}): Promise<KubernetesObject[]> {
+  const rendered = options.overlay ? await webhookConfigurationsOf(plane, options.overlay) : undefined;
+  const objects = await webhookConfigurationsFor(`https://127.0.0.1:${port}`, rendered);
   await plane.kubectlOrThrow("admin", ["apply", "-f", "-"], { stdin: JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }) });
+  return objects;
+}
+
+/** What `kubectl kustomize <dir>` renders: every object, parsed. */
+export async function kustomize(plane: ControlPlane, dir: string): Promise<KubernetesObject[]> {
+  return loadAllYaml(await plane.kubectlOrThrow("admin", ["kustomize", dir])) as KubernetesObject[];
+}
+
+async function webhookConfigurationsOf(plane: ControlPlane, dir: string): Promise<KubernetesObject[]> {
+  const objects = (await kustomize(plane, dir)).filter((object) => /^(Validating|Mutating)WebhookConfiguration$/.test(object.kind ?? ""));
+  if (objects.length !== 2) throw new Error(`${dir}: expected one validating and one mutating webhook configuration, got ${objects.length}`);
   return objects;
 }
 
