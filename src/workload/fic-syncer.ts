@@ -55,7 +55,7 @@ export class FicSyncer {
       }
     };
     await Promise.all(Array.from({ length: Math.min(PARALLEL_MSIS, queue.length) }, worker));
-    for (const [name, value] of Object.entries(outcome)) this.metrics.ficObjects.set({ outcome: name }, value);
+    for (const [name, value] of Object.entries(outcome) as [string, number][]) this.metrics.ficObjects.set({ outcome: name }, value);
     return outcome;
   }
 
