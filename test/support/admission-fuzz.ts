@@ -7,11 +7,14 @@ import type { AzureIdentity } from "../../src/kube/resources.js";
 import {
   ADMISSION_BODY_LIMIT,
   MUTATE_BINDING_PATH,
+  MUTATE_SERVICE_ACCOUNT_PATH,
   VALIDATE_ASSIGNED_IDENTITY_PATH,
   VALIDATE_EXCEPTION_PATH,
   VALIDATE_IDENTITY_PATH,
+  VALIDATE_SERVICE_ACCOUNT_PATH,
 } from "../../src/webhook/server.js";
 import { NAMESPACE_CLEANUP_USERS } from "../../src/webhook/decide-guard.js";
+import { CLIENT_ID, judgeServiceAccountPatch, mayNameClientId, TENANT_ID } from "./serviceaccount-oracle.js";
 import { TEST_LOOKUP_KEYS, TEST_MIC_USER, TEST_OPERATOR_USER, type Answer } from "./webhook-server.js";
 
 const AAD = "aadpodidentity.k8s.io";
@@ -54,14 +57,15 @@ export interface FuzzCase {
   [fc.toStringMethod]: () => string;
 }
 
-// The informer cache the mutating webhook answers from: one identity per namespace.
-const identity = (name: string, namespace: string, msi: string, resourcegroup: string, subscription: string): AzureIdentity => ({
+// The informer cache the mutating webhooks answer from: one identity per namespace (team-a's knows its tenant).
+const identity = (name: string, namespace: string, msi: string, resourcegroup: string, subscription: string, tenant?: string): AzureIdentity => ({
   apiVersion: `${AAD}/v1`,
   kind: "AzureIdentity",
   metadata: {
     name,
     namespace,
     labels: { [TEST_LOOKUP_KEYS.name]: msi, [TEST_LOOKUP_KEYS.resourcegroup]: resourcegroup, [TEST_LOOKUP_KEYS.subscription]: subscription },
+    ...(tenant ? { annotations: { [TENANT_ID]: tenant } } : {}),
   },
   spec: {
     type: 0,
@@ -70,7 +74,7 @@ const identity = (name: string, namespace: string, msi: string, resourcegroup: s
   },
 });
 const CACHE: Record<string, AzureIdentity[]> = {
-  "team-a": [identity("app-a", "team-a", "app", "rg-a", SUB_A)],
+  "team-a": [identity("app-a", "team-a", "app", "rg-a", SUB_A, "tenant-a")],
   "team-b": [identity("other-b", "team-b", "other", "rg-b", SUB_B)],
 };
 export const identitiesIn = (namespace: string): readonly AzureIdentity[] => CACHE[namespace] ?? [];
@@ -83,6 +87,15 @@ const text = fc.string({ unit: "binary", maxLength: 24 });
 const jsonValue = clean(fc.jsonValue({ maxDepth: 3, stringUnit: "binary" })) as fc.Arbitrary<Json>;
 const jsonObject = clean(fc.dictionary(text, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 5 })) as fc.Arbitrary<JsonObject>;
 const stringMap = clean(fc.dictionary(text, text, { maxKeys: 4 }));
+// Sometimes a client ID: team-a's or team-b's (as the cache spells it, or upper-cased), or anything.
+const annotations = fc.oneof(
+  stringMap,
+  clean(
+    fc
+      .tuple(stringMap, fc.oneof(fc.constantFrom("app-client", "other-client", "APP-CLIENT", ""), text), fc.option(text, { nil: undefined }))
+      .map(([other, clientId, tenant]) => ({ ...other, [CLIENT_ID]: clientId, ...(tenant === undefined ? {} : { [TENANT_ID]: tenant }) })),
+  ),
+);
 
 const lookupLabels = fc
   .oneof(
@@ -100,9 +113,9 @@ const kubeObject: fc.Arbitrary<JsonObject> = fc
   .record(
     {
       apiVersion: fc.oneof(fc.constant(`${AAD}/v1`), text),
-      kind: fc.constantFrom("AzureIdentityBinding", "AzureIdentity", "Pod"),
+      kind: fc.constantFrom("AzureIdentityBinding", "AzureIdentity", "Pod", "ServiceAccount"),
       metadata: fc.record(
-        { name: text, namespace, labels: fc.tuple(lookupLabels, stringMap).map(([lookup, other]) => ({ ...other, ...lookup })), annotations: stringMap },
+        { name: text, namespace, labels: fc.tuple(lookupLabels, stringMap).map(([lookup, other]) => ({ ...other, ...lookup })), annotations },
         { requiredKeys: [] },
       ),
       spec: fc.oneof(jsonObject, fc.record({ selector: text, azureIdentity: text }, { requiredKeys: [] })),
@@ -122,12 +135,14 @@ const userInfo = fc.record(
   { requiredKeys: [] },
 );
 
+const SERVICE_ACCOUNTS = { group: "", version: "v1", resource: "serviceaccounts" };
 const resource = fc.oneof(
   fc.constantFrom(...GUARDED_RESOURCES, "azureidentitybindings").map((name) => ({ group: AAD, version: "v1", resource: name })),
+  fc.constant(SERVICE_ACCOUNTS),
   fc.record({
-    group: fc.oneof(fc.constant(AAD), text),
+    group: fc.oneof(fc.constantFrom(AAD, ""), text),
     version: text,
-    resource: fc.oneof(fc.constantFrom(...GUARDED_RESOURCES, "azureidentitybindings", "pods"), text),
+    resource: fc.oneof(fc.constantFrom(...GUARDED_RESOURCES, "azureidentitybindings", "pods", "serviceaccounts"), text),
   }),
 );
 
@@ -265,7 +280,7 @@ const GUARDED_PATHS: ReadonlyArray<[string, string]> = [
   [VALIDATE_ASSIGNED_IDENTITY_PATH, "azureassignedidentities"],
   [VALIDATE_EXCEPTION_PATH, "azurepodidentityexceptions"],
 ];
-const endpoint = fc.constantFrom(...GUARDED_PATHS.map(([path]) => path), MUTATE_BINDING_PATH);
+const endpoint = fc.constantFrom(...GUARDED_PATHS.map(([path]) => path), MUTATE_BINDING_PATH, MUTATE_SERVICE_ACCOUNT_PATH, VALIDATE_SERVICE_ACCOUNT_PATH);
 // The API server calls `<url>?timeout=5s`; the query must not change the routing.
 const endpointWithQuery = fc.tuple(endpoint, fc.boolean()).map(([path, query]) => (query ? `${path}?timeout=5s` : path));
 const jsonContentType = fc.constantFrom("application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8");
@@ -283,6 +298,60 @@ const post = (
 const valid = fc
   .tuple(endpointWithQuery, validReview, jsonContentType, fc.boolean())
   .map(([path, review, contentType, chunked]) => post("valid", path, review, () => JSON.stringify(review), "answer", contentType, chunked));
+
+// ServiceAccount writes as the API server sends them, to the ServiceAccount webhooks: the generic
+// reviews above reach a decision there too rarely. An UPDATE's old object is often the new one with
+// the client ID as stored, or with it added or removed ("toggled"), so each of those rules is exercised.
+const serviceAccount = fc
+  .record(
+    {
+      apiVersion: fc.constant("v1"),
+      kind: fc.constant("ServiceAccount"),
+      metadata: fc.record(
+        { name: text, labels: fc.tuple(lookupLabels, stringMap).map(([lookup, other]) => ({ ...other, ...lookup })), annotations },
+        { requiredKeys: [] },
+      ),
+    },
+    { requiredKeys: ["metadata"] },
+  )
+  .map((object) => object as JsonObject);
+const withClientId = (object: JsonObject, clientId: string | undefined): JsonObject => {
+  const copy = clone(object);
+  const metadata = (copy.metadata ?? {}) as JsonObject;
+  const { [CLIENT_ID]: _dropped, ...rest } = (metadata.annotations ?? {}) as Record<string, string>;
+  copy.metadata = { ...metadata, annotations: clientId === undefined ? rest : { ...rest, [CLIENT_ID]: clientId } };
+  return copy;
+};
+const serviceAccountWrite = fc
+  .record({
+    object: serviceAccount,
+    other: serviceAccount,
+    old: fc.constantFrom("same", "other", "none", "toggled"),
+    operation: fc.constantFrom("CREATE", "UPDATE", "UPDATE", "DELETE"),
+    namespace: fc.constantFrom("team-a", "team-b", "team-c"),
+    resource: fc.oneof({ weight: 9, arbitrary: fc.constant(SERVICE_ACCOUNTS) }, { weight: 1, arbitrary: resource }),
+    userInfo,
+    uid: fc.uuid(),
+    apiVersion: fc.constantFrom(...API_VERSIONS),
+    path: fc.constantFrom(MUTATE_SERVICE_ACCOUNT_PATH, VALIDATE_SERVICE_ACCOUNT_PATH),
+  })
+  .map(({ object, other, old, operation, namespace, resource: gvr, userInfo: user, uid, apiVersion, path }) => {
+    const stored = (object.metadata as { annotations?: Record<string, string> }).annotations?.[CLIENT_ID];
+    const oldObject =
+      old === "same" ? object : old === "other" ? other : old === "toggled" ? withClientId(object, stored === undefined ? "app-client" : undefined) : null;
+    const request: JsonObject = {
+      uid,
+      kind: { group: "", version: "v1", kind: "ServiceAccount" },
+      resource: gvr,
+      namespace,
+      operation,
+      userInfo: user,
+      object: operation === "DELETE" ? null : object,
+      oldObject: operation === "CREATE" ? null : oldObject,
+    };
+    const review: JsonObject = { apiVersion, kind: "AdmissionReview", request };
+    return post("valid", path, review, () => JSON.stringify(review), "answer");
+  });
 
 const wrongType = fc
   .tuple(endpoint, validReview, fc.constantFrom(...TYPED_FIELDS))
@@ -361,7 +430,13 @@ const methodOrPath = fc
     fc.constantFrom("GET", "PUT", "PATCH", "DELETE", "OPTIONS", "POST"),
     validReview,
   )
-  .filter(([path, method]) => !(method === "POST" && (path === VALIDATE_IDENTITY_PATH || path === MUTATE_BINDING_PATH)))
+  .filter(
+    ([path, method]) =>
+      !(
+        method === "POST" &&
+        [...GUARDED_PATHS.map(([guarded]) => guarded), MUTATE_BINDING_PATH, MUTATE_SERVICE_ACCOUNT_PATH, VALIDATE_SERVICE_ACCOUNT_PATH].includes(path)
+      ),
+  )
   .map(([path, method, review]) =>
     withToString({
       category: "method-or-path",
@@ -445,6 +520,7 @@ const deep = fc
 // Weights: about 1 in 200 requests is megabytes large (near the limit, or deeply nested).
 export const fuzzCase: fc.Arbitrary<FuzzCase> = fc.oneof(
   { arbitrary: valid, weight: 60 },
+  { arbitrary: serviceAccountWrite, weight: 30 },
   { arbitrary: wrongType, weight: 50 },
   { arbitrary: missing, weight: 12 },
   { arbitrary: truncated, weight: 16 },
@@ -519,6 +595,12 @@ function judgeReviewAnswer(fuzz: FuzzCase, parsed: ResponseBody): string[] {
     problems.push(`allowed ${JSON.stringify(request.operation)} of ${guarded[1]} by ${JSON.stringify(request.userInfo)}`);
   if (request && fuzz.path.startsWith(MUTATE_BINDING_PATH) && response.allowed !== true)
     problems.push("the mutating webhook denied without --webhook.binding.strict");
+  if (request && fuzz.path.startsWith(VALIDATE_SERVICE_ACCOUNT_PATH) && response.allowed === true && !mayNameClientId(request, identitiesIn))
+    problems.push(
+      `allowed a ServiceAccount client ID ${JSON.stringify((request.object as { metadata?: { annotations?: unknown } }).metadata?.annotations)} for ${JSON.stringify(request.userInfo)}`,
+    );
+  if (request && fuzz.path.startsWith(MUTATE_SERVICE_ACCOUNT_PATH) && response.allowed !== true)
+    problems.push("the ServiceAccount mutating webhook denied without --workloadidentity.strict");
   return problems;
 }
 
@@ -540,7 +622,8 @@ function mayWrite(guardedResource: string, request: JsonObject): boolean {
 /** A patch must be base64 JSONPatch that applies to the object and only ever names an identity of the object's own namespace. */
 function judgePatch(fuzz: FuzzCase, request: JsonObject | undefined, patch: unknown, patchType: unknown): string[] {
   if (patchType !== "JSONPatch" || typeof patch !== "string") return [`patch ${typeof patch} with patchType ${String(patchType)}`];
-  if (!fuzz.path.startsWith(MUTATE_BINDING_PATH)) return ["the validating webhook sent a patch"];
+  const mutating = fuzz.path.startsWith(MUTATE_BINDING_PATH) || fuzz.path.startsWith(MUTATE_SERVICE_ACCOUNT_PATH);
+  if (!mutating) return ["a validating webhook sent a patch"];
   let operations: jsonpatch.Operation[];
   try {
     operations = JSON.parse(Buffer.from(patch, "base64").toString()) as jsonpatch.Operation[];
@@ -548,6 +631,7 @@ function judgePatch(fuzz: FuzzCase, request: JsonObject | undefined, patch: unkn
     return ["patch is not base64 JSON"];
   }
   if (!Array.isArray(operations) || operations.length === 0) return [`patch is not a non-empty array: ${JSON.stringify(operations)}`];
+  if (fuzz.path.startsWith(MUTATE_SERVICE_ACCOUNT_PATH)) return request ? judgeServiceAccountPatch(request, operations, identitiesIn) : [];
   if (operations.some((operation) => !operation.path.startsWith("/spec"))) return [`patch touches more than spec: ${JSON.stringify(operations)}`];
   if (!request) return [];
   const object = request.object as JsonObject | null | undefined;
