@@ -148,4 +148,44 @@ describe("workload identity: FICs follow labelled ServiceAccounts and the tags",
     );
     await assert.rejects(exchange("team-a", "api", shop), /AADSTS700211|AADSTS70021/, "the other cluster's FIC does not match this issuer");
   });
+
+  test("the overlay's RBAC is exactly what the mode needs: without list or watch on ServiceAccounts it breaks, visibly", { timeout: 120_000 }, async () => {
+    await operator.stop();
+    const role = (verbs: string[]) =>
+      JSON.stringify({
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "ClusterRole",
+        metadata: { name: "azure-msi-operator-workload-identity" },
+        rules: [{ apiGroups: [""], resources: ["serviceaccounts"], verbs }],
+      });
+    try {
+      for (const missing of ["list", "watch"]) {
+        await plane.kubectlOrThrow("admin", ["apply", "-f", "-"], { stdin: role(["list", "watch"].filter((verb) => verb !== missing)) });
+        // Not awaited: without the rule the leader's caches never sync, so start() does not resolve.
+        const trimmed = await startOperator(plane, fake.credentialEnv(), ["run", "--webhook.enable=false", "--workloadidentity.enable", "--sync.interval=2s"], {
+          start: false,
+        });
+        const starting = trimmed.app.start().catch(() => undefined);
+        try {
+          // A forbidden list names the verb in the API server's message; a forbidden watch only says "Forbidden".
+          const denied = (line: Record<string, unknown>) =>
+            missing === "list"
+              ? JSON.stringify(line).replace(/\\+"/g, '"').includes('cannot list resource "serviceaccounts"')
+              : line.resource === "serviceaccounts" && String(line.context).startsWith("watch") && line.err === "Forbidden";
+          await eventually(() => trimmed.logs.filter(denied).length >= 2 || undefined, 20_000, `denied ${missing} serviceaccounts, again and again`);
+          if (missing === "list")
+            assert.equal(
+              trimmed.logs.some((line) => line.msg === "sync finished"),
+              false,
+              "without list the leader never syncs",
+            );
+        } finally {
+          await trimmed.stop();
+          await starting;
+        }
+      }
+    } finally {
+      await plane.kubectlOrThrow("admin", ["apply", "-f", "manifests/overlays/workload-identity/rbac.yaml"]);
+    }
+  });
 });

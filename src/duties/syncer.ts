@@ -129,7 +129,7 @@ export class SyncerDuty implements Duty {
     if (!this.serviceAccounts) return undefined;
     log.info({ issuer, cluster }, "workload identity mode: keeping federated identity credentials for labelled ServiceAccounts");
     return {
-      fics: new FicSyncer(ficApi, { issuer, cluster }, metrics, log),
+      fics: new FicSyncer(ficApi, { issuer, cluster, concurrency: config.sync.concurrency }, metrics, log),
       serviceAccounts: this.serviceAccounts,
       context: { issuer, cluster, lookupKeys: keys },
     };

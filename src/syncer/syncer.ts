@@ -317,6 +317,7 @@ export class Syncer {
       durationMs,
       listingReused,
       failedSubscriptions,
+      ...(summary.fics ? { fics: summary.fics } : {}),
     };
     if (result === "success") this.deps.log.info(fields, "sync finished");
     else this.deps.log.warn(fields, "sync finished with errors");

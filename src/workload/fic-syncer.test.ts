@@ -52,7 +52,7 @@ describe("FicSyncer against the Azure fake", () => {
   beforeEach(() => {
     // A fresh syncer per test: it remembers which MSIs held its FICs, and those are another test's.
     metrics = new Metrics({ defaultMetrics: false });
-    syncer = new FicSyncer(api, { issuer: ISSUER, cluster: CLUSTER }, metrics, pino({ level: "silent" }));
+    syncer = new FicSyncer(api, { issuer: ISSUER, cluster: CLUSTER, concurrency: 4 }, metrics, pino({ level: "silent" }));
     fake.clearFaults();
     msi = fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg-fic", name: `msi-${Math.random().toString(36).slice(2, 8)}` });
   });

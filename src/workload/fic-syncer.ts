@@ -25,7 +25,6 @@ export interface FicPass {
 
 /** Azure refuses concurrent FIC writes on one MSI with 409: such a write is tried again after a pause. */
 const CONFLICT_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 8_000, jitter: 0.5 };
-const PARALLEL_MSIS = 4;
 
 /**
  * Keeps this cluster's federated identity credentials right (leader only). One MSI's writes go one
@@ -37,7 +36,7 @@ export class FicSyncer {
 
   constructor(
     private readonly api: FicApi,
-    private readonly context: { issuer: string; cluster: string },
+    private readonly context: { issuer: string; cluster: string; /** MSIs worked on at once (--sync.concurrency). */ concurrency: number },
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {}
@@ -54,7 +53,7 @@ export class FicSyncer {
         await this.syncMsi(key, msi, pass, outcome, signal);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL_MSIS, queue.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(this.context.concurrency, queue.length) }, worker));
     for (const [name, value] of Object.entries(outcome) as [string, number][]) this.metrics.ficObjects.set({ outcome: name }, value);
     return outcome;
   }
