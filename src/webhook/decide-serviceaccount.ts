@@ -6,7 +6,8 @@ import { unowned } from "./unowned.js";
 
 /** ServiceAccounts are in the core API group, which admission spells "". */
 const CORE_GROUP = "";
-const ALLOWED: Decision = { allowed: true, result: "allowed" };
+// A fresh object each time: callers may add to a decision.
+const allowed = (): Decision => ({ allowed: true, result: "allowed" });
 
 /**
  * The workload identity mode's ServiceAccount webhooks: the same rule as for bindings (Azure tags
@@ -44,9 +45,9 @@ export function mutateServiceAccount(request: AdmissionRequest, policy: ServiceA
   const misrouted = unowned(request, SERVICE_ACCOUNTS, "ServiceAccount", "MutatingWebhookConfiguration", CORE_GROUP);
   if (misrouted) return misrouted;
   const account = request.object;
-  if (!policy.enable || !writes(request) || !account || !policy.lookupKeys) return ALLOWED;
+  if (!policy.enable || !writes(request) || !account || !policy.lookupKeys) return allowed();
   const values = lookupValuesOf(account.metadata?.labels, policy.lookupKeys);
-  if (!values) return ALLOWED;
+  if (!values) return allowed();
   const namespace = namespaceOf(request, account);
   const identity = matchingIdentity(policy.identitiesIn(namespace), values, policy.lookupKeys);
   const clientId = identity?.spec?.clientID;
@@ -55,7 +56,7 @@ export function mutateServiceAccount(request: AdmissionRequest, policy: ServiceA
   const tenantId = identity.metadata?.annotations?.[WI_TENANT_ID_ANNOTATION];
   if (tenantId) wanted[WI_TENANT_ID_ANNOTATION] = tenantId;
   const patch = annotationsPatch(account, wanted);
-  return patch.length > 0 ? { allowed: true, result: "patched", patch } : ALLOWED;
+  return patch.length > 0 ? { allowed: true, result: "patched", patch } : allowed();
 }
 
 function noIdentity(values: LookupValues, namespace: string, policy: ServiceAccountPolicy): Decision {
@@ -101,16 +102,16 @@ export function validateServiceAccount(request: AdmissionRequest, policy: Servic
   if (misrouted) return misrouted;
   const account = request.object;
   const clientId = clientIdOf(account);
-  if (!policy.enable || !writes(request) || !account || clientId === undefined) return ALLOWED;
+  if (!policy.enable || !writes(request) || !account || clientId === undefined) return allowed();
   const user = request.userInfo.username ?? "";
-  if (isAdmin(admins, user, request.userInfo.groups ?? [])) return ALLOWED;
-  if (request.operation === "UPDATE" && clientIdOf(request.oldObject) === clientId) return ALLOWED;
+  if (isAdmin(admins, user, request.userInfo.groups ?? [])) return allowed();
+  if (request.operation === "UPDATE" && clientIdOf(request.oldObject) === clientId) return allowed();
   const namespace = namespaceOf(request, account);
   const wanted = clientId.toLowerCase();
   const assigned = policy
     .identitiesIn(namespace)
     .some((identity) => !identity.metadata?.deletionTimestamp && identity.spec?.clientID?.toLowerCase() === wanted);
-  if (assigned) return ALLOWED;
+  if (assigned) return allowed();
   return { allowed: false, code: 403, result: "denied", message: denial(user, clientId, namespace, policy) };
 }
 
