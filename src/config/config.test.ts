@@ -366,3 +366,22 @@ test("the flag table has unique names, env vars and short forms", () => {
   for (const list of [names, env, shorts]) assert.equal(new Set(list).size, list.length);
   assert.ok(!names.includes("help") && !shorts.includes("h"));
 });
+
+test("workload identity flags: off by default, read from flags and env, a bad issuer or cluster name is one clear line", () => {
+  assert.deepEqual(parse().workloadIdentity, { enable: false, issuer: undefined, cluster: undefined, strict: false });
+  assert.deepEqual(
+    parse(["--workloadidentity.enable", "--workloadidentity.issuer=https://oidc.example/abc/"], {
+      WORKLOADIDENTITY_CLUSTER: "prod-weu",
+      WORKLOADIDENTITY_STRICT: "true",
+    }).workloadIdentity,
+    { enable: true, issuer: "https://oidc.example/abc/", cluster: "prod-weu", strict: true },
+  );
+  assert.equal(
+    error(["--workloadidentity.issuer=http://oidc.example/"]),
+    'invalid value "http://oidc.example/" for --workloadidentity.issuer: must be an https URL (Azure requires it)',
+  );
+  assert.equal(
+    error([], { WORKLOADIDENTITY_CLUSTER: "Prod_1" }),
+    'invalid value "Prod_1" for --workloadidentity.cluster (WORKLOADIDENTITY_CLUSTER): must be 1 to 24 lower-case letters, digits and dashes',
+  );
+});
