@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CoreV1Api } from "@kubernetes/client-node";
+import { CoreV1Api, EventsV1Api } from "@kubernetes/client-node";
 import { clusterNameFor } from "../src/workload/names.js";
 import { FakeAzure, faults, type FakeIdentity } from "./azure/fake.js";
 import { armScope, workloadIdentityCredential } from "./azure/sdk.js";
@@ -149,36 +149,76 @@ describe("workload identity: FICs follow labelled ServiceAccounts and the tags",
     await assert.rejects(exchange("team-a", "api", shop), /AADSTS700211|AADSTS70021/, "the other cluster's FIC does not match this issuer");
   });
 
-  test("the overlay's RBAC is exactly what the mode needs: without list or watch on ServiceAccounts it breaks, visibly", { timeout: 120_000 }, async () => {
+  test("Azure's 20 per MSI: the ServiceAccount gets a Warning Event saying why, and nobody's FIC is deleted", { timeout: 60_000 }, async () => {
+    const full = fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg-wi", name: "full", tags: { k8snamespace: "team-a" } });
+    for (let i = 0; i < 20; i++)
+      fake.model.putFederatedCredential(full, {
+        name: `ci-${i}`,
+        issuer: "https://ci.example/",
+        subject: `repo:${i}`,
+        audiences: ["api://AzureADTokenExchange"],
+      });
+    await serviceAccount("team-a", "crowded", labelsFor("full"));
+    const events = plane.api("admin", EventsV1Api);
+    const event = await eventually(
+      async () =>
+        (await events.listNamespacedEvent({ namespace: "team-a" })).items.find(
+          (item) => item.regarding?.name === "crowded" && item.reason === "FederatedCredentialSkipped",
+        ),
+      30_000,
+      "an Event on the ServiceAccount",
+    );
+    assert.equal(event.type, "Warning");
+    assert.equal(event.regarding?.kind, "ServiceAccount");
+    assert.match(event.note ?? "", /already has 20 federated identity credentials/);
+    assert.equal(event.reportingController, "azure-msi-operator");
+    assert.equal(ficsOn(full).length, 20);
+    assert.ok(
+      ficsOn(full).every((fic) => fic.startsWith("ci-")),
+      "nobody's FIC deleted to make room",
+    );
+    assert.match(await operator.metrics.registry.getSingleMetricAsString("azuremsi_fic_skipped_total"), /reason="limit"\} [1-9]/);
+    await core.deleteNamespacedServiceAccount({ namespace: "team-a", name: "crowded" });
+  });
+
+  test("the overlay's RBAC is exactly what the mode needs: without any one of its verbs it breaks, visibly", { timeout: 150_000 }, async () => {
     await operator.stop();
-    const role = (verbs: string[]) =>
+    const granted = { serviceaccounts: ["list", "watch"], events: ["create"] };
+    const role = (missing: string) =>
       JSON.stringify({
         apiVersion: "rbac.authorization.k8s.io/v1",
         kind: "ClusterRole",
         metadata: { name: "azure-msi-operator-workload-identity" },
-        rules: [{ apiGroups: [""], resources: ["serviceaccounts"], verbs }],
+        rules: [
+          { apiGroups: [""], resources: ["serviceaccounts"], verbs: granted.serviceaccounts.filter((verb) => `serviceaccounts ${verb}` !== missing) },
+          { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: granted.events.filter((verb) => `events ${verb}` !== missing) },
+        ].filter((rule) => rule.verbs.length > 0),
       });
+    // A forbidden list or create names the verb in the API server's message; a forbidden watch only says "Forbidden".
+    const deniedBy: Record<string, (line: Record<string, unknown>) => boolean> = {
+      "serviceaccounts list": (line) => JSON.stringify(line).replace(/\\+"/g, '"').includes('cannot list resource "serviceaccounts"'),
+      "serviceaccounts watch": (line) => line.resource === "serviceaccounts" && String(line.context).startsWith("watch") && line.err === "Forbidden",
+      "events create": (line) => line.msg === "could not record an Event" && /cannot create resource "events"/.test(JSON.stringify(line).replace(/\\+"/g, '"')),
+    };
+    // Something to record an Event about: a ServiceAccount whose MSI is full.
+    await serviceAccount("team-a", "crowded-again", labelsFor("full"));
     try {
-      for (const missing of ["list", "watch"]) {
-        await plane.kubectlOrThrow("admin", ["apply", "-f", "-"], { stdin: role(["list", "watch"].filter((verb) => verb !== missing)) });
-        // Not awaited: without the rule the leader's caches never sync, so start() does not resolve.
+      for (const [missing, denied] of Object.entries(deniedBy)) {
+        await plane.kubectlOrThrow("admin", ["apply", "-f", "-"], { stdin: role(missing) });
+        // Not awaited: without list or watch the leader's caches never sync, so start() does not resolve.
         const trimmed = await startOperator(plane, fake.credentialEnv(), ["run", "--webhook.enable=false", "--workloadidentity.enable", "--sync.interval=2s"], {
           start: false,
         });
         const starting = trimmed.app.start().catch(() => undefined);
         try {
-          // A forbidden list names the verb in the API server's message; a forbidden watch only says "Forbidden".
-          const denied = (line: Record<string, unknown>) =>
-            missing === "list"
-              ? JSON.stringify(line).replace(/\\+"/g, '"').includes('cannot list resource "serviceaccounts"')
-              : line.resource === "serviceaccounts" && String(line.context).startsWith("watch") && line.err === "Forbidden";
-          await eventually(() => trimmed.logs.filter(denied).length >= 2 || undefined, 20_000, `denied ${missing} serviceaccounts, again and again`);
-          if (missing === "list")
+          await eventually(() => trimmed.logs.filter(denied).length >= (missing === "events create" ? 1 : 2) || undefined, 20_000, `denied: ${missing}`);
+          if (missing === "serviceaccounts list") {
             assert.equal(
               trimmed.logs.some((line) => line.msg === "sync finished"),
               false,
               "without list the leader never syncs",
             );
+          }
         } finally {
           await trimmed.stop();
           await starting;

@@ -4,10 +4,12 @@ import type { SubscriptionListing } from "../azure/types.js";
 import type { Config } from "../config/config.js";
 import type { FicApi } from "../azure/fic.js";
 import { lookupBindings, lookupServiceAccounts, namespaces, type CacheOptions } from "../kube/caches.js";
+import { EventRecorder } from "../kube/events.js";
 import { discoverIssuer } from "../kube/issuer.js";
 import { lookupLabelKeys } from "../kube/lookup.js";
 import { FicSyncer } from "../workload/fic-syncer.js";
 import { clusterNameFor } from "../workload/names.js";
+import type { DesiredFic } from "../workload/plan.js";
 import type { KubeClients } from "../kube/clients.js";
 import type { Informer } from "../kube/informer.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
@@ -128,10 +130,16 @@ export class SyncerDuty implements Duty {
     this.serviceAccounts = lookupServiceAccounts(clients, config.kubernetes.labelFormat, log, metrics, cacheOptions);
     if (!this.serviceAccounts) return undefined;
     log.info({ issuer, cluster }, "workload identity mode: keeping federated identity credentials for labelled ServiceAccounts");
-    return {
-      fics: new FicSyncer(ficApi, { issuer, cluster, concurrency: config.sync.concurrency }, metrics, log),
-      serviceAccounts: this.serviceAccounts,
-      context: { issuer, cluster, lookupKeys: keys },
-    };
+    const events = new EventRecorder(clients.kubeConfig, config.instance.pod ?? "azure-msi-operator", log);
+    const skipped = (fic: DesiredFic, reason: string) =>
+      events.record({
+        regarding: { apiVersion: "v1", kind: "ServiceAccount", namespace: fic.namespace, name: fic.serviceAccount },
+        type: "Warning",
+        reason: "FederatedCredentialSkipped",
+        note: `no federated identity credential ${fic.name} for this ServiceAccount: ${reason}`,
+        action: "CreateFederatedCredential",
+      });
+    const fics = new FicSyncer(ficApi, { issuer, cluster, concurrency: config.sync.concurrency }, metrics, log, skipped);
+    return { fics, serviceAccounts: this.serviceAccounts, context: { issuer, cluster, lookupKeys: keys } };
   }
 }

@@ -3,7 +3,7 @@ import type { FicApi } from "../azure/fic.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { withRetry, type BackoffPolicy } from "../retry/backoff.js";
 import { azureStatus } from "../azure/fic.js";
-import { msiKey, planMsi, type FicAction, type MsiFics, type MsiRef } from "./plan.js";
+import { msiKey, planMsi, type DesiredFic, type FicAction, type MsiFics, type MsiRef } from "./plan.js";
 
 export interface FicOutcome {
   created: number;
@@ -39,6 +39,8 @@ export class FicSyncer {
     private readonly context: { issuer: string; cluster: string; /** MSIs worked on at once (--sync.concurrency). */ concurrency: number },
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** Tells the ServiceAccount's owner (an Event on it) that its FIC was not made, and why. */
+    private readonly onSkipped: (fic: DesiredFic, reason: string) => void = () => undefined,
   ) {}
 
   async sync(pass: FicPass, signal?: AbortSignal): Promise<FicOutcome> {
@@ -86,6 +88,7 @@ export class FicSyncer {
         { ...where, fic: action.fic.name, serviceAccount: `${action.fic.namespace}/${action.fic.serviceAccount}`, reason: action.reason },
         "federated identity credential skipped",
       );
+      this.onSkipped(action.fic, action.reason);
       return;
     }
     const verb = action.kind === "delete" ? "delete" : "put";
