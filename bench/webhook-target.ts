@@ -58,7 +58,12 @@ async function startOurs(): Promise<{ port: number; close: () => Promise<void> }
       micUsers: new Set(),
       namespaceTags: ["k8snamespace"],
     },
-    bindingPolicy: { lookupKeys: lookupLabelKeys(LABEL_FORMAT), strict: false, identitiesIn: (namespace) => cache.list(namespace) },
+    bindingPolicy: {
+      lookupKeys: lookupLabelKeys(LABEL_FORMAT),
+      strict: false,
+      identitiesIn: (namespace) => cache.list(namespace),
+      namespaceTags: ["k8snamespace"],
+    },
     metrics: new Metrics(),
     log,
   });

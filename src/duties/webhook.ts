@@ -62,7 +62,7 @@ export class WebhookDuty implements Duty {
       port: config.webhook.bind.port,
       tls: pem,
       guardPolicy,
-      bindingPolicy: { lookupKeys, strict: config.webhook.bindingStrict, identitiesIn },
+      bindingPolicy: { lookupKeys, strict: config.webhook.bindingStrict, identitiesIn, namespaceTags: guardPolicy.namespaceTags },
       serviceAccountPolicy: {
         enable: config.workloadIdentity.enable,
         strict: config.workloadIdentity.strict,

@@ -1,6 +1,7 @@
 import { lookupValuesOf, matchingIdentity, type LookupValues } from "../kube/lookup.js";
 import { AZURE_IDENTITY_BINDINGS, type AzureIdentity } from "../kube/resources.js";
 import type { AdmissionRequest, Decision, JsonPatchOperation, KubeObject } from "./admission.js";
+import { noIdentity } from "./no-identity.js";
 import { unowned } from "./unowned.js";
 
 export interface BindingPolicy {
@@ -10,6 +11,8 @@ export interface BindingPolicy {
   strict: boolean;
   /** Operator-owned identities of one namespace, from the informer cache (no I/O). */
   identitiesIn: (namespace: string) => readonly AzureIdentity[];
+  /** Azure tag keys the namespace template reads, for the strict denial. */
+  namespaceTags: readonly string[];
 }
 
 /**
@@ -28,21 +31,11 @@ export function decideBinding(request: AdmissionRequest, policy: BindingPolicy):
   const identity = matchingIdentity(policy.identitiesIn(namespace), values, policy.lookupKeys);
   const name = identity?.metadata?.name;
   if (!name) {
-    const message =
-      `no AzureIdentity for managed identity ${values.name} (resource group ${values.resourcegroup}, subscription ${values.subscription}) ` +
-      `is assigned to namespace "${namespace}"`;
-    if (policy.strict)
-      return {
-        allowed: false,
-        code: 403,
-        result: "denied",
-        message: `${message}; ask a platform admin to tag the managed identity in Azure with k8snamespace: ${namespace}`,
-      };
-    return {
-      allowed: true,
-      result: "allowed",
-      warnings: [`${message} (yet): spec.azureIdentity left as it is; the operator fills it once the identity exists`],
-    };
+    return noIdentity(values, namespace, {
+      strict: policy.strict,
+      namespaceTags: policy.namespaceTags,
+      leftAsIs: "spec.azureIdentity left as it is; the operator fills it once the identity exists",
+    });
   }
   const patch = azureIdentityPatch(binding, name);
   return patch.length > 0 ? { allowed: true, result: "patched", patch } : { allowed: true, result: "allowed" };

@@ -2,6 +2,7 @@ import { lookupValuesOf, matchingIdentity, type LookupValues } from "../kube/loo
 import { SERVICE_ACCOUNTS, WI_CLIENT_ID_ANNOTATION, WI_TENANT_ID_ANNOTATION, type AzureIdentity } from "../kube/resources.js";
 import type { AdmissionRequest, Decision, JsonPatchOperation, KubeObject } from "./admission.js";
 import { isAdmin, tagToSet, type GuardPolicy } from "./decide-guard.js";
+import { noIdentity } from "./no-identity.js";
 import { unowned } from "./unowned.js";
 
 /** ServiceAccounts are in the core API group, which admission spells "". */
@@ -51,26 +52,12 @@ export function mutateServiceAccount(request: AdmissionRequest, policy: ServiceA
   const namespace = namespaceOf(request, account);
   const identity = matchingIdentity(policy.identitiesIn(namespace), values, policy.lookupKeys);
   const clientId = identity?.spec?.clientID;
-  if (!clientId) return noIdentity(values, namespace, policy);
+  if (!clientId) return noIdentity(values, namespace, { ...policy, leftAsIs: `${WI_CLIENT_ID_ANNOTATION} left as it is` });
   const wanted: Record<string, string> = { [WI_CLIENT_ID_ANNOTATION]: clientId };
   const tenantId = identity.metadata?.annotations?.[WI_TENANT_ID_ANNOTATION];
   if (tenantId) wanted[WI_TENANT_ID_ANNOTATION] = tenantId;
   const patch = annotationsPatch(account, wanted);
   return patch.length > 0 ? { allowed: true, result: "patched", patch } : allowed();
-}
-
-function noIdentity(values: LookupValues, namespace: string, policy: ServiceAccountPolicy): Decision {
-  const message =
-    `no AzureIdentity for managed identity ${values.name} (resource group ${values.resourcegroup}, subscription ${values.subscription}) ` +
-    `is assigned to namespace "${namespace}"`;
-  if (policy.strict)
-    return {
-      allowed: false,
-      code: 403,
-      result: "denied",
-      message: `${message}; ask a platform admin to tag the managed identity in Azure with ${tagToSet(policy.namespaceTags, namespace)}`,
-    };
-  return { allowed: true, result: "allowed", warnings: [`${message} (yet): ${WI_CLIENT_ID_ANNOTATION} left as it is`] };
 }
 
 /** RFC 6901: "~" and "/" inside a key are escaped, so "azure.workload.identity/client-id" stays one segment. */

@@ -139,7 +139,12 @@ describe("mutate AzureIdentityBinding", () => {
     ["team-a", [owned("team-a", "app-1111", "app")]],
     ["team-b", [owned("team-b", "other-2222", "other")]],
   ]);
-  const bindingPolicy = (strict = false): BindingPolicy => ({ lookupKeys: keys, strict, identitiesIn: (ns) => cache.get(ns) ?? [] });
+  const bindingPolicy = (strict = false, namespaceTags: readonly string[] = ["k8snamespace"]): BindingPolicy => ({
+    lookupKeys: keys,
+    strict,
+    identitiesIn: (ns) => cache.get(ns) ?? [],
+    namespaceTags,
+  });
 
   test("a labelled binding gets spec.azureIdentity, as a JSONPatch computed from before and after", () => {
     const review = loadReview("binding-create-labelled");
@@ -171,6 +176,9 @@ describe("mutate AzureIdentityBinding", () => {
     const strict = decideBinding(review.request, bindingPolicy(true));
     assert.equal(strict.allowed, false);
     assert.equal(strict.code, 403);
+    assert.match(strict.message ?? "", /tag the managed identity in Azure with k8snamespace: team-a$/);
+    // The denial names the tag the configured namespace template reads.
+    assert.match(decideBinding(review.request, bindingPolicy(true, ["team"])).message ?? "", /with team: team-a$/);
   });
 
   test("a binding without the labels passes untouched, answered in v1beta1 when asked in v1beta1", () => {

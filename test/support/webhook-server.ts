@@ -60,7 +60,12 @@ export async function startTestWebhook(options: TestWebhookOptions = {}): Promis
       micUsers: new Set([TEST_MIC_USER]),
       namespaceTags: ["k8snamespace"],
     },
-    bindingPolicy: { lookupKeys: TEST_LOOKUP_KEYS, strict: options.strict ?? false, identitiesIn: options.identitiesIn ?? (() => []) },
+    bindingPolicy: {
+      lookupKeys: TEST_LOOKUP_KEYS,
+      strict: options.strict ?? false,
+      identitiesIn: options.identitiesIn ?? (() => []),
+      namespaceTags: ["k8snamespace"],
+    },
     ...(options.serviceAccounts
       ? {
           serviceAccountPolicy: {
