@@ -177,7 +177,7 @@ export class Syncer {
     await this.queue.drain();
     const outcome = this.accumulator;
     this.accumulator = undefined;
-    const fics = this.deps.workload ? await this.ficPass(listing, !reuse) : undefined;
+    const fics = this.deps.workload ? await this.ficPass(this.deps.workload, listing, !reuse) : undefined;
     const writesAfter = this.deps.writer.writes();
     const writes = {
       create: writesAfter.create - writesBefore.create,
@@ -245,8 +245,7 @@ export class Syncer {
    * FICs for the labelled ServiceAccounts. After a fresh listing every MSI of a complete subscription
    * is looked at (so a removed tag revokes); otherwise only the wanted ones and those holding ours.
    */
-  private ficPass(listing: ListingState, fresh: boolean): Promise<FicOutcome> {
-    const workload = this.deps.workload!;
+  private ficPass(workload: WorkloadSync, listing: ListingState, fresh: boolean): Promise<FicOutcome> {
     const accounts = workload.serviceAccounts
       .list()
       .map((account) => ({ namespace: account.metadata?.namespace ?? "", name: account.metadata?.name ?? "", labels: account.metadata?.labels ?? {} }));
@@ -263,9 +262,10 @@ export class Syncer {
     this.ficTimer = setTimeout(() => {
       this.ficTimer = undefined;
       const listing = this.listing;
-      if (!this.active || this.stopped || !listing) return;
+      const workload = this.deps.workload;
+      if (!this.active || this.stopped || !listing || !workload) return;
       // The pass logs its own failures; a failing one is retried at the next event or full sync.
-      void this.ficPass(listing, false).then((outcome) => {
+      void this.ficPass(workload, listing, false).then((outcome) => {
         if (outcome.created + outcome.updated + outcome.deleted + outcome.errors > 0)
           this.deps.log.info({ ...outcome }, "federated identity credentials reconciled after a ServiceAccount event");
       });

@@ -8,6 +8,7 @@ import { AzureListingError, listManagedIdentities, SubscriptionDiscoveryError } 
 import type { AzureRequestInfo } from "../../src/azure/observe.js";
 import { FakeAzure, faults } from "./fake.js";
 import { rawRequest, shapeOf, tokenRequest } from "./http.js";
+import { bearer, FAST_RETRY } from "./sdk.js";
 
 const FIXTURES = new URL("../../../shared/fixtures/azure-arm-examples/", import.meta.url);
 const MSI_API = "2024-11-30";
@@ -21,9 +22,6 @@ interface Example {
 function example(path: string): Example {
   return JSON.parse(readFileSync(new URL(path, FIXTURES), "utf8")) as Example;
 }
-
-/** Fast SDK retries so fault tests take seconds; Retry-After is still honoured as sent. */
-const FAST_RETRY = { maxRetries: 3, retryDelayInMs: 20, maxRetryDelayInMs: 100 };
 
 let fake: FakeAzure;
 let observed: AzureRequestInfo[];
@@ -40,17 +38,6 @@ async function clientsFor(options: { attemptTimeoutMs?: number; env?: Record<str
     retry: FAST_RETRY,
     ...(options.attemptTimeoutMs ? { attemptTimeoutMs: options.attemptTimeoutMs } : {}),
   });
-}
-
-async function bearer(): Promise<string> {
-  const answer = await tokenRequest(fake.url, fake.tenantId, {
-    grant_type: "client_credentials",
-    client_id: fake.app.clientId,
-    client_secret: fake.app.clientSecret,
-    scope: `${fake.audience}/.default`,
-  });
-  assert.equal(answer.status, 200, answer.text);
-  return `Bearer ${(answer.json as { access_token: string }).access_token}`;
 }
 
 beforeEach(async () => {
@@ -75,7 +62,7 @@ describe("the fake answers in the shapes of Azure's own examples", () => {
       isolationScope: "None",
       tags: { key1: "value1", key2: "value2" },
     });
-    const auth = await bearer();
+    const auth = await bearer(fake);
     for (const path of ["/subscriptions/subid/resourceGroups/rgName", "/SUBSCRIPTIONS/SUBID/resourcegroups/RGNAME"]) {
       const answer = await rawRequest(`${fake.url}${path}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/IDENTITYNAME?api-version=${MSI_API}`, {
         headers: { authorization: auth },
@@ -100,7 +87,7 @@ describe("the fake answers in the shapes of Azure's own examples", () => {
       tags: { key1: "value1", key2: "value2" },
     });
     fake.addIdentity({ subscriptionId: "subid", resourceGroup: "rgName", name: "second", tags: { key1: "a", key2: "b" } });
-    const auth = await bearer();
+    const auth = await bearer(fake);
     for (const [file, path] of [
       ["2024-11-30/IdentityListBySubscription.json", "/subscriptions/subid/providers/Microsoft.ManagedIdentity/userAssignedIdentities"],
       ["2024-11-30/IdentityListByResourceGroup.json", "/subscriptions/subid/resourceGroups/rgName/providers/Microsoft.ManagedIdentity/userAssignedIdentities"],
@@ -143,7 +130,7 @@ describe("the fake answers in the shapes of Azure's own examples", () => {
       fake.addSubscription({ ...fields, state: "Enabled", managedByTenants: fields.managedByTenants.map((tenant) => tenant.tenantId) });
     };
     seed(one);
-    const auth = await bearer();
+    const auth = await bearer(fake);
     const got = await rawRequest(`${fake.url}/subscriptions/${one.subscriptionId as string}?api-version=${SUBSCRIPTIONS_API}`, {
       headers: { authorization: auth },
     });
@@ -164,7 +151,7 @@ describe("the fake answers in the shapes of Azure's own examples", () => {
 
   test("errors in ARM's shape: 401 without or with a bad token, 404 for unknown subscription, identity and group, 400 without api-version", async () => {
     fake.addIdentity({ subscriptionId: "s1", resourceGroup: "rg", name: "known" });
-    const auth = await bearer();
+    const auth = await bearer(fake);
     const msiPath = (rg: string, name: string) =>
       `${fake.url}/subscriptions/s1/resourceGroups/${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}?api-version=${MSI_API}`;
     const cases: [string, Record<string, string>, number, string][] = [
@@ -191,7 +178,7 @@ describe("the fake answers in the shapes of Azure's own examples", () => {
 
   test("ARM headers: request IDs, routing region, a read quota that goes down", async () => {
     fake.addIdentity({ subscriptionId: "s1", resourceGroup: "rg", name: "known" });
-    const auth = await bearer();
+    const auth = await bearer(fake);
     const url = `${fake.url}/subscriptions/s1/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=${MSI_API}`;
     const first = await rawRequest(url, { headers: { authorization: auth } });
     const second = await rawRequest(url, { headers: { authorization: auth } });

@@ -6,8 +6,8 @@ import { readFileSync } from "node:fs";
 import type { ManagedServiceIdentityClient } from "@azure/arm-msi";
 import { RestError } from "@azure/core-rest-pipeline";
 import { FakeAzure, faults, MAX_FEDERATED_CREDENTIALS, type FakeIdentity } from "./fake.js";
-import { rawRequest, tokenRequest, type RawAnswer } from "./http.js";
-import { FAST_RETRY, msiClient } from "./sdk.js";
+import { rawRequest, type RawAnswer } from "./http.js";
+import { bearer, FAST_RETRY, msiClient } from "./sdk.js";
 
 const FIXTURES = new URL("../../../shared/fixtures/azure-arm-examples/2024-11-30/", import.meta.url);
 const MSI_API = "2024-11-30";
@@ -25,17 +25,6 @@ let fake: FakeAzure;
 let msi: FakeIdentity;
 let client: ManagedServiceIdentityClient;
 let auth: string;
-
-async function bearer(): Promise<string> {
-  const answer = await tokenRequest(fake.url, fake.tenantId, {
-    grant_type: "client_credentials",
-    client_id: fake.app.clientId,
-    client_secret: fake.app.clientSecret,
-    scope: `${fake.audience}/.default`,
-  });
-  assert.equal(answer.status, 200, answer.text);
-  return `Bearer ${(answer.json as { access_token: string }).access_token}`;
-}
 
 function ficUrl(identity: Pick<FakeIdentity, "subscriptionId" | "resourceGroup" | "name">, name?: string, query = `api-version=${MSI_API}`): string {
   const base = `${fake.url}/subscriptions/${identity.subscriptionId}/resourceGroups/${identity.resourceGroup}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${identity.name}/federatedIdentityCredentials`;
@@ -71,7 +60,7 @@ beforeEach(async () => {
   fake = await FakeAzure.start();
   msi = fake.addIdentity({ subscriptionId: "c267c0e7-0a73-4789-9e17-d26aeb0904e5", resourceGroup: "rgName", name: "identityName" });
   client = msiClient(fake, msi.subscriptionId);
-  auth = await bearer();
+  auth = await bearer(fake);
 });
 afterEach(async () => {
   await fake.close();

@@ -3,7 +3,9 @@
 // src does with it; the settings are the ones src/azure/clients.ts uses for a custom cloud.
 import { ManagedServiceIdentityClient } from "@azure/arm-msi";
 import { ClientAssertionCredential, ClientSecretCredential, WorkloadIdentityCredential, type TokenCredential } from "@azure/identity";
+import assert from "node:assert/strict";
 import type { FakeAzure } from "./fake.js";
+import { tokenRequest } from "./http.js";
 
 /** Fast SDK retries so fault tests take seconds; Retry-After is still honoured as sent. */
 export const FAST_RETRY = { maxRetries: 3, retryDelayInMs: 20, maxRetryDelayInMs: 100 };
@@ -37,3 +39,15 @@ export function msiClient(fake: FakeAzure, subscriptionId: string, credential: T
 
 /** The Resource Manager scope of the fake, for getToken(). */
 export const armScope = (fake: FakeAzure): string => `${fake.audience}/.default`;
+
+/** An `Authorization` header value from the fake's token endpoint, for raw requests to its ARM. */
+export async function bearer(fake: FakeAzure): Promise<string> {
+  const answer = await tokenRequest(fake.url, fake.tenantId, {
+    grant_type: "client_credentials",
+    client_id: fake.app.clientId,
+    client_secret: fake.app.clientSecret,
+    scope: `${fake.audience}/.default`,
+  });
+  assert.equal(answer.status, 200, answer.text);
+  return `Bearer ${(answer.json as { access_token: string }).access_token}`;
+}
