@@ -31,12 +31,11 @@ try {
   });
   const port = await freePort();
   await installWebhooks(plane, port);
-  // Its own process (compiled, as deployed): the load generator must not share the webhook's event loop.
+  // Its own process (the bundle, as deployed): the load generator must not share the webhook's event loop.
   operator = await OperatorProcess.start("bench", {
     kubeconfig: plane.kubeconfigPath("operator"),
     env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE },
     flags: ["run", `--webhook.bind=127.0.0.1:${port}`, "--webhook.tls.san=127.0.0.1"],
-    compiled: true,
   });
   await waitForCaBundles(plane);
   await operator.waitForLog((line) => line.msg === "sync finished", 60_000);

@@ -63,7 +63,6 @@ try {
     kubeconfig: plane.kubeconfigPath("operator"),
     env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE },
     flags: ["run", "--sync.watch", `--webhook.bind=127.0.0.1:${await freePort()}`, "--webhook.tls.san=127.0.0.1"],
-    compiled: true,
   });
   const firstSync = await operator.waitForLog((line) => line.msg === "sync finished", 120_000);
   await watching;

@@ -17,7 +17,6 @@ const start = async () => {
     kubeconfig: plane.kubeconfigPath("operator"),
     env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE },
     flags: ["run", "--lease.enable", "--shutdown.delay=1s", `--webhook.bind=127.0.0.1:${await freePort()}`, "--webhook.tls.san=127.0.0.1"],
-    compiled: true,
   });
   alive.push(proc);
   return proc;

@@ -1,9 +1,10 @@
 // Sync at scale: N MSIs over S subscriptions (ARM pages of 100), tagged onto M namespaces (every
 // fifth MSI onto two), synced by the operator as a real process (`sync --once`) against the real
 // control plane. Reports first-sync time, writes (audit log), the no-change sync, and peak RSS.
-//   npm run bench:sync -- --msis=10000 --namespaces=2000 --subscriptions=2 [--bundle] [--node-options="--max-semi-space-size=4"]
-// --bundle runs dist/bundle/main.js (tools/bundle.ts, built here from the fresh dist/) instead of
-// dist/src/main.js; --node-options is the operator's NODE_OPTIONS (the Dockerfile's, to measure the image).
+//   npm run bench:sync -- --msis=10000 --namespaces=2000 --subscriptions=2 [--compiled] [--node-options="--max-semi-space-size=4"]
+// The operator runs from the bundle the image ships (tools/bundle.ts, test/support/operator-bundle.ts);
+// --compiled runs tsc's dist/src/main.js instead; --node-options is the operator's NODE_OPTIONS (the
+// Dockerfile's, to measure the image).
 import { CoreV1Api } from "@kubernetes/client-node";
 import { FakeAzure } from "../test/azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "../test/controlplane/controlplane.js";
@@ -14,9 +15,8 @@ import { flag, machine, mapLimit, rssSampler } from "./common.js";
 const msis = flag("msis", 2_000);
 const namespaceCount = flag("namespaces", 500);
 const subscriptionCount = flag("subscriptions", 1);
-const bundle = process.argv.includes("--bundle");
+const compiled = process.argv.includes("--compiled");
 const nodeOptions = process.argv.find((arg) => arg.startsWith("--node-options="))?.slice("--node-options=".length) ?? "";
-const main = bundle ? (await import("../tools/bundle.js")).BUNDLE_DIR + "main.js" : undefined;
 
 const [plane, fake] = await Promise.all([ControlPlane.start(), FakeAzure.start({ pageSize: 100 })]);
 try {
@@ -47,8 +47,7 @@ try {
       kubeconfig: plane.kubeconfigPath("operator"),
       env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE, NODE_OPTIONS: nodeOptions },
       flags: ["sync", "--once", "--sync.concurrency=16"],
-      compiled: true,
-      ...(main ? { main } : {}),
+      compiled,
     });
     const rss = rssSampler(proc.child.pid!);
     const exit = await proc.exited;
@@ -75,7 +74,7 @@ try {
   const second = await run("no-change");
   const result = {
     machine: machine(),
-    entry: main ? "dist/bundle/main.js" : "dist/src/main.js",
+    entry: compiled ? "dist/src/main.js" : "bundle (tools/bundle.ts)",
     nodeOptions,
     msis,
     namespaces: namespaceCount,

