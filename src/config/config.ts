@@ -17,7 +17,7 @@ export interface Config {
   log: { debug: boolean; json: boolean };
   instance: { nodeName: string | undefined; namespace: string; pod: string | undefined };
   lease: { enable: boolean; name: string; durationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
-  sync: { intervalMs: number; watch: boolean; lockTimeMs: number; concurrency: number };
+  sync: { intervalMs: number; watch: boolean; lockTimeMs: number; concurrency: number; requestIntervalMs: number };
   azure: { environment: string; subscriptions: readonly string[] };
   kubernetes: {
     /** Undefined: in-cluster (or the client's own discovery). */
@@ -113,6 +113,7 @@ export function buildConfig(r: FlagReader, command: "run" | "sync", context: Con
       watch: r.bool("sync.watch"),
       lockTimeMs: r.duration("sync.locktime"),
       concurrency: r.int("sync.concurrency"),
+      requestIntervalMs: r.duration("sync.request.interval"),
     },
     azure: { environment: r.string("azure.environment") ?? "", subscriptions: r.list("azure.subscription") },
     kubernetes,

@@ -108,6 +108,15 @@ export const FLAGS: readonly FlagSpec[] = [
   { group: "Sync", name: "sync.locktime", env: ["SYNC_LOCKTIME"], kind: "duration", default: "5m", min: 0, help: "minimum time between two Azure listings" },
   {
     group: "Sync",
+    name: "sync.request.interval",
+    env: ["SYNC_REQUEST_INTERVAL"],
+    kind: "duration",
+    default: "1m",
+    min: 0,
+    help: "minimum time between two requested syncs (Lease annotation msi.azure.k8s.io/sync-now); a request sooner waits for it",
+  },
+  {
+    group: "Sync",
     name: "sync.concurrency",
     env: ["SYNC_CONCURRENCY"],
     kind: "int",

@@ -82,6 +82,7 @@ export class Syncer {
   private readonly abort = new AbortController();
   private active = false;
   private stopped = false;
+  private freshListingWanted = false;
   private readonly now: () => Date;
 
   constructor(
@@ -146,11 +147,19 @@ export class Syncer {
     return this.running;
   }
 
+  /** One full sync with a fresh Azure listing whatever --sync.locktime says (a requested "sync now"), after the one in progress. */
+  async fullSyncFresh(): Promise<SyncSummary> {
+    await this.running?.catch(() => undefined);
+    this.freshListingWanted = true;
+    return this.fullSync();
+  }
+
   private async doFullSync(): Promise<SyncSummary> {
     const started = Date.now();
     const writesBefore = this.deps.writer.writes();
     const log = this.deps.log;
-    const reuse = this.listing !== undefined && started - this.lastListingAt < this.options.lockTimeMs;
+    const reuse = !this.freshListingWanted && this.listing !== undefined && started - this.lastListingAt < this.options.lockTimeMs;
+    this.freshListingWanted = false;
     let failedSubscriptions: string[] = [];
     let listed = 0;
     if (reuse) {
