@@ -8,6 +8,7 @@ import type { FicApi } from "./azure/fic.js";
 import type { SubscriptionListing } from "./azure/types.js";
 import type { Config } from "./config/config.js";
 import { rotationLeadMs } from "./config/values.js";
+import { runDiff } from "./commands/diff.js";
 import { CertDuty } from "./duties/certs.js";
 import { informerDuty } from "./duties/informer.js";
 import { LeaseDuty } from "./duties/lease.js";
@@ -142,6 +143,12 @@ export class App {
       await syncer.stop();
       await identities.stop();
     }
+  }
+
+  /** `azure-msi-operator diff`: what a sync would write, printed; kubectl diff's exit code. Lists only. */
+  diff(write: (text: string) => void): Promise<number> {
+    const { config, listAzure, log } = this.deps;
+    return runDiff({ config, clients: this.clients, listAzure: () => listAzure(), log, write });
   }
 
   async start(): Promise<void> {

@@ -25,7 +25,7 @@ export function atLeast(line: { level?: unknown }, level: LogLevel): boolean {
  * JSON lines carry `level` as a name and `msg`, as zap does; the time is `ts` (ISO 8601) where zap has
  * `ts` too (the original drops it in JSON mode, the container runtime stamps lines anyway).
  */
-export function createLogger(options: { debug: boolean; json: boolean }, destination?: NodeJS.WritableStream): Logger {
+export function createLogger(options: { debug: boolean; json: boolean }, destination: NodeJS.WritableStream | 1 | 2 = 1): Logger {
   const level = options.debug ? "debug" : "info";
   const base = {
     level,
@@ -35,19 +35,19 @@ export function createLogger(options: { debug: boolean; json: boolean }, destina
   if (options.json) {
     return pino(
       { ...base, formatters: { level: (label: string) => ({ level: label }) }, timestamp: () => `,"ts":"${new Date().toISOString()}"` },
-      destination ?? pino.destination({ sync: true }),
+      typeof destination === "number" ? pino.destination({ dest: destination, sync: true }) : destination,
     );
   }
   return pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, pinoPretty(destination));
 }
 
-function pinoPretty(destination?: NodeJS.WritableStream) {
+function pinoPretty(destination: NodeJS.WritableStream | 1 | 2) {
   return PinoPretty({
     colorize: false,
     sync: true,
     singleLine: true,
     translateTime: "SYS:standard",
     ignore: "pid,hostname,app",
-    destination: destination ?? 1,
+    destination,
   });
 }

@@ -126,6 +126,7 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "maximum concurrent Kubernetes writes during a sync",
   },
   { group: "Sync", name: "once", kind: "bool", default: "false", help: "with the sync command: one full sync, then exit (0 on success)" },
+  { group: "Sync", name: "output", kind: "string", default: "text", help: "with the diff command: text or json" },
 
   {
     group: "Azure",
@@ -412,9 +413,15 @@ export const FLAGS: readonly FlagSpec[] = [
   },
 ];
 
-export const COMMANDS: ReadonlyArray<{ name: "run" | "sync"; help: string }> = [
+export type Command = "run" | "sync" | "diff";
+
+export const COMMANDS: ReadonlyArray<{ name: Command; help: string }> = [
   { name: "run", help: "sync Azure MSIs and serve the admission webhooks (default)" },
   { name: "sync", help: "only sync, no webhooks; with --once one full sync, then exit" },
+  {
+    name: "diff",
+    help: "list Azure once and print what a sync would create, change and (with prune) delete, writing nothing; exit 0: no changes, 1: changes, 2: error",
+  },
 ];
 
 export function findFlag(name: string): FlagSpec | undefined {
