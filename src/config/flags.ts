@@ -418,10 +418,7 @@ export type Command = "run" | "sync" | "diff";
 export const COMMANDS: ReadonlyArray<{ name: Command; help: string }> = [
   { name: "run", help: "sync Azure MSIs and serve the admission webhooks (default)" },
   { name: "sync", help: "only sync, no webhooks; with --once one full sync, then exit" },
-  {
-    name: "diff",
-    help: "list Azure once and print what a sync would create, change and (with prune) delete, writing nothing; exit 0: no changes, 1: changes, 2: error",
-  },
+  { name: "diff", help: "print what a sync would create, change and delete, writing nothing (exit 0: no changes, 1: changes, 2: error)" },
 ];
 
 export function findFlag(name: string): FlagSpec | undefined {
