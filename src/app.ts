@@ -182,7 +182,10 @@ export class App {
       log,
       metrics,
     );
-    this.lease = new LeaseDuty(this.elector, this.leaseCache ?? leaderLease(this.clients, config.instance.namespace, config.lease.name, log, metrics, this.cacheOptions));
+    this.lease = new LeaseDuty(
+      this.elector,
+      this.leaseCache ?? leaderLease(this.clients, config.instance.namespace, config.lease.name, log, metrics, this.cacheOptions),
+    );
     await this.manager.startDuty(this.lease);
   }
 

@@ -43,9 +43,11 @@ describe("sync now and JSON logs end to end", () => {
       flags: FLAGS,
     });
   const identityNamed = async (prefix: string) =>
-    ((await custom.listNamespacedCustomObject({ group: "aadpodidentity.k8s.io", version: "v1", namespace: "team-a", plural: "azureidentities" })) as {
-      items: { metadata?: { name?: string } }[];
-    }).items.find((item) => item.metadata?.name?.startsWith(`${prefix}-`));
+    (
+      (await custom.listNamespacedCustomObject({ group: "aadpodidentity.k8s.io", version: "v1", namespace: "team-a", plural: "azureidentities" })) as {
+        items: { metadata?: { name?: string } }[];
+      }
+    ).items.find((item) => item.metadata?.name?.startsWith(`${prefix}-`));
   const annotate = (who: "admin" | "jane", value: string) =>
     plane.kubectl(who, ["-n", OPERATOR_NAMESPACE, "annotate", "--overwrite", "lease", LEASE, `${SYNC_NOW_ANNOTATION}=${value}`]);
   const leaseAnnotations = async () => (await coordination.readNamespacedLease({ name: LEASE, namespace: OPERATOR_NAMESPACE })).metadata?.annotations ?? {};

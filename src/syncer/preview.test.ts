@@ -39,7 +39,14 @@ function msi(name: string, tag: string, fields: Partial<Msi> = {}): Msi {
   };
 }
 
-const listing = (msis: Msi[], complete = true): SubscriptionListing => ({ subscriptionId: "SUB-1", identities: msis, skipped: [], complete, pages: 1, durationMs: 1 });
+const listing = (msis: Msi[], complete = true): SubscriptionListing => ({
+  subscriptionId: "SUB-1",
+  identities: msis,
+  skipped: [],
+  complete,
+  pages: 1,
+  durationMs: 1,
+});
 const namespace = (name: string): V1Namespace => ({ metadata: { name }, status: { phase: "Active" } });
 /** The identity a sync writes for `msi` in `ns`, as the API server would return it. */
 const synced = (one: Msi, ns: string): AzureIdentity => {
@@ -48,7 +55,16 @@ const synced = (one: Msi, ns: string): AzureIdentity => {
 };
 
 function input(fields: Partial<PreviewInput>): PreviewInput {
-  return { listings: [], desiredOptions: options, prune: false, bindingKeys: undefined, namespaces: [namespace("team-a")], identities: [], bindings: [], ...fields };
+  return {
+    listings: [],
+    desiredOptions: options,
+    prune: false,
+    bindingKeys: undefined,
+    namespaces: [namespace("team-a")],
+    identities: [],
+    bindings: [],
+    ...fields,
+  };
 }
 
 test("a cluster in sync: no changes, exit 0", () => {
@@ -100,7 +116,8 @@ test("without prune, or with an incomplete or empty listing, nothing is deleted;
   const foreign: AzureIdentity = { metadata: { name: "by-hand", namespace: "team-a" }, spec: { type: 0, resourceID: "x", clientID: "y" } };
   const shop = msi("shop", "team-a");
   const owned = synced(shop, "team-a");
-  const deletes = (fields: Partial<PreviewInput>) => previewSync(input({ identities: [gone, foreign, owned], ...fields })).changes.filter((c) => c.action === "delete");
+  const deletes = (fields: Partial<PreviewInput>) =>
+    previewSync(input({ identities: [gone, foreign, owned], ...fields })).changes.filter((c) => c.action === "delete");
   assert.equal(deletes({ listings: [listing([shop])], prune: false }).length, 0);
   assert.equal(deletes({ listings: [listing([shop], false)], prune: true }).length, 0);
   assert.equal(previewSync(input({ listings: [listing([], true)], prune: true, identities: [gone] })).prune.skipped, "empty");

@@ -4,9 +4,9 @@ import type { V1Namespace } from "@kubernetes/client-node";
 import type { SubscriptionListing } from "../azure/types.js";
 import type { LookupValues } from "../kube/lookup.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, type AzureIdentity, type AzureIdentityBinding } from "../kube/resources.js";
-import { desiredState, toAzureIdentity, type DesiredIdentity, type DesiredStateOptions, type SkippedMsi } from "./desired.js";
-import { identityPatch, planBindings, planIdentities, type IdentityPatch } from "./diff.js";
-import { pruneGate, unlistedDeletes } from "./prune.js";
+import { desiredState, toAzureIdentity, type DesiredIdentity, type DesiredState, type DesiredStateOptions, type SkippedMsi } from "./desired.js";
+import { identityPatch, planBindings, planIdentities, type IdentityAction, type IdentityPatch } from "./diff.js";
+import { pruneGate, unlistedDeletes, type PruneGate } from "./prune.js";
 import { namespaceIsLive } from "./reconciler.js";
 
 export interface PreviewInput {
@@ -47,14 +47,25 @@ export interface Preview {
 
 const isOwned = (identity: AzureIdentity) => identity.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
 
+const inNamespace = <T extends { metadata?: { namespace?: string } }>(objects: readonly T[], namespace: string) =>
+  objects.filter((object) => object.metadata?.namespace === namespace);
+
+/** What one namespace's preview needs, computed once for the whole listing. */
+interface PreviewContext {
+  input: PreviewInput;
+  desired: DesiredState;
+  owned: AzureIdentity[];
+  gate: PruneGate;
+  namespaces: Map<string, V1Namespace>;
+}
+
 export function previewSync(input: PreviewInput): Preview {
   const msis = input.listings.flatMap((part) => part.identities);
   const desired = desiredState(msis, input.desiredOptions);
   const owned = input.identities.filter(isOwned);
   const gate = pruneGate(input.listings, msis, input.prune, owned.length > 0);
   const namespaces = new Map(input.namespaces.map((namespace) => [namespace.metadata?.name ?? "", namespace]));
-  const inNamespace = <T extends { metadata?: { namespace?: string } }>(objects: readonly T[], namespace: string) =>
-    objects.filter((object) => object.metadata?.namespace === namespace);
+  const context: PreviewContext = { input, desired, owned, gate, namespaces };
 
   // The namespaces a full sync reconciles, in a stable order.
   const candidates = new Set<string>();
@@ -72,63 +83,78 @@ export function previewSync(input: PreviewInput): Preview {
     prune: { enabled: input.prune, allowed: gate.pruneAllowed, skipped: gate.skipped ?? null },
     notPruned: [],
   };
-  for (const namespace of [...candidates].sort()) {
-    const live = namespaceIsLive(namespaces.get(namespace));
-    const want = live ? desired.byNamespace.get(namespace) : undefined;
-    const actual = inNamespace(owned, namespace);
-    if (!live && actual.length === 0) continue;
-    const plan = planIdentities(want, actual, gate.pruneAllowed && live);
-    preview.unchanged += plan.unchanged;
-    const unlisted = unlistedDeletes(plan.actions, actual, gate.listedSubscriptions);
-    preview.notPruned.push(...unlisted.map((name) => ({ namespace, name })));
-    const unowned = new Map(
-      inNamespace(input.identities, namespace)
-        .filter((identity) => !isOwned(identity))
-        .map((identity) => [identity.metadata?.name ?? "", identity]),
-    );
-    for (const action of plan.actions) {
-      if (action.kind === "delete") {
-        if (unlisted.includes(action.name)) continue;
-        const resourceID = actual.find((object) => object.metadata?.name === action.name)?.spec?.resourceID ?? null;
-        preview.changes.push({ action: "delete", kind: "AzureIdentity", namespace, name: action.name, resourceID });
-      } else if (action.kind === "patch") {
-        const have = actual.find((object) => object.metadata?.name === action.desired.name);
-        preview.changes.push(identityChange(action.desired, action.patch, have, false));
-      } else {
-        // The writer's create meets a 409 here and adopts the object (the Go original's, say) instead.
-        const existing = unowned.get(action.desired.name);
-        const adoption = existing ? identityPatch(action.desired, existing) : undefined;
-        if (existing && adoption) preview.changes.push(identityChange(action.desired, adoption.patch, existing, true));
-        else if (existing) preview.unchanged++;
-        else
-          preview.changes.push({
-            action: "create",
-            kind: "AzureIdentity",
-            namespace,
-            name: action.desired.name,
-            msi: action.desired.msiId,
-            object: toAzureIdentity(action.desired),
-          });
-      }
-    }
-    if (input.bindingKeys && live) {
-      // Bindings are planned against the identities as the sync would leave them.
-      const after = [
-        ...[...(want?.values() ?? [])].map(toAzureIdentity),
-        ...actual.filter((object) => !want?.has(object.metadata?.name ?? "") && (!gate.pruneAllowed || unlisted.includes(object.metadata?.name ?? ""))),
-      ];
-      for (const binding of planBindings(inNamespace(input.bindings, namespace), after, input.bindingKeys, (name) => want?.has(name) ?? false)) {
-        preview.changes.push({
-          action: "change",
-          kind: "AzureIdentityBinding",
-          namespace,
-          name: binding.name,
-          fields: [{ field: "spec.azureIdentity", from: binding.from ?? null, to: binding.to }],
-        });
-      }
-    }
-  }
+  for (const namespace of [...candidates].sort()) previewNamespace(namespace, context, preview);
   return preview;
+}
+
+/** One namespace, as reconcileNamespace() plans it. */
+function previewNamespace(namespace: string, { input, desired, owned, gate, namespaces }: PreviewContext, preview: Preview): void {
+  const live = namespaceIsLive(namespaces.get(namespace));
+  const want = live ? desired.byNamespace.get(namespace) : undefined;
+  const actual = inNamespace(owned, namespace);
+  if (!live && actual.length === 0) return;
+  const plan = planIdentities(want, actual, gate.pruneAllowed && live);
+  preview.unchanged += plan.unchanged;
+  const unlisted = unlistedDeletes(plan.actions, actual, gate.listedSubscriptions);
+  preview.notPruned.push(...unlisted.map((name) => ({ namespace, name })));
+  const unowned = new Map(
+    inNamespace(input.identities, namespace)
+      .filter((identity) => !isOwned(identity))
+      .map((identity) => [identity.metadata?.name ?? "", identity]),
+  );
+  for (const action of plan.actions) {
+    if (action.kind === "delete" && unlisted.includes(action.name)) continue;
+    const change = actionChange(namespace, action, actual, unowned);
+    if (change) preview.changes.push(change);
+    else preview.unchanged++;
+  }
+  if (!input.bindingKeys || !live) return;
+  // Bindings are planned against the identities as the sync would leave them.
+  const kept = (object: AzureIdentity) => !want?.has(object.metadata?.name ?? "") && (!gate.pruneAllowed || unlisted.includes(object.metadata?.name ?? ""));
+  const after = [...[...(want?.values() ?? [])].map(toAzureIdentity), ...actual.filter(kept)];
+  for (const binding of planBindings(inNamespace(input.bindings, namespace), after, input.bindingKeys, (name) => want?.has(name) ?? false)) {
+    preview.changes.push({
+      action: "change",
+      kind: "AzureIdentityBinding",
+      namespace,
+      name: binding.name,
+      fields: [{ field: "spec.azureIdentity", from: binding.from ?? null, to: binding.to }],
+    });
+  }
+}
+
+/** The change one planned action makes; undefined when an adoption would find the object already right. */
+function actionChange(
+  namespace: string,
+  action: IdentityAction,
+  actual: readonly AzureIdentity[],
+  unowned: ReadonlyMap<string, AzureIdentity>,
+): PreviewChange | undefined {
+  if (action.kind === "delete") {
+    const resourceID = actual.find((object) => object.metadata?.name === action.name)?.spec?.resourceID ?? null;
+    return { action: "delete", kind: "AzureIdentity", namespace, name: action.name, resourceID };
+  }
+  if (action.kind === "patch") {
+    return identityChange(
+      action.desired,
+      action.patch,
+      actual.find((object) => object.metadata?.name === action.desired.name),
+      false,
+    );
+  }
+  // The writer's create meets a 409 here and adopts the object (the Go original's, say) instead.
+  const existing = unowned.get(action.desired.name);
+  if (!existing)
+    return {
+      action: "create",
+      kind: "AzureIdentity",
+      namespace,
+      name: action.desired.name,
+      msi: action.desired.msiId,
+      object: toAzureIdentity(action.desired),
+    };
+  const adoption = identityPatch(action.desired, existing);
+  return adoption ? identityChange(action.desired, adoption.patch, existing, true) : undefined;
 }
 
 function identityChange(desired: DesiredIdentity, patch: IdentityPatch, actual: AzureIdentity | undefined, adopt: boolean): PreviewChange {
@@ -149,26 +175,28 @@ export function previewExitCode(preview: Preview): 0 | 1 {
 
 const show = (value: string | number | null) => (value === null ? "(absent)" : JSON.stringify(value));
 
-/** The human-readable form: one block per object, +/~/- as in a diff, then a summary line. */
-export function formatPreview(preview: Preview): string {
-  const lines: string[] = [];
-  for (const change of preview.changes) {
-    const ref = `${change.kind} ${change.namespace}/${change.name}`;
-    if (change.action === "create") {
-      lines.push(`+ create ${ref} (MSI ${change.msi})`);
-      for (const [key, value] of Object.entries(change.object.metadata?.labels ?? {})) lines.push(`    metadata.labels[${key}]: ${show(value)}`);
-      for (const [key, value] of Object.entries(change.object.metadata?.annotations ?? {})) lines.push(`    metadata.annotations[${key}]: ${show(value)}`);
-      for (const [key, value] of Object.entries(change.object.spec ?? {})) lines.push(`    spec.${key}: ${show(value as string | number)}`);
-    } else if (change.action === "delete") {
-      lines.push(`- delete ${ref} (prune: resourceID ${change.resourceID ?? "(none)"} is not in the Azure listing)`);
-    } else {
-      const why = change.kind === "AzureIdentity" ? (change.adopt ? ` (adopt: not yet owned by azure-msi-operator; MSI ${change.msi})` : ` (MSI ${change.msi})`) : "";
-      lines.push(`~ change ${ref}${why}`);
-      for (const field of change.fields) lines.push(`    ${field.field}: ${show(field.from)} -> ${show(field.to)}`);
-    }
+function formatChange(change: PreviewChange): string[] {
+  const ref = `${change.kind} ${change.namespace}/${change.name}`;
+  if (change.action === "create") {
+    return [
+      `+ create ${ref} (MSI ${change.msi})`,
+      ...Object.entries(change.object.metadata?.labels ?? {}).map(([key, value]) => `    metadata.labels[${key}]: ${show(value)}`),
+      ...Object.entries(change.object.metadata?.annotations ?? {}).map(([key, value]) => `    metadata.annotations[${key}]: ${show(value)}`),
+      ...Object.entries(change.object.spec ?? {}).map(([key, value]) => `    spec.${key}: ${show(value as string | number)}`),
+    ];
   }
+  if (change.action === "delete") return [`- delete ${ref} (prune: resourceID ${change.resourceID ?? "(none)"} is not in the Azure listing)`];
+  const why =
+    change.kind === "AzureIdentity" ? (change.adopt ? ` (adopt: not yet owned by azure-msi-operator; MSI ${change.msi})` : ` (MSI ${change.msi})`) : "";
+  return [`~ change ${ref}${why}`, ...change.fields.map((field) => `    ${field.field}: ${show(field.from)} -> ${show(field.to)}`)];
+}
+
+/** The human-readable form: one block per object, +/~/- as in a diff, then notes and a summary line. */
+export function formatPreview(preview: Preview): string {
+  const lines = preview.changes.flatMap(formatChange);
   for (const skipped of preview.skipped) lines.push(`! skip MSI ${skipped.msiId}: ${skipped.reason}`);
-  for (const kept of preview.notPruned) lines.push(`! keep AzureIdentity ${kept.namespace}/${kept.name}: its subscription is not in the Azure listing (not pruned)`);
+  for (const kept of preview.notPruned)
+    lines.push(`! keep AzureIdentity ${kept.namespace}/${kept.name}: its subscription is not in the Azure listing (not pruned)`);
   if (preview.prune.skipped === "incomplete") lines.push("! prune skipped: the Azure listing is incomplete");
   if (preview.prune.skipped === "empty") lines.push("! prune skipped: the Azure listing is empty while the cluster holds operator-owned identities");
   for (const subscription of preview.incompleteSubscriptions) lines.push(`! subscription ${subscription}: listing incomplete`);
