@@ -17,6 +17,7 @@ import { FakeAzure, type FakeIdentity, type RecordedRequest } from "../test/azur
 import { ControlPlane, OPERATOR_NAMESPACE } from "../test/controlplane/controlplane.js";
 import { applyOperatorRbac, operatorWrites } from "../test/support/operator.js";
 import { OperatorProcess } from "../test/support/process.js";
+import { atLeast } from "../src/log.js";
 import { WORKLOAD_IDENTITY_OVERLAY } from "../test/support/manifests.js";
 import { flag, machine, mapLimit, rssSampler } from "./common.js";
 
@@ -136,7 +137,7 @@ try {
     const cpuMs = cpu.stop();
     if (exit.code !== 0)
       throw new Error(
-        `${label} exited ${exit.code}: ${proc.stderr.join("").slice(-2000)} ${JSON.stringify(proc.logs.filter((line) => Number(line.level) >= 40).slice(-5))}`,
+        `${label} exited ${exit.code}: ${proc.stderr.join("").slice(-2000)} ${JSON.stringify(proc.logs.filter((line) => atLeast(line, "warn")).slice(-5))}`,
       );
     const summary = proc.logs.find((line) => line.msg === "sync finished")!;
     const listing = proc.logs.find((line) => line.msg === "Azure listing done");

@@ -10,6 +10,7 @@ import { FakeAzure } from "../test/azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "../test/controlplane/controlplane.js";
 import { applyOperatorRbac, operatorWrites } from "../test/support/operator.js";
 import { OperatorProcess } from "../test/support/process.js";
+import { atLeast } from "../src/log.js";
 import { flag, machine, mapLimit, rssSampler } from "./common.js";
 
 const msis = flag("msis", 2_000);
@@ -54,7 +55,7 @@ try {
     const peakMiB = rss.stop();
     if (exit.code !== 0)
       throw new Error(
-        `${label} exited ${exit.code}: ${proc.stderr.join("").slice(-2000)} ${JSON.stringify(proc.logs.filter((line) => Number(line.level) >= 40).slice(-5))}`,
+        `${label} exited ${exit.code}: ${proc.stderr.join("").slice(-2000)} ${JSON.stringify(proc.logs.filter((line) => atLeast(line, "warn")).slice(-5))}`,
       );
     const summary = proc.logs.find((line) => line.msg === "sync finished")!;
     const listing = proc.logs.find((line) => line.msg === "Azure listing done")!;

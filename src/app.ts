@@ -8,16 +8,19 @@ import type { FicApi } from "./azure/fic.js";
 import type { SubscriptionListing } from "./azure/types.js";
 import type { Config } from "./config/config.js";
 import { rotationLeadMs } from "./config/values.js";
+import { runDiff } from "./commands/diff.js";
 import { CertDuty } from "./duties/certs.js";
 import { informerDuty } from "./duties/informer.js";
 import { LeaseDuty } from "./duties/lease.js";
 import { OpsDuty } from "./duties/ops.js";
+import { SyncNowDuty } from "./duties/sync-now.js";
 import { SyncerDuty, type SyncerDutyDeps } from "./duties/syncer.js";
 import { WebhookDuty } from "./duties/webhook.js";
 import { leaderLease, ownedIdentities, type CacheOptions } from "./kube/caches.js";
 import { kubeClients, whoAmI, type KubeClients } from "./kube/clients.js";
 import type { Informer } from "./kube/informer.js";
 import type { AzureIdentity } from "./kube/resources.js";
+import type { V1Lease } from "@kubernetes/client-node";
 import { LeaderElector } from "./leader/elector.js";
 import { DutyManager, type LeaderDutyFactory } from "./lifecycle/duty.js";
 import type { Metrics } from "./metrics/metrics.js";
@@ -66,6 +69,8 @@ export class App {
   private readonly webhook: WebhookDuty | undefined;
   private readonly manager: DutyManager;
   private lease: LeaseDuty | undefined;
+  /** The leader Lease, cached on every replica with --lease.enable (handover nudges, sync now requests). */
+  private readonly leaseCache: Informer<V1Lease> | undefined;
   private elector: LeaderElector | undefined;
   private operatorUser = "";
   private leading = false;
@@ -87,7 +92,13 @@ export class App {
     const certManager = serveWebhooks && !config.webhook.tls.files ? this.certManager() : undefined;
     const leaderDuties: LeaderDutyFactory[] = [];
     if (certManager) leaderDuties.push(() => new CertDuty(certManager, this.certCheckIntervalMs(), deps.metrics, deps.log));
-    leaderDuties.push(() => new SyncerDuty(this.syncerDeps()));
+    let termSyncer: SyncerDuty | undefined;
+    leaderDuties.push(() => (termSyncer = new SyncerDuty(this.syncerDeps())));
+    if (config.lease.enable) {
+      this.leaseCache = leaderLease(this.clients, config.instance.namespace, config.lease.name, deps.log, deps.metrics, this.cacheOptions);
+      const lease = this.leaseCache;
+      leaderDuties.push(() => this.syncNowDuty(lease, () => termSyncer?.fullSyncFresh() ?? Promise.reject(new Error("the syncer has not started"))));
+    }
     this.manager = new DutyManager(leaderDuties, deps.log);
   }
 
@@ -134,6 +145,12 @@ export class App {
     }
   }
 
+  /** `azure-msi-operator diff`: what a sync would write, printed; kubectl diff's exit code. Lists only. */
+  diff(write: (text: string) => void): Promise<number> {
+    const { config, listAzure, log } = this.deps;
+    return runDiff({ config, clients: this.clients, listAzure: () => listAzure(), log, write });
+  }
+
   async start(): Promise<void> {
     const { config, log, metrics } = this.deps;
     await this.manager.startDuty(this.ops);
@@ -165,7 +182,10 @@ export class App {
       log,
       metrics,
     );
-    this.lease = new LeaseDuty(this.elector, leaderLease(this.clients, config.instance.namespace, config.lease.name, log, metrics, this.cacheOptions));
+    this.lease = new LeaseDuty(
+      this.elector,
+      this.leaseCache ?? leaderLease(this.clients, config.instance.namespace, config.lease.name, log, metrics, this.cacheOptions),
+    );
     await this.manager.startDuty(this.lease);
   }
 
@@ -212,6 +232,20 @@ export class App {
       },
       "guard: only these users and groups may write the kinds that decide who gets a token",
     );
+  }
+
+  private syncNowDuty(lease: Informer<V1Lease>, syncNow: () => Promise<SyncSummary>): SyncNowDuty {
+    const { config, log } = this.deps;
+    return new SyncNowDuty({
+      lease,
+      coordination: this.clients.coordination,
+      namespace: config.instance.namespace,
+      name: config.lease.name,
+      minIntervalMs: config.sync.requestIntervalMs,
+      canWrite: () => this.canWrite(),
+      syncNow,
+      log,
+    });
   }
 
   private syncerDeps(): SyncerDutyDeps {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `azure-msi-operator [run|sync] [flags]`: parse the configuration once, build the operator, run
-// it until SIGTERM/SIGINT (graceful), or with `sync --once` sync once and exit.
+// `azure-msi-operator [run|sync|diff] [flags]`: parse the configuration once, build the operator, run
+// it until SIGTERM/SIGINT (graceful), with `sync --once` sync once and exit, or with `diff` print
+// what a sync would write and exit as kubectl diff does.
 import { loadConfig } from "./config/cli.js";
 import { createOperator } from "./operator.js";
 
@@ -14,6 +15,16 @@ process.on("unhandledRejection", (reason) => {
   log.fatal({ err: reason instanceof Error ? reason.message : String(reason) }, "unhandled rejection");
   process.exit(1);
 });
+
+if (config.command === "diff") {
+  const code = await app
+    .diff((text) => process.stdout.write(text))
+    .catch((error: unknown) => {
+      log.error({ err: (error as Error).message }, "diff failed");
+      return 2;
+    });
+  process.exit(code);
+}
 
 if (config.command === "sync" && config.once) {
   const summary = await app.syncOnce().catch((error: unknown) => {

@@ -15,6 +15,7 @@ import { ControlPlane, OPERATOR_NAMESPACE } from "./controlplane/controlplane.js
 import { freePort } from "./controlplane/processes.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
 import { OperatorProcess } from "./support/process.js";
+import { atLeast } from "../src/log.js";
 import { installWebhooks, repointMutating, waitForCaBundles } from "./support/webhooks.js";
 import { createTeamNamespace } from "./support/developers.js";
 
@@ -346,7 +347,7 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
     }
     const haystack = exposed.join("\n");
     // The grep is only worth something if the logs hold the interesting paths: errors, denials, debug level.
-    const problems = main.logs.filter((line) => Number(line.level) >= 40);
+    const problems = main.logs.filter((line) => atLeast(line, "warn"));
     assert.ok(
       problems.some((line) => /InvalidAuthenticationToken|access token|500/i.test(JSON.stringify(line))),
       `the injected Azure errors were logged: ${JSON.stringify(problems).slice(0, 3000)}`,

@@ -299,7 +299,7 @@ describe("takeover paths: AzureAssignedIdentity, AzurePodIdentityException, cros
       flags: [`--webhook.bind=127.0.0.1:${await freePort()}`, "--webhook.tls.san=127.0.0.1"],
     });
     const warning = await insecure.waitForLog((line) => /identities are not namespaced/.test(String(line.msg)), 30_000);
-    assert.equal(warning.level, 40, "a warning");
+    assert.equal(warning.level, "warn", "a warning, level as zap names it");
     assert.match(String(warning.msg), /AZUREIDENTITY_NAMESPACED=true/);
     await eventually(
       async () => /^azuremsi_identities_namespaced 0$/m.test((await insecure!.get("/metrics").catch(() => ({ body: "" }))).body) || undefined,

@@ -1,7 +1,7 @@
 // Command-line syntax as go-flags accepted it for the Go operator: `--name=value` or `--name value`,
 // bool flags take no separate value (`--flag`, or `--flag=false`), list flags repeat, the last of a
 // repeated scalar wins. Values are only collected here; they are parsed per kind in config.ts.
-import { COMMANDS, FLAGS, findFlag, type FlagSpec } from "./flags.js";
+import { COMMANDS, FLAGS, findFlag, type Command, type FlagSpec } from "./flags.js";
 
 export interface CliValue {
   /** Every value given, in order (a scalar uses the last). */
@@ -10,7 +10,7 @@ export interface CliValue {
   via: string;
 }
 
-export type ArgvResult = { ok: true; help: boolean; command: "run" | "sync"; values: Map<string, CliValue> } | { ok: false; error: string };
+export type ArgvResult = { ok: true; help: boolean; command: Command; values: Map<string, CliValue> } | { ok: false; error: string };
 
 const HELP_FLAGS = new Set(["-h", "--help"]);
 
@@ -30,7 +30,7 @@ export function scanArgv(argv: readonly string[]): ArgvResult {
       entry.via = via;
     } else values.set(spec.name, { values: [value], via });
   };
-  let command: "run" | "sync" | undefined;
+  let command: Command | undefined;
 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -77,7 +77,7 @@ export function scanArgv(argv: readonly string[]): ArgvResult {
   return { ok: true, help: false, command: command ?? "run", values };
 }
 
-function isCommand(word: string): word is "run" | "sync" {
+function isCommand(word: string): word is Command {
   return COMMANDS.some((c) => c.name === word);
 }
 

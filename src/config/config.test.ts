@@ -29,7 +29,7 @@ test("defaults are the Go operator's (and the new flags' documented ones)", () =
   assert.deepEqual(c.log, { debug: false, json: false });
   assert.deepEqual(c.instance, { nodeName: undefined, namespace: "default", pod: undefined });
   assert.deepEqual(c.lease, { enable: false, name: "azure-msi-operator-leader", durationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
-  assert.deepEqual(c.sync, { intervalMs: H, watch: false, lockTimeMs: 5 * 60_000, concurrency: 8 });
+  assert.deepEqual(c.sync, { intervalMs: H, watch: false, lockTimeMs: 5 * 60_000, concurrency: 8, requestIntervalMs: 60_000 });
   assert.deepEqual(c.azure, { environment: "AZUREPUBLICCLOUD", subscriptions: [] });
   assert.deepEqual(c.kubernetes, {
     kubeconfig: undefined,
@@ -108,7 +108,7 @@ test("every env var of the Go operator is read, with Go's meaning", () => {
   assert.deepEqual(c.instance, { nodeName: "node-1", namespace: "ops", pod: "pod-1" });
   assert.equal(c.lease.enable, true);
   assert.equal(c.lease.name, "my-lease");
-  assert.deepEqual(c.sync, { intervalMs: 1.5 * H, watch: true, lockTimeMs: 90_000, concurrency: 8 });
+  assert.deepEqual(c.sync, { intervalMs: 1.5 * H, watch: true, lockTimeMs: 90_000, concurrency: 8, requestIntervalMs: 60_000 });
   assert.deepEqual(c.azure, { environment: "AZURECHINACLOUD", subscriptions: ["sub-1", "sub-2"] });
   assert.deepEqual(c.kubernetes, { kubeconfig: "/k/config", labelFormat: "example.com/msi-%s", namespaceIgnore: ["kube-system", "team-x"] });
   assert.equal(c.azureIdentity.namespaced, true);
@@ -247,7 +247,7 @@ test("--bind is the older spelling of --server.bind", () => {
   assert.equal(parse(["--server.bind=localhost:1"]).server.bind.host, "localhost");
 });
 
-test("commands: run by default, sync, and sync --once", () => {
+test("commands: run by default, sync, sync --once, and diff with --output", () => {
   assert.equal(parse([]).command, "run");
   assert.equal(parse(["run"]).command, "run");
   const once = parse(["sync", "--once"]);
@@ -257,7 +257,12 @@ test("commands: run by default, sync, and sync --once", () => {
   assert.equal(parse(["sync"]).once, false);
   assert.match(error(["--once"]), /--once only works with the sync command/);
   assert.match(error(["run", "--once"]), /--once only works with the sync command/);
-  assert.match(error(["deploy"]), /unknown command "deploy" \(commands: run, sync\)/);
+  assert.match(error(["deploy"]), /unknown command "deploy" \(commands: run, sync, diff\)/);
+  assert.equal(parse(["diff"]).command, "diff");
+  assert.equal(parse(["diff"]).output, "text");
+  assert.equal(parse(["diff", "--output=json"]).output, "json");
+  assert.match(error(["diff", "--output=yaml"]), /invalid value "yaml" for --output: must be text or json/);
+  assert.match(error(["sync", "--output=json"]), /--output only works with the diff command/);
   assert.match(error(["sync", "run"]), /unexpected argument "run"/);
   assert.match(error(["--", "x"]), /unexpected argument "x"/);
 });

@@ -3,6 +3,7 @@
 import { invalidLabelKey, invalidNamespaceName, invalidObjectName } from "../kube/validation.js";
 import type { CompiledTemplate } from "../template/template.js";
 import { scanArgv } from "./argv.js";
+import type { Command } from "./flags.js";
 import { formatDuration } from "./duration.js";
 import { renderHelp } from "./help.js";
 import { ConfigError, FlagReader, type Env } from "./reader.js";
@@ -11,13 +12,15 @@ import { checkLabelFormat, checkSan, type ListenAddress, type RotationPolicy } f
 
 export interface Config {
   /** run: sync and serve the webhooks; sync: only sync. */
-  command: "run" | "sync";
+  command: Command;
   /** With `sync`: one full sync, then exit. */
   once: boolean;
+  /** With `diff`: how the preview is printed. */
+  output: "text" | "json";
   log: { debug: boolean; json: boolean };
   instance: { nodeName: string | undefined; namespace: string; pod: string | undefined };
   lease: { enable: boolean; name: string; durationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
-  sync: { intervalMs: number; watch: boolean; lockTimeMs: number; concurrency: number };
+  sync: { intervalMs: number; watch: boolean; lockTimeMs: number; concurrency: number; requestIntervalMs: number };
   azure: { environment: string; subscriptions: readonly string[] };
   kubernetes: {
     /** Undefined: in-cluster (or the client's own discovery). */
@@ -91,9 +94,12 @@ export function parseConfig(argv: readonly string[], env: Env, context: ConfigCo
 }
 
 /** Reads every flag of the table into the typed config; exported for the table-coverage test. */
-export function buildConfig(r: FlagReader, command: "run" | "sync", context: ConfigContext): Config {
+export function buildConfig(r: FlagReader, command: Command, context: ConfigContext): Config {
   const once = r.bool("once");
   if (once && command !== "sync") throw new ConfigError("--once only works with the sync command (azure-msi-operator sync --once)");
+  const output = r.string("output") ?? "text";
+  r.check("output", output, output === "text" || output === "json" ? undefined : "must be text or json");
+  if (output !== "text" && command !== "diff") throw new ConfigError("--output only works with the diff command (azure-msi-operator diff --output=json)");
   const kubernetes = readKubernetes(r);
   const azureIdentity = readAzureIdentity(r);
   const lease = readLease(r);
@@ -101,6 +107,7 @@ export function buildConfig(r: FlagReader, command: "run" | "sync", context: Con
   return {
     command,
     once,
+    output: output === "json" ? "json" : "text",
     log: { debug: r.bool("log.debug"), json: r.bool("log.json") },
     instance: {
       nodeName: nonEmpty(r.string("instance.nodename")),
@@ -113,6 +120,7 @@ export function buildConfig(r: FlagReader, command: "run" | "sync", context: Con
       watch: r.bool("sync.watch"),
       lockTimeMs: r.duration("sync.locktime"),
       concurrency: r.int("sync.concurrency"),
+      requestIntervalMs: r.duration("sync.request.interval"),
     },
     azure: { environment: r.string("azure.environment") ?? "", subscriptions: r.list("azure.subscription") },
     kubernetes,

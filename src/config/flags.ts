@@ -108,6 +108,15 @@ export const FLAGS: readonly FlagSpec[] = [
   { group: "Sync", name: "sync.locktime", env: ["SYNC_LOCKTIME"], kind: "duration", default: "5m", min: 0, help: "minimum time between two Azure listings" },
   {
     group: "Sync",
+    name: "sync.request.interval",
+    env: ["SYNC_REQUEST_INTERVAL"],
+    kind: "duration",
+    default: "1m",
+    min: 0,
+    help: "minimum time between two requested syncs (Lease annotation msi.azure.k8s.io/sync-now); a request sooner waits for it",
+  },
+  {
+    group: "Sync",
     name: "sync.concurrency",
     env: ["SYNC_CONCURRENCY"],
     kind: "int",
@@ -117,6 +126,7 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "maximum concurrent Kubernetes writes during a sync",
   },
   { group: "Sync", name: "once", kind: "bool", default: "false", help: "with the sync command: one full sync, then exit (0 on success)" },
+  { group: "Sync", name: "output", kind: "string", default: "text", help: "with the diff command: text or json" },
 
   {
     group: "Azure",
@@ -403,9 +413,12 @@ export const FLAGS: readonly FlagSpec[] = [
   },
 ];
 
-export const COMMANDS: ReadonlyArray<{ name: "run" | "sync"; help: string }> = [
+export type Command = "run" | "sync" | "diff";
+
+export const COMMANDS: ReadonlyArray<{ name: Command; help: string }> = [
   { name: "run", help: "sync Azure MSIs and serve the admission webhooks (default)" },
   { name: "sync", help: "only sync, no webhooks; with --once one full sync, then exit" },
+  { name: "diff", help: "print what a sync would create, change and delete, writing nothing (exit 0: no changes, 1: changes, 2: error)" },
 ];
 
 export function findFlag(name: string): FlagSpec | undefined {

@@ -77,6 +77,12 @@ export class SyncerDuty implements Duty {
     return this.current.fullSync();
   }
 
+  /** One full sync with a fresh Azure listing (a requested "sync now"); only after start() resolved. */
+  fullSyncFresh(): Promise<SyncSummary> {
+    if (!this.current) return Promise.reject(new Error("the syncer has not started"));
+    return this.current.fullSyncFresh();
+  }
+
   async start(signal: AbortSignal): Promise<void> {
     const { config, clients, log, metrics, cacheOptions } = this.deps;
     this.namespaces = namespaces(clients, log, metrics, cacheOptions);

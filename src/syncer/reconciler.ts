@@ -8,6 +8,7 @@ import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { DesiredState } from "./desired.js";
 import { planBindings, planIdentities } from "./diff.js";
+import { subscriptionOf, unlistedDeletes } from "./prune.js";
 import { NotLeaderError, type IdentityWriter } from "./writer.js";
 
 /** What the last Azure listing allows: its desired state and whether deletions are safe. */
@@ -72,9 +73,7 @@ export async function reconcileNamespace(namespace: string, listing: ListingStat
   if (!live && actual.length === 0) return outcome;
   const plan = planIdentities(desired, actual, listing.pruneAllowed && live);
   outcome.unchanged = plan.unchanged;
-  const unlisted = plan.actions.flatMap((action) =>
-    action.kind === "delete" && !listing.listedSubscriptions.has(subscriptionOf(actual, action.name)) ? [action.name] : [],
-  );
+  const unlisted = unlistedDeletes(plan.actions, actual, listing.listedSubscriptions);
   const actions = plan.actions.filter((action) => action.kind !== "delete" || !unlisted.includes(action.name));
   if (unlisted.length > 0) deps.log.warn({ namespace, names: unlisted }, "not pruned: their subscription is not in the Azure listing");
   for (const action of actions) {
@@ -133,9 +132,4 @@ async function syncBindings(namespace: string, deps: BindingSyncDeps, outcome: N
       deps.log.error({ namespace, binding: action.name, err: kubeErrorMessage(error) }, "AzureIdentityBinding write failed");
     }
   }
-}
-
-function subscriptionOf(identities: readonly AzureIdentity[], name: string): string {
-  const resourceID = identities.find((object) => object.metadata?.name === name)?.spec?.resourceID ?? "";
-  return /^\/subscriptions\/([^/]+)/i.exec(resourceID)?.[1]?.toLowerCase() ?? "";
 }

@@ -10,6 +10,7 @@ import type { Metrics } from "../metrics/metrics.js";
 import type { FicOutcome, FicSyncer } from "../workload/fic-syncer.js";
 import { desiredFics, type FicContext } from "../workload/plan.js";
 import { desiredState, type DesiredStateOptions } from "./desired.js";
+import { pruneGate } from "./prune.js";
 import { WorkQueue } from "./queue.js";
 import { addOutcome, emptyOutcome, namespaceIsLive, reconcileNamespace, type ListingState, type NamespaceOutcome, type ReconcilerDeps } from "./reconciler.js";
 import type { WriteVerb } from "../kube/errors.js";
@@ -82,6 +83,7 @@ export class Syncer {
   private readonly abort = new AbortController();
   private active = false;
   private stopped = false;
+  private freshListingWanted = false;
   private readonly now: () => Date;
 
   constructor(
@@ -146,11 +148,19 @@ export class Syncer {
     return this.running;
   }
 
+  /** One full sync with a fresh Azure listing whatever --sync.locktime says (a requested "sync now"), after the one in progress. */
+  async fullSyncFresh(): Promise<SyncSummary> {
+    await this.running?.catch(() => undefined);
+    this.freshListingWanted = true;
+    return this.fullSync();
+  }
+
   private async doFullSync(): Promise<SyncSummary> {
     const started = Date.now();
     const writesBefore = this.deps.writer.writes();
     const log = this.deps.log;
-    const reuse = this.listing !== undefined && started - this.lastListingAt < this.options.lockTimeMs;
+    const reuse = !this.freshListingWanted && this.listing !== undefined && started - this.lastListingAt < this.options.lockTimeMs;
+    this.freshListingWanted = false;
     let failedSubscriptions: string[] = [];
     let listed = 0;
     if (reuse) {
@@ -225,18 +235,17 @@ export class Syncer {
       this.deps.metrics.msiSkipped.inc({ subscription: skipped.subscriptionId.toLowerCase() });
       this.deps.log.warn({ msi: skipped.msiId, reason: skipped.reason }, "MSI skipped");
     }
-    const complete = listings.every((part) => part.complete);
-    const emptyButClusterHasIdentities = msis.length === 0 && this.deps.identities.size > 0;
-    if (this.options.prune && !complete)
+    const gate = pruneGate(listings, msis, this.options.prune, this.deps.identities.size > 0);
+    if (gate.skipped === "incomplete")
       this.deps.log.warn({ failed: listings.filter((p) => !p.complete).map((p) => p.subscriptionId) }, "Azure listing incomplete: prune skipped this sync");
-    if (this.options.prune && complete && emptyButClusterHasIdentities)
+    if (gate.skipped === "empty")
       this.deps.log.warn("Azure listing is empty while the cluster holds operator-owned identities: prune skipped (refusing to delete everything)");
     const completeSubscriptions = new Set(listings.filter((part) => part.complete).map((part) => part.subscriptionId.toLowerCase()));
     return {
       desired,
-      pruneAllowed: this.options.prune && complete && !emptyButClusterHasIdentities,
-      listedSubscriptions: new Set(listings.map((part) => part.subscriptionId.toLowerCase())),
-      complete: complete && msis.length > 0,
+      pruneAllowed: gate.pruneAllowed,
+      listedSubscriptions: gate.listedSubscriptions,
+      complete: gate.complete && msis.length > 0,
       completeMsis: msis.filter((msi) => completeSubscriptions.has(msi.subscriptionId.toLowerCase())),
     };
   }
