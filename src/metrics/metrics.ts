@@ -75,7 +75,7 @@ export class Metrics {
   });
   readonly syncInterval = new Gauge({
     name: "azuremsi_sync_interval_seconds",
-    help: "The configured full sync interval (--sync.interval), for alerts on a sync older than twice of it",
+    help: "The configured full sync interval (--sync.interval): alerts compare the last success with twice of it",
     registers: [this.registry],
   });
   readonly syncWrites = new Gauge({
