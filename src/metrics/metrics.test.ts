@@ -14,7 +14,8 @@ describe("Metrics.recordSyncRun", () => {
     metrics.recordSyncRun("failed", 2_000_500);
     assert.equal(await value(metrics.syncLastSuccess), 1000);
     assert.equal(await value(metrics.syncLastFailure), 2000.5);
-    const runs = Object.fromEntries((await metrics.syncRuns.get()).values.map((sample) => [sample.labels.result, sample.value]));
+    const runs: Record<string, number> = {};
+    for (const sample of (await metrics.syncRuns.get()).values) runs[String(sample.labels.result)] = sample.value;
     assert.deepEqual(runs, { success: 1, failed: 2 });
   });
 });
