@@ -162,6 +162,19 @@ describe("monitoring manifests against a live operator", () => {
       for (const name of names) if (!exported.has(name)) unknown.push(`${where}: ${name}`);
     }
     assert.deepEqual(unknown, []);
+    // The runbook descriptions name metrics too: families (a histogram by its name) or series.
+    const families = new Set([...exposition.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]));
+    const described = alertRules((await loadPrometheusRule()).spec).flatMap((rule) =>
+      [...(rule.annotations?.description ?? "").matchAll(/\b(?:azuremsi|azurerm|process|nodejs)_[a-z_]+/g)].map((match) => ({
+        alert: rule.alert,
+        name: match[0],
+      })),
+    );
+    assert.ok(described.length > 10, `${described.length} metric names in descriptions`);
+    assert.deepEqual(
+      described.filter(({ name }) => !families.has(name) && !exported.has(name)).map(({ alert, name }) => `${alert} description: ${name}`),
+      [],
+    );
     // The test drove these, so they are live samples, not only declared families.
     for (const name of [
       "azuremsi_leader",
