@@ -58,6 +58,7 @@ export async function createOperator(
   const azurerm = azureRmOptionsFromEnv(env);
   if (!azurerm.ok) throw new Error(azurerm.error);
   const metrics = new Metrics({ azurerm: azurerm.options });
+  metrics.syncInterval.set(config.sync.intervalMs / 1000);
   const environment = await resolveEnvironment(config.azure.environment, env).catch((error: unknown) => {
     throw new Error(`--azure.environment (AZURE_ENVIRONMENT): ${(error as Error).message}`);
   });

@@ -62,6 +62,22 @@ export class Metrics {
     labelNames: ["result"],
     registers: [this.registry],
   });
+  // Unlabelled, so 0 until the first full sync of that result in this process (prom-client's default).
+  readonly syncLastSuccess = new Gauge({
+    name: "azuremsi_sync_last_success_timestamp_seconds",
+    help: "End (unix timestamp) of the last full sync that succeeded in this process; 0: none yet",
+    registers: [this.registry],
+  });
+  readonly syncLastFailure = new Gauge({
+    name: "azuremsi_sync_last_failure_timestamp_seconds",
+    help: "End (unix timestamp) of the last full sync that failed in this process; 0: none yet",
+    registers: [this.registry],
+  });
+  readonly syncInterval = new Gauge({
+    name: "azuremsi_sync_interval_seconds",
+    help: "The configured full sync interval (--sync.interval): alerts compare the last success with twice of it",
+    registers: [this.registry],
+  });
   readonly syncWrites = new Gauge({
     name: "azuremsi_sync_writes",
     help: "Kubernetes write requests made by the last full sync, by verb",
@@ -188,6 +204,12 @@ export class Metrics {
       });
     }
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** One finished full sync: counted by result, and its end time kept for staleness and failure alerts. */
+  recordSyncRun(result: "success" | "failed", endedAtMs = Date.now()): void {
+    this.syncRuns.inc({ result });
+    (result === "success" ? this.syncLastSuccess : this.syncLastFailure).set(endedAtMs / 1000);
   }
 
   /** Records one Azure API call with the labels this instance keeps. */

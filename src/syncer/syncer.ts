@@ -171,7 +171,7 @@ export class Syncer {
     } else {
       const listings = await this.deps.listAzure(this.abort.signal).catch((error: unknown) => {
         // No per-subscription result to record (e.g. the subscription list itself failed): still a failed run.
-        this.deps.metrics.syncRuns.inc({ result: "failed" });
+        this.deps.metrics.recordSyncRun("failed");
         throw error;
       });
       this.lastListingAt = Date.now();
@@ -308,7 +308,7 @@ export class Syncer {
 
   private record(summary: SyncSummary): void {
     const metrics = this.deps.metrics;
-    metrics.syncRuns.inc({ result: summary.result });
+    metrics.recordSyncRun(summary.result);
     for (const verb of ["create", "patch", "delete"] as const) metrics.syncWrites.set({ verb }, summary.writes[verb]);
     for (const outcome of ["created", "updated", "unchanged", "deleted", "skipped", "errors"] as const) metrics.syncObjects.set({ outcome }, summary[outcome]);
     const { result, listed, created, updated, unchanged, deleted, skipped, errors, bindingsUpdated, durationMs, listingReused, failedSubscriptions } = summary;

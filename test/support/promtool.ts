@@ -13,15 +13,11 @@ export const ACCEPTED_FINDINGS: readonly RegExp[] = [
   /^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/,
 ];
 
-/**
- * `promtool check metrics` on an exposition, with the promtool this project pins (test/tools/promtool.ts;
- * built once from the Go module proxy, or TEST_ASSET_PROMTOOL). Exit 1 is a parse error; exit 3 lists
- * lint findings, which are returned so a test can allow exactly the accepted ones.
- */
-export async function promtoolCheck(exposition: string): Promise<{ code: number; findings: string[] }> {
+/** promtool with `args` (and `stdin`), the pinned build (test/tools/promtool.ts); exit code and output lines. */
+export async function runPromtool(args: string[], stdin = ""): Promise<{ code: number; output: string[] }> {
   const promtool = await promtoolBinary();
   return new Promise((resolve, reject) => {
-    const child = spawn(promtool, ["check", "metrics"], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(promtool, args, { stdio: ["pipe", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -29,12 +25,22 @@ export async function promtoolCheck(exposition: string): Promise<{ code: number;
     child.on("close", (code) =>
       resolve({
         code: code ?? -1,
-        findings: output
+        output: output
           .split("\n")
           .map((line) => line.trim())
           .filter((line) => line !== ""),
       }),
     );
-    child.stdin.end(exposition);
+    child.stdin.end(stdin);
   });
+}
+
+/**
+ * `promtool check metrics` on an exposition, with the promtool this project pins (test/tools/promtool.ts;
+ * built once from the Go module proxy, or TEST_ASSET_PROMTOOL). Exit 1 is a parse error; exit 3 lists
+ * lint findings, which are returned so a test can allow exactly the accepted ones.
+ */
+export async function promtoolCheck(exposition: string): Promise<{ code: number; findings: string[] }> {
+  const { code, output } = await runPromtool(["check", "metrics"], exposition);
+  return { code, findings: output };
 }
