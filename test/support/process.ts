@@ -114,10 +114,11 @@ export class OperatorProcess {
   }
 }
 
-/** `azure-msi-operator <args>` as a one-shot child process (e.g. `diff`, `sync --once`): exit code and both streams. */
-export function runCommand(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** `azure-msi-operator <args>` as a one-shot child process (e.g. `diff`, `sync --once`) of the shipped bundle: exit code and both streams. */
+export async function runCommand(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const main = await operatorBundle();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--unhandled-rejections=strict", "--import", "tsx", MAIN, ...args], {
+    const child = spawn(process.execPath, ["--unhandled-rejections=strict", main, ...args], {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
