@@ -113,7 +113,11 @@ test("the values file that sets everything sets every value in values.yaml to so
     [],
     "values the fixture leaves at their default",
   );
-  assert.deepEqual([...given.keys()].filter((path) => !defaults.has(path)), [], "the fixture sets only known values");
+  assert.deepEqual(
+    [...given.keys()].filter((path) => !defaults.has(path)),
+    [],
+    "the fixture sets only known values",
+  );
 });
 
 test("helm template with the values file that sets everything: each value lands in the objects and the operator's configuration", async () => {
@@ -242,7 +246,7 @@ test("another release name and namespace: every name the operator is told is the
   const mutating = find<V1MutatingWebhookConfiguration>(objects, "MutatingWebhookConfiguration", config.webhook.mutatingConfigName);
   for (const webhook of [...(validating.webhooks ?? []), ...(mutating.webhooks ?? [])])
     assert.deepEqual([webhook.clientConfig.service?.name, webhook.clientConfig.service?.namespace], [config.webhook.serviceName, "identity"], webhook.name);
-  const roleNames = find<V1Role>(objects, "Role").rules.flatMap((rule) => rule.resourceNames ?? []);
+  const roleNames = (find<V1Role>(objects, "Role").rules ?? []).flatMap((rule) => rule.resourceNames ?? []);
   assert.deepEqual(roleNames.sort(), [config.lease.name, config.webhook.tls.secretName].sort());
   const clusterNames = find<V1ClusterRole>(objects, "ClusterRole").rules?.flatMap((rule) => rule.resourceNames ?? []);
   assert.deepEqual(clusterNames, [config.webhook.validatingConfigName]);
@@ -261,7 +265,7 @@ test("an existing certificate Secret: mounted and served, its CA on every webhoo
     for (const webhook of configuration.webhooks ?? []) assert.equal(webhook.clientConfig.caBundle, caBundle, `${kind} ${webhook.name}`);
     assert.equal(configuration.metadata?.annotations, undefined, "no cert-manager injection");
   }
-  const resources = [...find<V1Role>(objects, "Role").rules, ...(find<V1ClusterRole>(objects, "ClusterRole").rules ?? [])].flatMap(
+  const resources = [...(find<V1Role>(objects, "Role").rules ?? []), ...(find<V1ClusterRole>(objects, "ClusterRole").rules ?? [])].flatMap(
     (rule) => rule.resources ?? [],
   );
   assert.deepEqual(

@@ -30,7 +30,8 @@ export function splitBySource(rendered: string): Map<string, string> {
     files.set(source[1]!, [...(files.get(source[1]!) ?? []), body]);
   }
   const unexpected = [...files.keys()].filter((name) => !(GENERATED as readonly string[]).includes(name));
-  if (unexpected.length > 0) throw new Error(`templates ${unexpected.join(", ")} render with the defaults but have no file in manifests/base/: add them to GENERATED`);
+  if (unexpected.length > 0)
+    throw new Error(`templates ${unexpected.join(", ")} render with the defaults but have no file in manifests/base/: add them to GENERATED`);
   return new Map(GENERATED.filter((name) => files.has(name)).map((name) => [name, HEADER + files.get(name)!.join("---\n")]));
 }
 

@@ -40,7 +40,7 @@ export class Helm {
     return new Promise((resolve, reject) => {
       const child = execFile(this.binary, [...args], { env: this.env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
         const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
-        if (error && typeof error.code !== "number") reject(error);
+        if (error && typeof error.code !== "number") reject(new Error(`cannot run ${this.binary}: ${error.message}`, { cause: error }));
         else resolve({ code, stdout, stderr });
       });
       child.stdin?.end(stdin ?? "");
