@@ -68,8 +68,16 @@ describe("the Helm chart on a real API server", () => {
       assert.equal(live.metadata?.annotations?.["meta.helm.sh/release-name"], RELEASE, `${key(object)} belongs to the release`);
     }
     // Server-side: the API server's defaults on both sides; helm's own labels and annotations are no difference.
-    const diff = await plane.kubectl("admin", ["diff", "--server-side", "--force-conflicts", "-f", MANIFESTS_DIR]);
+    const files = GENERATED.flatMap((file) => ["-f", `${MANIFESTS_DIR}${file}`]);
+    const diff = await plane.kubectl("admin", ["diff", "--server-side", "--force-conflicts", ...files]);
     assert.equal(diff.code, 0, `kubectl diff -f manifests/base/ against the release:\n${diff.stdout}${diff.stderr}`);
+    // And it would see one: the shipped Deployment with another replica count differs from the release.
+    const changed = (await loadManifest("deployment.yaml")).map((object) => ({ ...object, spec: { ...(object as V1Deployment).spec, replicas: 5 } }));
+    const control = await plane.kubectl("admin", ["diff", "--server-side", "--force-conflicts", "-f", "-"], {
+      stdin: JSON.stringify({ apiVersion: "v1", kind: "List", items: changed }),
+    });
+    assert.equal(control.code, 1, control.stderr);
+    assert.match(control.stdout, /^\+\s+replicas: 5$/m);
   });
 
   test("helm upgrade with changed values: the changes land, including the workload identity mode's objects", async () => {
