@@ -18,7 +18,7 @@ import {
 } from "@kubernetes/client-node";
 import { parseConfig, type Config } from "../src/config/config.js";
 import { FLAGS } from "../src/config/flags.js";
-import { BASE_DIR, GENERATED, GENERATOR, renderManifests } from "../tools/manifests.js";
+import { BASE_DIR, GENERATED, GENERATOR, HEADER, renderManifests, splitBySource } from "../tools/manifests.js";
 import { CHART_DIR, Helm } from "./support/helm.js";
 import { podEnv } from "./support/manifests.js";
 
@@ -64,6 +64,24 @@ test(`manifests/base/ is the chart rendered with its defaults (run \`${GENERATOR
   const files = await renderManifests(helm);
   assert.deepEqual([...files.keys()], [...GENERATED]);
   for (const [name, content] of files) assert.equal(await readFile(`${BASE_DIR}${name}`, "utf8"), content, `manifests/base/${name}`);
+});
+
+test("splitBySource: one file per template with the header, documents in helm's order; a template without a file is an error", () => {
+  const doc = (template: string, body: string) => `---\n# Source: azure-msi-operator/templates/${template}\n${body}\n`;
+  const files = splitBySource(
+    doc("service.yaml", "kind: Service\nmetadata: {name: a}") +
+      doc("pdb.yaml", "kind: PodDisruptionBudget") +
+      doc("service.yaml", "kind: Service\nmetadata: {name: b}"),
+  );
+  assert.deepEqual(Object.fromEntries(files), {
+    "service.yaml": `${HEADER}kind: Service\nmetadata: {name: a}\n---\nkind: Service\nmetadata: {name: b}\n`,
+    "pdb.yaml": `${HEADER}kind: PodDisruptionBudget\n`,
+  });
+  assert.throws(
+    () => splitBySource(doc("monitor.yaml", "kind: ServiceMonitor")),
+    /templates monitor\.yaml render with the defaults but have no file in manifests\/base\//,
+  );
+  assert.throws(() => splitBySource("---\nkind: Service\n"), /without a "# Source:" line/);
 });
 
 // What the chart sets differently from the operator's own defaults, on purpose.
