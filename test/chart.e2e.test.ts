@@ -37,7 +37,7 @@ describe("the Helm chart on a real API server", () => {
     await plane.api("admin", CoreV1Api).deleteNamespacedServiceAccount({ namespace: OPERATOR_NAMESPACE, name: OPERATOR_SERVICE_ACCOUNT });
   });
   after(async () => {
-    await plane?.stop();
+    await Promise.all([plane?.stop(), helm?.close()]);
   });
 
   test("workloadIdentity.enabled renders the objects of manifests/overlays/workload-identity/ (kubectl kustomize), object by object", async () => {

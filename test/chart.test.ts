@@ -1,7 +1,7 @@
 // The Helm chart on its own (helm, no API server): it lints strictly, manifests/base/ is its default
 // render, its defaults are the operator's own except the choices it makes on purpose, every value of
 // a values file that sets everything lands where it should, and the schema refuses typos.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import {
@@ -23,6 +23,7 @@ import { CHART_DIR, Helm } from "./support/helm.js";
 import { podEnv } from "./support/manifests.js";
 
 const helm = await Helm.create();
+after(() => helm.close());
 const EVERYTHING = `${CHART_DIR}ci/everything-values.yaml`;
 const everything = await readFile(EVERYTHING, "utf8");
 

@@ -46,7 +46,8 @@ export async function renderManifests(helm: Helm): Promise<Map<string, string>> 
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const files = await renderManifests(await Helm.create());
+  const helm = await Helm.create();
+  const files = await renderManifests(helm).finally(() => helm.close());
   let changed = 0;
   for (const [name, content] of files) {
     const path = `${BASE_DIR}${name}`;

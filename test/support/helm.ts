@@ -1,7 +1,7 @@
 // helm as the tests and tools/manifests.ts run it: the pinned build from test/tools/helm.ts, with a
 // kubeconfig when it talks to an API server, its caches kept out of $HOME.
 import { execFile } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,6 +21,7 @@ export class Helm {
   private constructor(
     readonly binary: string,
     private readonly env: NodeJS.ProcessEnv,
+    private readonly home: string,
   ) {}
 
   /** `kubeconfig`: the cluster that install, upgrade and uninstall talk to. */
@@ -28,12 +29,19 @@ export class Helm {
     const home = await mkdtemp(join(tmpdir(), "amo-helm-"));
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
+      // client-go keeps its discovery cache under $HOME/.kube (in the working directory without HOME).
+      HOME: home,
       HELM_CACHE_HOME: join(home, "cache"),
       HELM_CONFIG_HOME: join(home, "config"),
       HELM_DATA_HOME: join(home, "data"),
       ...(kubeconfig ? { KUBECONFIG: kubeconfig } : {}),
     };
-    return new Helm(await helmBinary(), env);
+    return new Helm(await helmBinary(), env, home);
+  }
+
+  /** Removes helm's caches and config (and the release records of no cluster: those live in the cluster). */
+  close(): Promise<void> {
+    return rm(this.home, { recursive: true, force: true });
   }
 
   run(args: readonly string[], stdin?: string): Promise<HelmResult> {
