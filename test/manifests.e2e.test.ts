@@ -29,7 +29,7 @@ import { FakeAzure } from "./azure/fake.js";
 import { AAD_POD_IDENTITY_CRDS, ControlPlane, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, OPERATOR_USER } from "./controlplane/controlplane.js";
 import { freePort } from "./controlplane/processes.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
-import { loadManifest, MANIFESTS_DIR, MANIFESTS_ROOT, podEnv } from "./support/manifests.js";
+import { loadManifest, MANIFESTS_ROOT, podEnv } from "./support/manifests.js";
 import { OperatorProcess } from "./support/process.js";
 import {
   describeRequest,
@@ -155,7 +155,8 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
 
   test("kubectl kustomize renders every object, and `images:` overrides the placeholder image", async () => {
     assert.deepEqual([...new Set(rendered.map((object) => object.kind))].sort(), BASE_KINDS);
-    assert.equal(rendered.length, BASE_KINDS.length, "one of each");
+    // One of each kind, but two Services: the webhook's and the metrics one.
+    assert.equal(rendered.length, BASE_KINDS.length + 1, "one of each, two Services");
     for (const object of rendered) {
       if (!["Namespace", "ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"].includes(object.kind!))
         assert.equal(object.metadata?.namespace, OPERATOR_NAMESPACE, `${object.kind} in ${OPERATOR_NAMESPACE}`);
@@ -191,7 +192,7 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     assert.ok((await readFile(`${MANIFESTS_ROOT}crds/aad-pod-identity.yaml`)).equals(await readFile(AAD_POD_IDENTITY_CRDS)));
   });
 
-  test("the Deployment: 2 spread replicas, locked down, probed, resourced, downward API, scrape annotations", () => {
+  test("the Deployment: 2 spread replicas, cluster-critical on Linux nodes, locked down, probed, resourced, downward API, scrape annotations", () => {
     const deployment = ofKind<V1Deployment>("Deployment");
     const pod = deployment.spec!.template;
     const container = pod.spec!.containers[0]!;
@@ -200,15 +201,19 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     assert.deepEqual(deployment.spec?.selector.matchLabels, { "app.kubernetes.io/name": "azure-msi-operator" });
     assert.equal(labels["app.kubernetes.io/name"], "azure-msi-operator");
     assert.equal(container.image, "azure-msi-operator:0.1.0");
-    const affinity = pod.spec?.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
-    assert.ok(
-      affinity.some(
-        (term) =>
-          term.podAffinityTerm.topologyKey === "kubernetes.io/hostname" &&
-          Object.entries(term.podAffinityTerm.labelSelector?.matchLabels ?? {}).every(([key, value]) => labels[key] === value),
-      ),
-      "preferred anti-affinity by hostname against its own pods",
-    );
+    // Zones where there are any (ScheduleAnyway: clusters without zone labels still schedule), nodes required.
+    const spread = (pod.spec?.topologySpreadConstraints ?? []).map((constraint) => ({
+      key: constraint.topologyKey,
+      when: constraint.whenUnsatisfiable,
+      maxSkew: constraint.maxSkew,
+      ownPods: Object.entries(constraint.labelSelector?.matchLabels ?? {}).every(([key, value]) => labels[key] === value),
+    }));
+    assert.deepEqual(spread, [
+      { key: "topology.kubernetes.io/zone", when: "ScheduleAnyway", maxSkew: 1, ownPods: true },
+      { key: "kubernetes.io/hostname", when: "DoNotSchedule", maxSkew: 1, ownPods: true },
+    ]);
+    assert.equal(pod.spec?.priorityClassName, "system-cluster-critical");
+    assert.deepEqual(pod.spec?.nodeSelector, { "kubernetes.io/os": "linux" });
     assert.equal(pod.spec?.serviceAccountName, OPERATOR_SERVICE_ACCOUNT);
     assert.equal(pod.spec?.automountServiceAccountToken, true);
     assert.equal(pod.spec?.securityContext?.runAsNonRoot, true);
@@ -230,7 +235,7 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
       "credentials from an optional Secret",
     );
     const ports = Object.fromEntries((container.ports ?? []).map((port): [string, number] => [port.name ?? "", port.containerPort]));
-    assert.deepEqual(ports, { webhook: 9443, ops: 8080 });
+    assert.deepEqual(ports, { webhook: 9443, metrics: 8080 });
     assert.deepEqual([container.livenessProbe?.httpGet?.path, container.livenessProbe?.httpGet?.port], ["/healthz", 8080]);
     assert.deepEqual([container.readinessProbe?.httpGet?.path, container.readinessProbe?.httpGet?.port], ["/readyz", 8080]);
     assert.deepEqual(
@@ -253,14 +258,9 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
       [],
       "every env var is a flag's env var",
     );
-    // The commented-out examples too: a user uncommenting one must get a real setting.
-    const commented = [...(await readFile(`${MANIFESTS_DIR}deployment.yaml`, "utf8")).matchAll(/^\s*#\s*- name: ([A-Z0-9_]+)$/gm)].map((match) => match[1]!);
-    assert.ok(commented.includes("AZURE_SUBSCRIPTION_ID"), "the subscription hint");
-    assert.deepEqual(
-      commented.filter((name) => !known.has(name)),
-      [],
-      "every commented env var is a flag's env var",
-    );
+    // Every setting a platform team changes is spelled out (the chart's values), e.g. the subscriptions (empty: all).
+    assert.ok(names.includes("AZURE_SUBSCRIPTION_ID"), "the subscriptions are set explicitly");
+    assert.equal(new Set(names).size, names.length, "no env var twice");
     const parsed = parseConfig(["run"], podEnv(deployment));
     assert.ok(parsed.ok, parsed.ok ? "" : parsed.help ? "help" : parsed.error);
     const config: Config = parsed.config;
@@ -284,15 +284,24 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
       `terminationGracePeriodSeconds ${grace / 1000}s leaves room after --shutdown.delay ${config.shutdown.delayMs / 1000}s`,
     );
     const ports = Object.fromEntries((container.ports ?? []).map((port): [string, number] => [port.name ?? "", port.containerPort]));
-    assert.deepEqual([ports.webhook, ports.ops], [config.webhook.bind.port, config.server.bind.port], "container ports are the configured ones");
+    assert.deepEqual([ports.webhook, ports.metrics], [config.webhook.bind.port, config.server.bind.port], "container ports are the configured ones");
     // The Service the webhooks call, and the certificate's SANs, are one name.
-    const service = ofKind<V1Service>("Service");
+    const service = rendered.find((object) => object.kind === "Service" && object.metadata?.name === config.webhook.serviceName) as V1Service;
+    assert.ok(service, `a Service named ${config.webhook.serviceName}`);
     assert.equal(service.metadata?.name, config.webhook.serviceName);
     assert.deepEqual(
       service.spec?.ports?.map((port) => [port.name, port.port, port.targetPort]),
       [["https", 443, ports.webhook]],
     );
     assert.deepEqual(service.spec?.selector, deployment.spec?.selector.matchLabels);
+    // What a ServiceMonitor selects: the name label and the port named metrics, onto the container's metrics port.
+    const metrics = rendered.find((object) => object.kind === "Service" && object.metadata?.name === "azure-msi-operator-metrics") as V1Service;
+    assert.equal(metrics?.metadata?.labels?.["app.kubernetes.io/name"], "azure-msi-operator");
+    assert.deepEqual(
+      metrics.spec?.ports?.map((port) => [port.name, port.port, port.targetPort]),
+      [["metrics", config.server.bind.port, "metrics"]],
+    );
+    assert.deepEqual(metrics.spec?.selector, deployment.spec?.selector.matchLabels);
     const clientConfigs = [
       ofKind<V1ValidatingWebhookConfiguration>("ValidatingWebhookConfiguration"),
       ofKind<V1MutatingWebhookConfiguration>("MutatingWebhookConfiguration"),

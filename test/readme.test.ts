@@ -4,11 +4,14 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { loadYaml } from "@kubernetes/client-node";
+import type { SchemaNode } from "../tools/chart-values.js";
 import { README, renderReadme } from "../tools/readme.js";
 
 const MAIN = fileURLToPath(new URL("../src/main.ts", import.meta.url));
+const CHART = fileURLToPath(new URL("../charts/azure-msi-operator/", import.meta.url));
 
-test("README's configuration and metrics tables are what the code generates (run `npm run docs` when this fails)", async () => {
+test("README's configuration, Helm values and metrics tables are what the code and the chart generate (run `npm run docs` when this fails)", async () => {
   const readme = await readFile(README, "utf8");
   assert.equal(readme, renderReadme(readme));
 });
@@ -25,5 +28,23 @@ test("every flag, alias and env var that `azure-msi-operator --help` prints is i
   for (const [, flag, shown] of stdout.matchAll(/--([a-z][\w.-]*)[^\n]*\(default: ([^)\n]+)\)/g)) {
     const row = table.split("\n").find((line) => line.startsWith(`| \`--${flag}\``));
     assert.ok(row?.includes(shown!.replace(/\|/g, "\\|")), `--${flag}: default ${shown} not in README row ${row}`);
+  }
+});
+
+test("every value in the chart's values.yaml has a row in README's values table, with the schema's description", async () => {
+  const readme = await readFile(README, "utf8");
+  const table = readme.slice(readme.indexOf("<!-- values:start -->"), readme.indexOf("<!-- values:end -->"));
+  const schema = JSON.parse(await readFile(`${CHART}values.schema.json`, "utf8")) as SchemaNode;
+  const values = loadYaml(await readFile(`${CHART}values.yaml`, "utf8"));
+  const paths = (value: unknown, node: SchemaNode | undefined, path: string): [string, SchemaNode | undefined][] =>
+    value !== null && typeof value === "object" && !Array.isArray(value) && node?.properties
+      ? Object.entries(value).flatMap(([key, child]) => paths(child, node.properties?.[key], path ? `${path}.${key}` : key))
+      : [[path, node]];
+  const leaves = paths(values, schema, "");
+  assert.ok(leaves.length > 50, `${leaves.length} values`);
+  for (const [path, node] of leaves) {
+    assert.ok(node?.description, `${path}: in values.yaml but without a description in values.schema.json`);
+    const row = table.split("\n").find((line) => line.startsWith(`| \`${path}\` |`));
+    assert.ok(row?.includes(node.description.replace(/\|/g, "\\|")), `${path} missing from README's values table`);
   }
 });

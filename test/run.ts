@@ -4,7 +4,7 @@
 // NODE_EXTRA_CA_CERTS is read by Node only at start-up, so the throwaway CA that local HTTPS fakes
 // are issued from is created here and passed to every test process through the environment.
 //
-// Go tools that tests run (test/tools/tools.ts: promtool) are built here too, because their first
+// Go tools that tests run (test/tools/tools.ts: promtool, helm) are built here too, because their first
 // build takes minutes and must not count against a test's time. The rule: a tool is built when the
 // source of a selected test file contains the tool's name (test files import the helper that runs it,
 // e.g. ./support/promtool.js, so the name is there); an argument that is not a readable file (a

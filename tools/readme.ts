@@ -1,13 +1,14 @@
-// Regenerates README's configuration and metrics tables from the code (`npm run docs`), so the
+// Regenerates README's configuration, Helm values and metrics tables from the code and the chart (`npm run docs`), so the
 // documentation cannot drift; test/readme.test.ts fails when README is out of date.
 import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { renderFlagsMarkdown } from "../src/config/help.js";
 import { renderMetricsMarkdown } from "../src/metrics/docs.js";
+import { renderValuesMarkdown } from "./chart-values.js";
 
 export const README = fileURLToPath(new URL("../README.md", import.meta.url));
 
-const SECTIONS: Record<string, () => string> = { flags: renderFlagsMarkdown, metrics: renderMetricsMarkdown };
+const SECTIONS: Record<string, () => string> = { flags: renderFlagsMarkdown, values: renderValuesMarkdown, metrics: renderMetricsMarkdown };
 
 /** README with every `<!-- name:start -->…<!-- name:end -->` section replaced by its generated table. */
 export function renderReadme(readme: string): string {

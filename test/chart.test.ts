@@ -1,0 +1,326 @@
+// The Helm chart on its own (helm, no API server): it lints strictly, manifests/base/ is its default
+// render, its defaults are the operator's own except the choices it makes on purpose, every value of
+// a values file that sets everything lands where it should, and the schema refuses typos.
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import {
+  loadAllYaml,
+  loadYaml,
+  type KubernetesObject,
+  type V1ClusterRole,
+  type V1Deployment,
+  type V1MutatingWebhookConfiguration,
+  type V1Role,
+  type V1Service,
+  type V1ServiceAccount,
+  type V1ValidatingWebhookConfiguration,
+} from "@kubernetes/client-node";
+import { parseConfig, type Config } from "../src/config/config.js";
+import { FLAGS } from "../src/config/flags.js";
+import { BASE_DIR, GENERATED, GENERATOR, HEADER, renderManifests, splitBySource } from "../tools/manifests.js";
+import { CHART_DIR, Helm } from "./support/helm.js";
+import { podEnv } from "./support/manifests.js";
+
+const helm = await Helm.create();
+after(() => helm.close());
+const EVERYTHING = `${CHART_DIR}ci/everything-values.yaml`;
+const everything = await readFile(EVERYTHING, "utf8");
+
+async function render(values?: string, options: { release?: string; namespace?: string } = {}): Promise<KubernetesObject[]> {
+  const result = await helm.template({ ...options, ...(values !== undefined ? { values } : {}) });
+  assert.equal(result.code, 0, result.stderr);
+  // Plain data, as a values file and the API server see it (the client's classes compare unequal to literals).
+  return JSON.parse(JSON.stringify(loadAllYaml(result.stdout))) as KubernetesObject[];
+}
+
+const find = <T extends KubernetesObject>(objects: readonly KubernetesObject[], kind: string, name?: string): T => {
+  const found = objects.filter((object) => object.kind === kind && (name === undefined || object.metadata?.name === name));
+  assert.equal(found.length, 1, `one ${kind}${name ? ` ${name}` : ""} (found ${found.length})`);
+  return found[0] as T;
+};
+
+const configOf = (deployment: V1Deployment): Config => {
+  const parsed = parseConfig(["run"], podEnv(deployment));
+  assert.ok(parsed.ok, parsed.ok ? "" : parsed.help ? "help" : parsed.error);
+  return parsed.config;
+};
+
+/** Error text of a `helm template` that must fail. */
+async function refused(values: string): Promise<string> {
+  const result = await helm.template({ values });
+  assert.notEqual(result.code, 0, `helm template accepted:\n${values}`);
+  return result.stderr;
+}
+
+test("helm lint --strict passes with the defaults and with the values file that sets everything", async () => {
+  for (const extra of [[], ["--values", EVERYTHING]]) {
+    const result = await helm.run(["lint", "--strict", CHART_DIR, ...extra]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  }
+});
+
+test(`manifests/base/ is the chart rendered with its defaults (run \`${GENERATOR}\` when this fails)`, async () => {
+  const files = await renderManifests(helm);
+  assert.deepEqual([...files.keys()], [...GENERATED]);
+  for (const [name, content] of files) assert.equal(await readFile(`${BASE_DIR}${name}`, "utf8"), content, `manifests/base/${name}`);
+});
+
+test("splitBySource: one file per template with the header, documents in helm's order; a template without a file is an error", () => {
+  const doc = (template: string, body: string) => `---\n# Source: azure-msi-operator/templates/${template}\n${body}\n`;
+  const files = splitBySource(
+    doc("service.yaml", "kind: Service\nmetadata: {name: a}") +
+      doc("pdb.yaml", "kind: PodDisruptionBudget") +
+      doc("service.yaml", "kind: Service\nmetadata: {name: b}"),
+  );
+  assert.deepEqual(Object.fromEntries(files), {
+    "service.yaml": `${HEADER}kind: Service\nmetadata: {name: a}\n---\nkind: Service\nmetadata: {name: b}\n`,
+    "pdb.yaml": `${HEADER}kind: PodDisruptionBudget\n`,
+  });
+  assert.throws(
+    () => splitBySource(doc("monitor.yaml", "kind: ServiceMonitor")),
+    /templates monitor\.yaml render with the defaults but have no file in manifests\/base\//,
+  );
+  assert.throws(() => splitBySource("---\nkind: Service\n"), /without a "# Source:" line/);
+});
+
+// What the chart sets differently from the operator's own defaults, on purpose.
+const CHART_CHOICES: Record<string, string> = {
+  LOG_JSON: "true",
+  LEASE_ENABLE: "true",
+  SYNC_WATCH: "true",
+  AZUREIDENTITY_NAMESPACED: "true",
+  AZUREIDENTITY_BINDING_SYNC: "true",
+  KUBERNETES_NAMESPACE_IGNORE: "kube-system kube-public kube-node-lease default gatekeeper-system istio-system",
+};
+
+test("every setting the chart spells out defaults to the operator's own default, but for the chart's deliberate choices", async () => {
+  const deployment = find<V1Deployment>(await render(), "Deployment");
+  const byEnv = new Map(FLAGS.flatMap((flag) => (flag.env ?? []).map((env): [string, (typeof FLAGS)[number]] => [env, flag])));
+  const differing: string[] = [];
+  for (const variable of deployment.spec?.template.spec?.containers[0]?.env ?? []) {
+    const flag = byEnv.get(variable.name);
+    assert.ok(flag, `${variable.name} is a flag's env var`);
+    if (variable.valueFrom) continue;
+    const operatorDefault = Array.isArray(flag.default) ? flag.default.join(" ") : (flag.default ?? "");
+    const expected = CHART_CHOICES[variable.name] ?? operatorDefault;
+    assert.equal(variable.value, expected, `${variable.name}`);
+    if (variable.value !== operatorDefault) differing.push(variable.name);
+  }
+  assert.deepEqual(differing.sort(), Object.keys(CHART_CHOICES).sort(), "the chart's choices differ from the operator's defaults");
+});
+
+/** Leaves of a values document, by dotted path; lists and maps of free-form Kubernetes fields count as one value. */
+function leaves(value: unknown, path = ""): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  const opaque = ["resources", "nodeSelector", "tolerations", "affinity", "topologySpreadConstraints", "podAnnotations", "podLabels", "extraEnv"];
+  if (value !== null && typeof value === "object" && !Array.isArray(value) && !opaque.includes(path)) {
+    for (const [key, child] of Object.entries(value)) for (const [p, v] of leaves(child, path ? `${path}.${key}` : key)) out.set(p, v);
+  } else out.set(path, value);
+  return out;
+}
+
+test("the values file that sets everything sets every value in values.yaml to something else", async () => {
+  const defaults = leaves(loadYaml(await readFile(`${CHART_DIR}values.yaml`, "utf8")));
+  const given = leaves(loadYaml(everything));
+  // existingSecret and caBundle are the other way to bring a certificate (one or the other): the next tests set them.
+  const alternatives = ["tls.existingSecret", "tls.caBundle", "tls.certManager.issuerRef.group"];
+  const same = [...defaults].filter(([path, value]) => !alternatives.includes(path) && JSON.stringify(given.get(path)) === JSON.stringify(value));
+  assert.deepEqual(
+    same.map(([path]) => path),
+    [],
+    "values the fixture leaves at their default",
+  );
+  assert.deepEqual(
+    [...given.keys()].filter((path) => !defaults.has(path)),
+    [],
+    "the fixture sets only known values",
+  );
+});
+
+test("helm template with the values file that sets everything: each value lands in the objects and the operator's configuration", async () => {
+  const objects = await render(everything, { release: "x", namespace: "platform" });
+  const deployment = find<V1Deployment>(objects, "Deployment", "msi");
+  const pod = deployment.spec!.template;
+  const container = pod.spec!.containers[0]!;
+  assert.equal(container.image, "example.azurecr.io/platform/ops/azure-msi-operator@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+  assert.equal(container.imagePullPolicy, "Always");
+  assert.deepEqual(pod.spec?.imagePullSecrets, [{ name: "acr-pull" }]);
+  assert.equal(deployment.spec?.replicas, 3);
+  assert.deepEqual(container.resources, { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "384Mi" } });
+  assert.equal(pod.metadata?.annotations?.["example.com/team"], "platform");
+  assert.equal(pod.metadata?.labels?.["example.com/cost-centre"], "42");
+  assert.equal(pod.metadata?.labels?.["azure.workload.identity/use"], "true");
+  assert.equal(pod.metadata?.labels?.["app.kubernetes.io/name"], "azure-msi-operator", "the selector label stays");
+  assert.equal(pod.spec?.priorityClassName, "platform-critical");
+  assert.deepEqual(pod.spec?.nodeSelector, { "kubernetes.io/os": "linux", agentpool: "system" });
+  assert.deepEqual(
+    pod.spec?.tolerations?.map((toleration) => toleration.key),
+    ["CriticalAddonsOnly"],
+  );
+  assert.ok(pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution, "affinity");
+  assert.deepEqual(
+    pod.spec?.topologySpreadConstraints?.map((constraint) => [constraint.topologyKey, constraint.whenUnsatisfiable]),
+    [["kubernetes.io/hostname", "ScheduleAnyway"]],
+  );
+  assert.equal(find<KubernetesObject & { spec: { minAvailable: number } }>(objects, "PodDisruptionBudget").spec.minAvailable, 2);
+  assert.deepEqual(
+    container.envFrom?.map((source) => source.secretRef?.name),
+    ["platform-azure"],
+  );
+  const serviceAccount = find<V1ServiceAccount>(objects, "ServiceAccount", "msi");
+  assert.deepEqual(serviceAccount.metadata?.annotations, {
+    "azure.workload.identity/client-id": "11111111-0000-0000-0000-000000000001",
+    "azure.workload.identity/tenant-id": "22222222-0000-0000-0000-000000000002",
+  });
+
+  const config = configOf(deployment);
+  assert.deepEqual(
+    {
+      json: config.log.json,
+      debug: config.log.debug,
+      subscriptions: config.azure.subscriptions,
+      environment: config.azure.environment,
+      ignore: config.kubernetes.namespaceIgnore,
+      labelFormat: config.kubernetes.labelFormat,
+      namespaced: config.azureIdentity.namespaced,
+      bindingSync: config.azureIdentity.bindingSync,
+      prune: config.azureIdentity.prune,
+      expiry: config.azureIdentity.expiry.enable,
+      expiryAnnotation: config.azureIdentity.expiry.annotation,
+      interval: config.sync.intervalMs,
+      watch: config.sync.watch,
+      lockTime: config.sync.lockTimeMs,
+      concurrency: config.sync.concurrency,
+      lease: [config.lease.durationMs, config.lease.renewDeadlineMs, config.lease.retryPeriodMs, config.lease.name],
+      shutdown: config.shutdown.delayMs,
+      users: config.webhook.allowUsers,
+      groups: config.webhook.allowGroups,
+      mic: config.webhook.allowMic,
+      strict: config.webhook.bindingStrict,
+      service: config.webhook.serviceName,
+      configurations: [config.webhook.validatingConfigName, config.webhook.mutatingConfigName],
+      tls: config.webhook.tls.files,
+      workloadIdentity: [config.workloadIdentity.enable, config.workloadIdentity.issuer, config.workloadIdentity.cluster, config.workloadIdentity.strict],
+      readTimeout: config.server.readTimeoutMs,
+    },
+    {
+      json: false,
+      debug: true,
+      subscriptions: ["00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"],
+      environment: "AZUREUSGOVERNMENTCLOUD",
+      ignore: ["kube-system", "platform"],
+      labelFormat: "identity.example.com/%s",
+      namespaced: false,
+      bindingSync: false,
+      prune: true,
+      expiry: true,
+      expiryAnnotation: "example.com/expires",
+      interval: 30 * 60_000,
+      watch: false,
+      lockTime: 60_000,
+      concurrency: 16,
+      lease: [30_000, 20_000, 4_000, "msi-leader"],
+      shutdown: 10_000,
+      users: ["break-glass@example.com"],
+      groups: ["00000000-0000-0000-0000-0000000000aa"],
+      mic: ["system:serviceaccount:aad-pod-identity:mic"],
+      strict: true,
+      service: "msi-webhook",
+      configurations: ["msi", "msi"],
+      tls: { certFile: "/etc/azure-msi-operator/tls/tls.crt", keyFile: "/etc/azure-msi-operator/tls/tls.key" },
+      workloadIdentity: [true, "https://oidc.example.com/00000000/", "prod-westeurope", true],
+      readTimeout: 10_000,
+    },
+  );
+
+  // cert-manager: a Certificate for the Service's names, its Secret mounted, its CA injected into both configurations.
+  const certificate = find<KubernetesObject & { spec: Record<string, unknown> }>(objects, "Certificate", "msi-webhook");
+  assert.equal(certificate.metadata?.namespace, "platform");
+  assert.deepEqual(certificate.spec.dnsNames, ["msi-webhook", "msi-webhook.platform", "msi-webhook.platform.svc", "msi-webhook.platform.svc.cluster.local"]);
+  assert.deepEqual(certificate.spec.issuerRef, { name: "platform-ca", kind: "ClusterIssuer", group: "cert-manager.io" });
+  assert.deepEqual([certificate.spec.duration, certificate.spec.renewBefore], ["2160h", "720h"]);
+  assert.equal(pod.spec?.volumes?.[0]?.secret?.secretName, certificate.spec.secretName);
+  assert.equal(container.volumeMounts?.[0]?.mountPath, "/etc/azure-msi-operator/tls");
+  for (const kind of ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"])
+    assert.equal(find(objects, kind, "msi").metadata?.annotations?.["cert-manager.io/inject-ca-from"], "platform/msi-webhook", kind);
+  // The workload identity mode: its RBAC and a ServiceAccount webhook in each configuration.
+  find<V1ClusterRole>(objects, "ClusterRole", "msi-workload-identity");
+  const mutating = find<V1MutatingWebhookConfiguration>(objects, "MutatingWebhookConfiguration");
+  assert.equal(
+    mutating.webhooks?.at(-1)?.matchConditions?.[0]?.expression,
+    "has(object.metadata.labels) && 'identity.example.com/name' in object.metadata.labels",
+    "the mutating ServiceAccount webhook follows the label format",
+  );
+});
+
+test("another release name and namespace: every name the operator is told is the name of the object the chart made", async () => {
+  const objects = await render("", { release: "platform", namespace: "identity" });
+  const deployment = find<V1Deployment>(objects, "Deployment", "platform-azure-msi-operator");
+  const config = configOf(deployment);
+  assert.equal(find<V1Service>(objects, "Service", config.webhook.serviceName).metadata?.namespace, "identity");
+  find<V1Service>(objects, "Service", "platform-azure-msi-operator-metrics");
+  const validating = find<V1ValidatingWebhookConfiguration>(objects, "ValidatingWebhookConfiguration", config.webhook.validatingConfigName);
+  const mutating = find<V1MutatingWebhookConfiguration>(objects, "MutatingWebhookConfiguration", config.webhook.mutatingConfigName);
+  for (const webhook of [...(validating.webhooks ?? []), ...(mutating.webhooks ?? [])])
+    assert.deepEqual([webhook.clientConfig.service?.name, webhook.clientConfig.service?.namespace], [config.webhook.serviceName, "identity"], webhook.name);
+  const roleNames = (find<V1Role>(objects, "Role").rules ?? []).flatMap((rule) => rule.resourceNames ?? []);
+  assert.deepEqual(roleNames.sort(), [config.lease.name, config.webhook.tls.secretName].sort());
+  const clusterNames = find<V1ClusterRole>(objects, "ClusterRole").rules?.flatMap((rule) => rule.resourceNames ?? []);
+  assert.deepEqual(clusterNames, [config.webhook.validatingConfigName]);
+  assert.equal(deployment.spec?.template.spec?.serviceAccountName, find<V1ServiceAccount>(objects, "ServiceAccount").metadata?.name);
+});
+
+test("an existing certificate Secret: mounted and served, its CA on every webhook, and no Secret or webhook-configuration RBAC", async () => {
+  const caBundle = Buffer.from("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").toString("base64");
+  const objects = await render(`tls:\n  existingSecret: my-webhook-tls\n  caBundle: ${caBundle}\n`);
+  const deployment = find<V1Deployment>(objects, "Deployment");
+  assert.equal(deployment.spec?.template.spec?.volumes?.[0]?.secret?.secretName, "my-webhook-tls");
+  assert.ok(configOf(deployment).webhook.tls.files, "the operator serves the files");
+  for (const kind of ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"]) {
+    const configuration = find<V1ValidatingWebhookConfiguration>(objects, kind);
+    assert.ok((configuration.webhooks ?? []).length > 0);
+    for (const webhook of configuration.webhooks ?? []) assert.equal(webhook.clientConfig.caBundle, caBundle, `${kind} ${webhook.name}`);
+    assert.equal(configuration.metadata?.annotations, undefined, "no cert-manager injection");
+  }
+  const resources = [...(find<V1Role>(objects, "Role").rules ?? []), ...(find<V1ClusterRole>(objects, "ClusterRole").rules ?? [])].flatMap(
+    (rule) => rule.resources ?? [],
+  );
+  assert.deepEqual(
+    resources.filter((resource) => ["secrets", "validatingwebhookconfigurations", "mutatingwebhookconfigurations"].includes(resource)),
+    [],
+  );
+  assert.equal(objects.filter((object) => object.kind === "Certificate").length, 0);
+});
+
+test("a brought certificate without its CA, both ways at once, or cert-manager without an issuer: refused with what to set", async () => {
+  assert.match(await refused("tls:\n  existingSecret: my-webhook-tls\n"), /tls\.existingSecret needs tls\.caBundle/);
+  assert.match(
+    await refused("tls:\n  existingSecret: my-webhook-tls\n  caBundle: Zm9v\n  certManager:\n    enabled: true\n    issuerRef: { name: ca }\n"),
+    /tls\.existingSecret and tls\.certManager\.enabled: choose one/,
+  );
+  assert.match(await refused("tls:\n  certManager:\n    enabled: true\n"), /tls\.certManager\.issuerRef\.name is required/);
+});
+
+test("values.schema.json refuses a wrong type and an unknown key, naming where", async () => {
+  assert.match(await refused("replicas: two\n"), /at '\/replicas': got string, want integer/);
+  assert.match(await refused("sync:\n  watch: yes please\n"), /at '\/sync\/watch': got string, want boolean/);
+  assert.match(await refused("replica: 3\n"), /additional properties 'replica' not allowed/);
+  assert.match(await refused("sync:\n  intervall: 30m\n"), /at '\/sync': additional properties 'intervall' not allowed/);
+  assert.match(await refused("sync:\n  interval: 1 hour\n"), /at '\/sync\/interval': '1 hour' does not match pattern/);
+  assert.match(await refused("image:\n  pullPolicy: Sometimes\n"), /at '\/image\/pullPolicy': value must be one of/);
+});
+
+test("the operator's own workload identity: the client ID on the ServiceAccount and the pod label; none by default", async () => {
+  const plain = await render();
+  assert.equal(find<V1ServiceAccount>(plain, "ServiceAccount").metadata?.annotations, undefined);
+  assert.equal(find<V1Deployment>(plain, "Deployment").spec?.template.metadata?.labels?.["azure.workload.identity/use"], undefined);
+  const objects = await render("azure:\n  credential:\n    secretName: ''\n    workloadIdentity:\n      clientId: 33333333-0000-0000-0000-000000000003\n");
+  assert.deepEqual(find<V1ServiceAccount>(objects, "ServiceAccount").metadata?.annotations, {
+    "azure.workload.identity/client-id": "33333333-0000-0000-0000-000000000003",
+  });
+  const deployment = find<V1Deployment>(objects, "Deployment");
+  assert.equal(deployment.spec?.template.metadata?.labels?.["azure.workload.identity/use"], "true");
+  assert.equal(deployment.spec?.template.spec?.containers[0]?.envFrom, undefined, "no credential Secret");
+});
