@@ -221,8 +221,8 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     assert.ok(container.resources?.requests?.memory && container.resources.requests.cpu, "memory and cpu requests");
     const fieldOf = (name: string) => container.env?.find((variable) => variable.name === name)?.valueFrom?.fieldRef?.fieldPath;
     assert.deepEqual(
-      [fieldOf("INSTANCE_NODENAME"), fieldOf("INSTANCE_NAMESPACE"), fieldOf("INSTANCE_POD")],
-      ["spec.nodeName", "metadata.namespace", "metadata.name"],
+      [fieldOf("INSTANCE_NODENAME"), fieldOf("INSTANCE_NAMESPACE"), fieldOf("INSTANCE_POD"), fieldOf("INSTANCE_POD_UID")],
+      ["spec.nodeName", "metadata.namespace", "metadata.name", "metadata.uid"],
     );
     assert.deepEqual(
       container.envFrom?.map((source) => ({ name: source.secretRef?.name, optional: source.secretRef?.optional })),

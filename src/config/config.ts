@@ -15,7 +15,7 @@ export interface Config {
   /** With `sync`: one full sync, then exit. */
   once: boolean;
   log: { debug: boolean; json: boolean };
-  instance: { nodeName: string | undefined; namespace: string; pod: string | undefined };
+  instance: { nodeName: string | undefined; namespace: string; pod: string | undefined; podUid: string | undefined };
   lease: { enable: boolean; name: string; durationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
   sync: { intervalMs: number; watch: boolean; lockTimeMs: number; concurrency: number };
   azure: { environment: string; subscriptions: readonly string[] };
@@ -106,6 +106,7 @@ export function buildConfig(r: FlagReader, command: "run" | "sync", context: Con
       nodeName: nonEmpty(r.string("instance.nodename")),
       namespace: nonEmpty(r.string("instance.namespace")) ?? nonEmpty(context.serviceAccountNamespace) ?? "default",
       pod: nonEmpty(r.string("instance.pod")),
+      podUid: nonEmpty(r.string("instance.poduid")),
     },
     lease,
     sync: {

@@ -55,6 +55,13 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "namespace this pod runs in (holds the Lease and the webhook Secret)",
   },
   { group: "Instance", name: "instance.pod", env: ["INSTANCE_POD"], kind: "string", help: "name of this pod (downward API; the Lease holder identity)" },
+  {
+    group: "Instance",
+    name: "instance.poduid",
+    env: ["INSTANCE_POD_UID"],
+    kind: "string",
+    help: "uid of this pod (downward API): with instance.pod, the operator's Events on its pod show in `kubectl describe pod`",
+  },
 
   {
     group: "Leader election",
