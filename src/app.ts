@@ -18,7 +18,7 @@ import { leaderLease, ownedIdentities, type CacheOptions } from "./kube/caches.j
 import { kubeClients, whoAmI, type KubeClients } from "./kube/clients.js";
 import { EventRecorder, type ObjectRef } from "./kube/events.js";
 import { operatorEvent, type OperatorHappening } from "./events/sync-events.js";
-import type { CorrelatorOptions } from "./kube/event-correlator.js";
+import { DEFAULT_CORRELATOR, type CorrelatorOptions } from "./kube/event-correlator.js";
 import type { Informer } from "./kube/informer.js";
 import type { AzureIdentity } from "./kube/resources.js";
 import { LeaderElector } from "./leader/elector.js";
@@ -42,8 +42,11 @@ export interface AppDeps {
   watchTimeoutSeconds?: number;
   /** How often the leader checks certificates; defaults to a tenth of the serving validity, 10 s to 10 min. */
   certCheckIntervalMs?: number;
-  /** Tests shorten the Event series refresh and rate limit. */
-  eventOptions?: CorrelatorOptions;
+}
+
+export function correlatorOptionsFrom(config: Config): CorrelatorOptions {
+  const { burst, perMinute, refreshMs } = config.events;
+  return { ...DEFAULT_CORRELATOR, burst, perSecond: perMinute / 60, refreshMs };
 }
 
 /** Who may write the guarded kinds: fixed once the operator's own user is known. */
@@ -86,7 +89,7 @@ export class App {
     this.cacheOptions = deps.watchTimeoutSeconds ? { watchTimeoutSeconds: deps.watchTimeoutSeconds } : {};
     this.identities = ownedIdentities(this.clients, deps.log, deps.metrics, this.cacheOptions);
     this.identity = config.instance.pod ?? `${hostname()}-${randomBytes(3).toString("hex")}`;
-    this.events = new EventRecorder(deps.kubeConfig, this.identity, deps.log, deps.metrics, deps.eventOptions);
+    this.events = new EventRecorder(deps.kubeConfig, this.identity, deps.log, deps.metrics, correlatorOptionsFrom(config));
     const { pod, podUid, namespace } = config.instance;
     this.pod = pod ? { apiVersion: "v1", kind: "Pod", namespace, name: pod, ...(podUid ? { uid: podUid } : {}) } : undefined;
     this.ops = new OpsDuty(config, deps.metrics, () => this.notReady());

@@ -18,6 +18,8 @@ export interface Config {
   instance: { nodeName: string | undefined; namespace: string; pod: string | undefined; podUid: string | undefined };
   lease: { enable: boolean; name: string; durationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
   sync: { intervalMs: number; watch: boolean; lockTimeMs: number; concurrency: number };
+  /** The Event recorder's rate limit and series refresh. */
+  events: { burst: number; perMinute: number; refreshMs: number };
   azure: { environment: string; subscriptions: readonly string[] };
   kubernetes: {
     /** Undefined: in-cluster (or the client's own discovery). */
@@ -115,6 +117,7 @@ export function buildConfig(r: FlagReader, command: "run" | "sync", context: Con
       lockTimeMs: r.duration("sync.locktime"),
       concurrency: r.int("sync.concurrency"),
     },
+    events: { burst: r.int("events.burst"), perMinute: r.int("events.rate"), refreshMs: r.duration("events.refresh") },
     azure: { environment: r.string("azure.environment") ?? "", subscriptions: r.list("azure.subscription") },
     kubernetes,
     azureIdentity,

@@ -126,6 +126,36 @@ export const FLAGS: readonly FlagSpec[] = [
   { group: "Sync", name: "once", kind: "bool", default: "false", help: "with the sync command: one full sync, then exit (0 on success)" },
 
   {
+    group: "Events",
+    name: "events.burst",
+    env: ["EVENTS_BURST"],
+    kind: "int",
+    default: "50",
+    min: 1,
+    max: 10000,
+    help: "Kubernetes Event writes (creates and count patches) allowed at once, for the whole process",
+  },
+  {
+    group: "Events",
+    name: "events.rate",
+    env: ["EVENTS_RATE"],
+    kind: "int",
+    default: "60",
+    min: 1,
+    max: 60000,
+    help: "Kubernetes Event writes per minute after the burst; new Events over it are dropped (azuremsi_events_total{outcome=\"dropped\"})",
+  },
+  {
+    group: "Events",
+    name: "events.refresh",
+    env: ["EVENTS_REFRESH"],
+    kind: "duration",
+    default: "30m",
+    min: 0,
+    help: "a repeated Event's count (its series) is written at most this often",
+  },
+
+  {
     group: "Azure",
     name: "azure.environment",
     env: ["AZURE_ENVIRONMENT"],
