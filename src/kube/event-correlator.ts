@@ -69,9 +69,7 @@ export interface EventSeries {
 export type Decision =
   /** Create the Event (series.count > 1: it was seen before and the server lost it, or a write failed). */
   | { kind: "create"; series: EventSeries }
-  /** PATCH the Event's series (count and last time seen). */
-  | { kind: "patch"; series: EventSeries }
-  /** Counted in memory, written by a later refresh. */
+  /** Counted in memory, written by a later due() (a PATCH of its series). */
   | { kind: "deferred" }
   /** Over the rate limit: not written, not remembered (the next occurrence tries again). */
   | { kind: "dropped" };
@@ -114,13 +112,13 @@ export class EventCorrelator {
       const existing = this.touch(key, nowMs);
       return existing ? this.repeat(existing, nowMs) : this.create(key, combined, nowMs);
     }
-    const decision = this.create(`${similarKey}\u0000${event.note}`, event, nowMs);
-    if (decision.kind === "create" && !known) {
-      if (similar) similar.notes.add(event.note);
-      else this.similar.set(similarKey, { notes: new Set([event.note]), lastMs: nowMs });
-    }
-    if (similar) similar.lastMs = nowMs;
-    return decision;
+    // Counted whether written or dropped: a flood fills the limit at once and the rest is combined
+    // (one Event, counted in memory) instead of competing for the rate limit note by note.
+    if (similar) {
+      similar.notes.add(event.note);
+      similar.lastMs = nowMs;
+    } else this.similar.set(similarKey, { notes: new Set([event.note]), lastMs: nowMs });
+    return this.create(`${similarKey}\u0000${event.note}`, event, nowMs);
   }
 
   /**
@@ -144,12 +142,11 @@ export class EventCorrelator {
     if (this.series.get(series.key) === series) this.series.delete(series.key);
   }
 
+  /** A repeat is only counted: due() writes the count later, so new Events get the tokens first. */
   private repeat(series: EventSeries, nowMs: number): Decision {
     series.count++;
     series.lastObservedMs = nowMs;
-    if (nowMs - series.lastWriteMs < this.options.refreshMs || !this.bucket.take(nowMs)) return { kind: "deferred" };
-    this.markWritten(series, nowMs);
-    return { kind: "patch", series };
+    return { kind: "deferred" };
   }
 
   private create(key: string, event: ObjectEvent, nowMs: number): Decision {
