@@ -143,7 +143,7 @@ export const FLAGS: readonly FlagSpec[] = [
     default: "60",
     min: 1,
     max: 60000,
-    help: "Kubernetes Event writes per minute after the burst; new Events over it are dropped (azuremsi_events_total{outcome=\"dropped\"})",
+    help: 'Kubernetes Event writes per minute after the burst; new Events over it are dropped (azuremsi_events_total{outcome="dropped"})',
   },
   {
     group: "Events",

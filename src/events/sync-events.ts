@@ -104,9 +104,7 @@ export function ficEvent(happening: FicHappening, uid: string | undefined): Obje
 
 /** What happened to the operator itself, told on its own pod. */
 export type OperatorHappening =
-  | { kind: "leading"; lease: string }
-  | { kind: "stoppedLeading"; lease: string }
-  | { kind: "certificateRotated"; step: string; reason: string | undefined };
+  { kind: "leading"; lease: string } | { kind: "stoppedLeading"; lease: string } | { kind: "certificateRotated"; step: string; reason: string | undefined };
 
 export function operatorEvent(happening: OperatorHappening, pod: ObjectRef): ObjectEvent {
   switch (happening.kind) {

@@ -234,7 +234,12 @@ export class Syncer {
       for (const namespace of skipped.namespaces) {
         const object = this.deps.namespaces.get(undefined, namespace);
         if (namespaceIsLive(object))
-          this.deps.report?.({ kind: "msiSkipped", namespace: { namespace, name: namespace, uid: object?.metadata?.uid }, msiId: skipped.msiId, reason: skipped.reason });
+          this.deps.report?.({
+            kind: "msiSkipped",
+            namespace: { namespace, name: namespace, uid: object?.metadata?.uid },
+            msiId: skipped.msiId,
+            reason: skipped.reason,
+          });
       }
     }
     const complete = listings.every((part) => part.complete);
@@ -258,19 +263,18 @@ export class Syncer {
    * is looked at (so a removed tag revokes); otherwise only the wanted ones and those holding ours.
    */
   private ficPass(workload: WorkloadSync, listing: ListingState, fresh: boolean): Promise<FicOutcome> {
-    const accounts = workload.serviceAccounts
-      .list()
-      .map((account) => ({
-        namespace: account.metadata?.namespace ?? "",
-        name: account.metadata?.name ?? "",
-        uid: account.metadata?.uid,
-        labels: account.metadata?.labels ?? {},
-      }));
+    const accounts = workload.serviceAccounts.list().map((account) => ({
+      namespace: account.metadata?.namespace ?? "",
+      name: account.metadata?.name ?? "",
+      uid: account.metadata?.uid,
+      labels: account.metadata?.labels ?? {},
+    }));
     const { byMsi, unmatched } = desiredFics(accounts, listing.desired, workload.context);
     for (const account of unmatched) {
       this.deps.log.debug({ serviceAccount: `${account.namespace}/${account.name}` }, "ServiceAccount's lookup labels name no MSI tagged for its namespace");
       const lookup = lookupValuesOf(account.labels, workload.context.lookupKeys);
-      if (lookup) this.deps.report?.({ kind: "serviceAccountUnmatched", serviceAccount: { namespace: account.namespace, name: account.name, uid: account.uid }, lookup });
+      if (lookup)
+        this.deps.report?.({ kind: "serviceAccountUnmatched", serviceAccount: { namespace: account.namespace, name: account.name, uid: account.uid }, lookup });
     }
     const scan = fresh ? listing.completeMsis.map((msi) => ({ subscriptionId: msi.subscriptionId, resourceGroup: msi.resourceGroup, name: msi.name })) : [];
     return workload.fics.sync({ wanted: byMsi, scan, complete: listing.complete }, this.abort.signal);
