@@ -62,10 +62,11 @@ export class EventRecorder implements EventSink {
     for (const series of this.correlator.due(this.now())) this.write(series, "patch");
   }
 
-  /** Stops the timer and waits for the writes in flight (before a one-shot sync exits). */
+  /** Stops the timer, writes the counts that are due and waits for the writes in flight (at shutdown, and before a one-shot sync exits). */
   async close(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
+    this.flush();
     while (this.inflight.size > 0) await Promise.all([...this.inflight]);
   }
 
