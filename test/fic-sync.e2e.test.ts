@@ -116,11 +116,30 @@ describe("workload identity: FICs follow labelled ServiceAccounts and the tags",
     assert.deepEqual([identities?.issuer, identities?.cluster], [ISSUER, CLUSTER], "issuer discovered from the API server");
   });
 
-  test("only the labelled ServiceAccount of the tagged namespace gets a token", { timeout: 30_000 }, async () => {
+  test("only the labelled ServiceAccount of the tagged namespace gets a token; Events tell the others why", { timeout: 90_000 }, async () => {
     assert.ok((await exchange("team-a", "api", shop))?.token, "team-a/api: a token for shop");
     assert.ok((await exchange("team-b", "worker", other))?.token, "team-b/worker: a token for other");
     await assert.rejects(exchange("team-b", "thief", shop), /AADSTS70021|AADSTS700213/, "team-b asking for team-a's MSI");
     await assert.rejects(exchange("team-a", "plain", shop), /AADSTS70021|AADSTS700213/, "an unlabelled ServiceAccount");
+    // What their owners read in `kubectl describe serviceaccount`.
+    const events = plane.api("admin", EventsV1Api);
+    const eventOn = (namespace: string, name: string, reason: string) =>
+      eventually(
+        async () => (await events.listNamespacedEvent({ namespace })).items.find((item) => item.regarding?.name === name && item.reason === reason),
+        30_000,
+        `${reason} on ${namespace}/${name}`,
+      );
+    const created = await eventOn("team-a", "api", "FederatedCredentialCreated");
+    assert.equal(created.type, "Normal");
+    assert.equal(
+      created.note,
+      `federated identity credential ${CLUSTER}_team-a_api created for this ServiceAccount (subject system:serviceaccount:team-a:api)`,
+    );
+    const thief = await eventOn("team-b", "thief", "NoMatchingIdentity");
+    assert.equal(thief.type, "Warning");
+    assert.equal(thief.regarding?.uid, (await core.readNamespacedServiceAccount({ namespace: "team-b", name: "thief" })).metadata?.uid);
+    assert.match(thief.note ?? "", /managed identity shop .* but no AzureIdentity for it is assigned to namespace "team-b"; no federated identity credential/);
+    assert.match(await plane.kubectlOrThrow("admin", ["describe", "serviceaccount", "thief", "-n", "team-b"]), /Warning\s+NoMatchingIdentity/);
   });
 
   test("a failed listing revokes nothing; once Azure answers again the removed tag revokes the FIC", { timeout: 60_000 }, async () => {
