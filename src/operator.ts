@@ -7,7 +7,6 @@ import { ficApi } from "./azure/fic.js";
 import { listManagedIdentities } from "./azure/listing.js";
 import { rateLimitReadings, type AzureRequestInfo } from "./azure/observe.js";
 import type { SubscriptionListing } from "./azure/types.js";
-import type { CorrelatorOptions } from "./kube/event-correlator.js";
 import type { Config } from "./config/config.js";
 import { loadKubeConfig } from "./kube/clients.js";
 import { createLogger } from "./log.js";
@@ -21,7 +20,6 @@ export interface OperatorOverrides {
   azureAttemptTimeoutMs?: number;
   watchTimeoutSeconds?: number;
   certCheckIntervalMs?: number;
-  eventOptions?: CorrelatorOptions;
 }
 
 /** Feeds azurerm_api_request and azurerm_api_ratelimit from every Azure attempt. */
@@ -98,7 +96,6 @@ export async function createOperator(
     listAzure,
     ...(overrides.watchTimeoutSeconds ? { watchTimeoutSeconds: overrides.watchTimeoutSeconds } : {}),
     ...(overrides.certCheckIntervalMs ? { certCheckIntervalMs: overrides.certCheckIntervalMs } : {}),
-    ...(overrides.eventOptions ? { eventOptions: overrides.eventOptions } : {}),
   });
   return { app, metrics, log };
 }

@@ -2,7 +2,6 @@ import { Writable } from "node:stream";
 import pino from "pino";
 import type { App } from "../../src/app.js";
 import { parseConfig, type Config } from "../../src/config/config.js";
-import type { CorrelatorOptions } from "../../src/kube/event-correlator.js";
 import type { Metrics } from "../../src/metrics/metrics.js";
 import { createOperator } from "../../src/operator.js";
 import { OPERATOR_NAMESPACE, OPERATOR_USER, type AuditEvent, type ControlPlane } from "../controlplane/controlplane.js";
@@ -35,7 +34,6 @@ export async function startOperator(
     start?: boolean;
     watchTimeoutSeconds?: number;
     certCheckIntervalMs?: number;
-    eventOptions?: CorrelatorOptions;
     azureAttemptTimeoutMs?: number;
     /** Another kubeconfig for the service account, e.g. through a TcpProxy. */ kubeconfig?: string;
   } = {},
@@ -57,7 +55,6 @@ export async function startOperator(
     azureRetry: { maxRetries: 2, retryDelayInMs: 50, maxRetryDelayInMs: 2_000 },
     ...(options.watchTimeoutSeconds ? { watchTimeoutSeconds: options.watchTimeoutSeconds } : {}),
     ...(options.certCheckIntervalMs ? { certCheckIntervalMs: options.certCheckIntervalMs } : {}),
-    ...(options.eventOptions ? { eventOptions: options.eventOptions } : {}),
     ...(options.azureAttemptTimeoutMs ? { azureAttemptTimeoutMs: options.azureAttemptTimeoutMs } : {}),
   });
   if (options.start ?? true) await app.start();
