@@ -32,7 +32,8 @@ export interface CertManagerDeps {
   log: Logger;
   /** Leadership check: a replica that lost the Lease stops writing at once. */
   canWrite: () => boolean;
-  onRotation?: () => void;
+  /** A rotation step was written (its kind, and why when it says). */
+  onRotation?: (step: string, reason: string | undefined) => void;
 }
 
 /** DNS names a serving certificate for the webhook Service must carry. */
@@ -83,7 +84,7 @@ export class CertManager {
             },
             "webhook certificates updated",
           );
-          if (step.kind !== "create") this.deps.onRotation?.();
+          if (step.kind !== "create") this.deps.onRotation?.(step.kind, "reason" in step ? step.reason : undefined);
         } else {
           current = (await this.readSecret()).state;
         }

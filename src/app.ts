@@ -18,6 +18,9 @@ import { SyncerDuty, type SyncerDutyDeps } from "./duties/syncer.js";
 import { WebhookDuty } from "./duties/webhook.js";
 import { leaderLease, ownedIdentities, type CacheOptions } from "./kube/caches.js";
 import { kubeClients, whoAmI, type KubeClients } from "./kube/clients.js";
+import { EventRecorder, type ObjectRef } from "./kube/events.js";
+import { operatorEvent, type OperatorHappening } from "./events/sync-events.js";
+import { DEFAULT_CORRELATOR, type CorrelatorOptions } from "./kube/event-correlator.js";
 import type { Informer } from "./kube/informer.js";
 import type { AzureIdentity } from "./kube/resources.js";
 import type { V1Lease } from "@kubernetes/client-node";
@@ -44,6 +47,11 @@ export interface AppDeps {
   certCheckIntervalMs?: number;
 }
 
+export function correlatorOptionsFrom(config: Config): CorrelatorOptions {
+  const { burst, perMinute, refreshMs } = config.events;
+  return { ...DEFAULT_CORRELATOR, burst, perSecond: perMinute / 60, refreshMs };
+}
+
 /** Who may write the guarded kinds: fixed once the operator's own user is known. */
 export function guardPolicyFrom(config: Config, operatorUser: string): GuardPolicy {
   return {
@@ -68,6 +76,9 @@ export class App {
   private readonly ops: OpsDuty;
   private readonly webhook: WebhookDuty | undefined;
   private readonly manager: DutyManager;
+  private readonly events: EventRecorder;
+  /** This replica's pod (with --instance.pod), where it tells what happens to it. */
+  private readonly pod: ObjectRef | undefined;
   private lease: LeaseDuty | undefined;
   /** The leader Lease, cached on every replica with --lease.enable (handover nudges, sync now requests). */
   private readonly leaseCache: Informer<V1Lease> | undefined;
@@ -83,6 +94,9 @@ export class App {
     this.cacheOptions = deps.watchTimeoutSeconds ? { watchTimeoutSeconds: deps.watchTimeoutSeconds } : {};
     this.identities = ownedIdentities(this.clients, deps.log, deps.metrics, this.cacheOptions);
     this.identity = config.instance.pod ?? `${hostname()}-${randomBytes(3).toString("hex")}`;
+    this.events = new EventRecorder(deps.kubeConfig, this.identity, deps.log, deps.metrics, correlatorOptionsFrom(config));
+    const { pod, podUid, namespace } = config.instance;
+    this.pod = pod ? { apiVersion: "v1", kind: "Pod", namespace, name: pod, ...(podUid ? { uid: podUid } : {}) } : undefined;
     this.ops = new OpsDuty(config, deps.metrics, () => this.notReady());
     const serveWebhooks = config.webhook.enable && config.command === "run";
     const certSource = serveWebhooks ? this.certSource() : undefined;
@@ -142,6 +156,8 @@ export class App {
     } finally {
       await syncer.stop();
       await identities.stop();
+      // The sync's Events are written before the process exits.
+      await this.events.close();
     }
   }
 
@@ -154,6 +170,7 @@ export class App {
   async start(): Promise<void> {
     const { config, log, metrics } = this.deps;
     await this.manager.startDuty(this.ops);
+    this.events.start();
     this.operatorUser = await whoAmI(this.clients.authentication);
     log.info({ user: this.operatorUser, identity: this.identity, command: config.command }, "starting");
     this.reportSecurityPosture();
@@ -200,13 +217,20 @@ export class App {
     this.leading = false;
     await sleep(delayMs);
     await this.manager.stop();
+    await this.events.close();
     this.deps.log.info("stopped");
   }
 
   private onLeadership(leading: boolean): void {
     this.leading = leading;
+    const lease = `${this.deps.config.instance.namespace}/${this.deps.config.lease.name}`;
+    this.tell(leading ? { kind: "leading", lease } : { kind: "stoppedLeading", lease });
     // The manager serialises terms and logs a duty that fails; nothing here waits for it.
     void (leading ? this.manager.startLeading() : this.manager.stopLeading());
+  }
+
+  private tell(happening: OperatorHappening): void {
+    if (this.pod) this.events.record(operatorEvent(happening, this.pod));
   }
 
   /** What decides who gets a token here, said once at start-up (and the insecure part as a metric). */
@@ -260,6 +284,8 @@ export class App {
       metrics,
       log,
       cacheOptions: this.cacheOptions,
+      events: this.events,
+      pod: this.pod,
     };
   }
 
@@ -295,7 +321,10 @@ export class App {
         admission: this.clients.admission,
         log,
         canWrite: () => this.canWrite(),
-        onRotation: () => metrics.certificateRotations.inc(),
+        onRotation: (step, reason) => {
+          metrics.certificateRotations.inc();
+          this.tell({ kind: "certificateRotated", step, reason });
+        },
       },
     );
   }

@@ -127,6 +127,8 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
         `--webhook.bind=127.0.0.1:${webhookPort}`,
         "--webhook.tls.san=127.0.0.1",
         "--shutdown.delay=0s",
+        // A repeated Event's count is patched at once, so the run uses the patch the RBAC grants.
+        "--events.refresh=0s",
       ],
     });
     processes.push(proc);
@@ -226,8 +228,8 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     assert.ok(container.resources?.requests?.memory && container.resources.requests.cpu, "memory and cpu requests");
     const fieldOf = (name: string) => container.env?.find((variable) => variable.name === name)?.valueFrom?.fieldRef?.fieldPath;
     assert.deepEqual(
-      [fieldOf("INSTANCE_NODENAME"), fieldOf("INSTANCE_NAMESPACE"), fieldOf("INSTANCE_POD")],
-      ["spec.nodeName", "metadata.namespace", "metadata.name"],
+      [fieldOf("INSTANCE_NODENAME"), fieldOf("INSTANCE_NAMESPACE"), fieldOf("INSTANCE_POD"), fieldOf("INSTANCE_POD_UID")],
+      ["spec.nodeName", "metadata.namespace", "metadata.name", "metadata.uid"],
     );
     assert.deepEqual(
       container.envFrom?.map((source) => ({ name: source.secretRef?.name, optional: source.secretRef?.optional })),
@@ -356,6 +358,14 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     for (const name of ["team-a", "team-b"]) await core.createNamespace({ body: { metadata: { name } } });
     fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg", ...SHOP, tags: { k8snamespace: "team-a,team-b" } });
     fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg", ...GONE, tags: { k8snamespace: "team-a" } });
+    // Skipped at every sync (its name is no valid label value): an Event created, then its count patched.
+    fake.model.addIdentity({
+      subscriptionId: SUB,
+      resourceGroup: "rg",
+      name: "Not_A_Label",
+      clientId: "66666666-0000-0000-0000-000000000008",
+      tags: { k8snamespace: "team-a" },
+    });
     // Before the webhooks exist: an identity made by hand (adopted: create 409, get, patch) and a
     // binding with the lookup labels pointing nowhere (binding sync patches it).
     await custom.createNamespacedCustomObject({
@@ -547,6 +557,19 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
       },
     },
     { applies: (r) => grantsVerb(r, "secrets", "get"), consequence: (proc) => notReadyBecause(proc, "webhook certificate not loaded") },
+    {
+      applies: (r) => grantsVerb(r, "events", "create"),
+      consequence: async (proc) => {
+        // The MSI skipped at every sync is still there: its Event is tried, and fails, at each one.
+        await eventually(
+          async () => /^azuremsi_events_total\{outcome="failed"\} [1-9]/m.test((await proc.get("/metrics")).body) || undefined,
+          20_000,
+          "failed Events",
+        );
+        assert.doesNotMatch((await proc.get("/metrics")).body, /^azuremsi_events_total\{outcome="(created|patched)"\}/m, "no Event written");
+        return "no Events: logged as could not record an Event, azuremsi_events_total{outcome=failed}";
+      },
+    },
   ];
 
   test("taking out any one rule breaks the operator: the API server denies what it needs, and it shows", { timeout: 300_000 }, async (t) => {

@@ -27,7 +27,8 @@ test("defaults are the Go operator's (and the new flags' documented ones)", () =
   assert.equal(c.command, "run");
   assert.equal(c.once, false);
   assert.deepEqual(c.log, { debug: false, json: false });
-  assert.deepEqual(c.instance, { nodeName: undefined, namespace: "default", pod: undefined });
+  assert.deepEqual(c.instance, { nodeName: undefined, namespace: "default", pod: undefined, podUid: undefined });
+  assert.deepEqual(c.events, { burst: 50, perMinute: 60, refreshMs: 30 * 60_000 });
   assert.deepEqual(c.lease, { enable: false, name: "azure-msi-operator-leader", durationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
   assert.deepEqual(c.sync, { intervalMs: H, watch: false, lockTimeMs: 5 * 60_000, concurrency: 8, requestIntervalMs: 60_000 });
   assert.deepEqual(c.azure, { environment: "AZUREPUBLICCLOUD", subscriptions: [] });
@@ -105,7 +106,7 @@ test("every env var of the Go operator is read, with Go's meaning", () => {
   });
   assert.equal(c.log.debug, true);
   assert.equal(c.log.json, true);
-  assert.deepEqual(c.instance, { nodeName: "node-1", namespace: "ops", pod: "pod-1" });
+  assert.deepEqual(c.instance, { nodeName: "node-1", namespace: "ops", pod: "pod-1", podUid: undefined });
   assert.equal(c.lease.enable, true);
   assert.equal(c.lease.name, "my-lease");
   assert.deepEqual(c.sync, { intervalMs: 1.5 * H, watch: true, lockTimeMs: 90_000, concurrency: 8, requestIntervalMs: 60_000 });

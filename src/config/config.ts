@@ -18,9 +18,11 @@ export interface Config {
   /** With `diff`: how the preview is printed. */
   output: "text" | "json";
   log: { debug: boolean; json: boolean };
-  instance: { nodeName: string | undefined; namespace: string; pod: string | undefined };
+  instance: { nodeName: string | undefined; namespace: string; pod: string | undefined; podUid: string | undefined };
   lease: { enable: boolean; name: string; durationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
   sync: { intervalMs: number; watch: boolean; lockTimeMs: number; concurrency: number; requestIntervalMs: number };
+  /** The Event recorder's rate limit and series refresh. */
+  events: { burst: number; perMinute: number; refreshMs: number };
   azure: { environment: string; subscriptions: readonly string[] };
   kubernetes: {
     /** Undefined: in-cluster (or the client's own discovery). */
@@ -113,6 +115,7 @@ export function buildConfig(r: FlagReader, command: Command, context: ConfigCont
       nodeName: nonEmpty(r.string("instance.nodename")),
       namespace: nonEmpty(r.string("instance.namespace")) ?? nonEmpty(context.serviceAccountNamespace) ?? "default",
       pod: nonEmpty(r.string("instance.pod")),
+      podUid: nonEmpty(r.string("instance.poduid")),
     },
     lease,
     sync: {
@@ -122,6 +125,7 @@ export function buildConfig(r: FlagReader, command: Command, context: ConfigCont
       concurrency: r.int("sync.concurrency"),
       requestIntervalMs: r.duration("sync.request.interval"),
     },
+    events: { burst: r.int("events.burst"), perMinute: r.int("events.rate"), refreshMs: r.duration("events.refresh") },
     azure: { environment: r.string("azure.environment") ?? "", subscriptions: r.list("azure.subscription") },
     kubernetes,
     azureIdentity,

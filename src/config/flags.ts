@@ -55,6 +55,13 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "namespace this pod runs in (holds the Lease and the webhook Secret)",
   },
   { group: "Instance", name: "instance.pod", env: ["INSTANCE_POD"], kind: "string", help: "name of this pod (downward API; the Lease holder identity)" },
+  {
+    group: "Instance",
+    name: "instance.poduid",
+    env: ["INSTANCE_POD_UID"],
+    kind: "string",
+    help: "uid of this pod (downward API): with instance.pod, the operator's Events on its pod show in `kubectl describe pod`",
+  },
 
   {
     group: "Leader election",
@@ -127,6 +134,36 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   { group: "Sync", name: "once", kind: "bool", default: "false", help: "with the sync command: one full sync, then exit (0 on success)" },
   { group: "Sync", name: "output", kind: "string", default: "text", help: "with the diff command: text or json" },
+
+  {
+    group: "Events",
+    name: "events.burst",
+    env: ["EVENTS_BURST"],
+    kind: "int",
+    default: "50",
+    min: 1,
+    max: 10000,
+    help: "Kubernetes Event writes (creates and count patches) allowed at once, for the whole process",
+  },
+  {
+    group: "Events",
+    name: "events.rate",
+    env: ["EVENTS_RATE"],
+    kind: "int",
+    default: "60",
+    min: 1,
+    max: 60000,
+    help: 'Kubernetes Event writes per minute after the burst; new Events over it are dropped (azuremsi_events_total{outcome="dropped"})',
+  },
+  {
+    group: "Events",
+    name: "events.refresh",
+    env: ["EVENTS_REFRESH"],
+    kind: "duration",
+    default: "30m",
+    min: 0,
+    help: "a repeated Event's count (its series) is written at most this often",
+  },
 
   {
     group: "Azure",

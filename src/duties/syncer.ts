@@ -4,12 +4,12 @@ import type { SubscriptionListing } from "../azure/types.js";
 import type { Config } from "../config/config.js";
 import type { FicApi } from "../azure/fic.js";
 import { lookupBindings, lookupServiceAccounts, namespaces, type CacheOptions } from "../kube/caches.js";
-import { EventRecorder } from "../kube/events.js";
+import type { EventSink, ObjectRef } from "../kube/events.js";
+import { ficEvent, syncEvent } from "../events/sync-events.js";
 import { discoverIssuer } from "../kube/issuer.js";
 import { lookupLabelKeys } from "../kube/lookup.js";
-import { FicSyncer } from "../workload/fic-syncer.js";
+import { FicSyncer, type FicHappening } from "../workload/fic-syncer.js";
 import { clusterNameFor } from "../workload/names.js";
-import type { DesiredFic } from "../workload/plan.js";
 import type { KubeClients } from "../kube/clients.js";
 import type { Informer } from "../kube/informer.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
@@ -32,6 +32,10 @@ export interface SyncerDutyDeps {
   metrics: Metrics;
   log: Logger;
   cacheOptions: CacheOptions;
+  /** The process's one Event recorder. */
+  events: EventSink;
+  /** This operator's pod, where a failed sync is told (undefined outside a pod). */
+  pod: ObjectRef | undefined;
 }
 
 export function desiredOptionsFrom(config: Config): (now: Date) => DesiredStateOptions {
@@ -112,6 +116,10 @@ export class SyncerDuty implements Duty {
         ...(workload ? { workload } : {}),
         metrics,
         log,
+        report: (happening) => {
+          const event = syncEvent(happening, this.deps.pod);
+          if (event) this.deps.events.record(event);
+        },
       },
     );
     if (this.loop) this.current.start();
@@ -136,16 +144,10 @@ export class SyncerDuty implements Duty {
     this.serviceAccounts = lookupServiceAccounts(clients, config.kubernetes.labelFormat, log, metrics, cacheOptions);
     if (!this.serviceAccounts) return undefined;
     log.info({ issuer, cluster }, "workload identity mode: keeping federated identity credentials for labelled ServiceAccounts");
-    const events = new EventRecorder(clients.kubeConfig, config.instance.pod ?? "azure-msi-operator", log);
-    const skipped = (fic: DesiredFic, reason: string) =>
-      events.record({
-        regarding: { apiVersion: "v1", kind: "ServiceAccount", namespace: fic.namespace, name: fic.serviceAccount },
-        type: "Warning",
-        reason: "FederatedCredentialSkipped",
-        note: `no federated identity credential ${fic.name} for this ServiceAccount: ${reason}`,
-        action: "CreateFederatedCredential",
-      });
-    const fics = new FicSyncer(ficApi, { issuer, cluster, concurrency: config.sync.concurrency }, metrics, log, skipped);
+    const accounts = this.serviceAccounts;
+    const report = (happening: FicHappening) =>
+      this.deps.events.record(ficEvent(happening, accounts.get(happening.fic.namespace, happening.fic.serviceAccount)?.metadata?.uid));
+    const fics = new FicSyncer(ficApi, { issuer, cluster, concurrency: config.sync.concurrency }, metrics, log, report);
     return { fics, serviceAccounts: this.serviceAccounts, context: { issuer, cluster, lookupKeys: keys } };
   }
 }

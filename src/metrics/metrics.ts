@@ -180,6 +180,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly events = new Counter({
+    name: "azuremsi_events_total",
+    help: "Kubernetes Events by outcome (created, patched: a repeat's count; dropped: over the Event rate limit; failed)",
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
+
   readonly azureRequest: Histogram<AzureRmRequestLabel> | undefined;
   readonly azureRatelimit: Gauge<"apiEndpoint" | "subscriptionID" | "tenantID" | "scope" | "type"> | undefined;
   private readonly azureOptions: AzureRmMetricOptions;

@@ -77,6 +77,11 @@ test("invalid names, namespaces and label values skip only that MSI, with a reas
   assert.match(state.skipped.find((s) => s.msiId.endsWith("/Upper"))!.reason, /not a valid Kubernetes name/);
   assert.match(state.skipped.find((s) => s.msiId.endsWith("/ok"))!.reason, /namespace "bad_namespace!"/);
   assert.match(state.skipped.find((s) => s.msiId.includes("/nxxx"))!.reason, /not a valid label value/);
+  // The namespaces told with an Event: those it was tagged for that can hold one.
+  assert.deepEqual(
+    state.skipped.map((s) => s.namespaces),
+    [["ns1"], [], ["ns1"]],
+  );
 });
 
 test("two MSIs rendering one name in one namespace: the first by ID wins, the other is skipped", () => {
@@ -86,6 +91,7 @@ test("two MSIs rendering one name in one namespace: the first by ID wins, the ot
   const state = desiredState([b, a], nameOnly);
   assert.equal(state.byNamespace.get("ns1")!.get("app")!.msiId, a.id);
   assert.match(state.skipped[0]!.reason, /already used by/);
+  assert.deepEqual(state.skipped[0]!.namespaces, ["ns1"]);
 });
 
 test("an MSI without the tag is simply not wanted anywhere", () => {

@@ -47,6 +47,8 @@ export interface SkippedMsi {
   msiId: string;
   subscriptionId: string;
   reason: string;
+  /** The valid namespaces it was tagged for (told with an Event); none when the template failed. */
+  namespaces: string[];
 }
 
 export interface DesiredState {
@@ -91,7 +93,7 @@ export function desiredState(msis: readonly Msi[], options: DesiredStateOptions)
   const keys = lookupLabelKeys(options.labelFormat);
   const sorted = [...msis].sort((a, b) => compareIds(a.id, b.id));
   for (const msi of sorted) {
-    const skip = (reason: string) => skipped.push({ msiId: msi.id, subscriptionId: msi.subscriptionId, reason });
+    const skip = (reason: string, namespaces: string[] = []) => skipped.push({ msiId: msi.id, subscriptionId: msi.subscriptionId, reason, namespaces });
     let name: string;
     let namespaces: string[];
     try {
@@ -105,12 +107,15 @@ export function desiredState(msis: readonly Msi[], options: DesiredStateOptions)
     if (namespaces.length === 0) continue;
     const nameProblem = invalidObjectName(name);
     if (nameProblem) {
-      skip(`rendered name "${name}" is not a valid Kubernetes name: ${nameProblem}`);
+      skip(`rendered name "${name}" is not a valid Kubernetes name: ${nameProblem}`, namespaces);
       continue;
     }
     const badNamespace = namespaces.find((namespace) => invalidNamespaceName(namespace));
     if (badNamespace !== undefined) {
-      skip(`namespace "${badNamespace}" from the namespace template is not valid: ${invalidNamespaceName(badNamespace)}`);
+      skip(
+        `namespace "${badNamespace}" from the namespace template is not valid: ${invalidNamespaceName(badNamespace)}`,
+        namespaces.filter((namespace) => !invalidNamespaceName(namespace)),
+      );
       continue;
     }
     const labels: Record<string, string> = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE };
@@ -118,7 +123,7 @@ export function desiredState(msis: readonly Msi[], options: DesiredStateOptions)
       const values = { name: msi.name.toLowerCase(), resourcegroup: msi.resourceGroup.toLowerCase(), subscription: msi.subscriptionId.toLowerCase() };
       const badLabel = (Object.keys(values) as (keyof typeof values)[]).find((field) => invalidLabelValue(values[field]));
       if (badLabel) {
-        skip(`${badLabel} "${values[badLabel]}" is not a valid label value for ${keys[badLabel]}: ${invalidLabelValue(values[badLabel])}`);
+        skip(`${badLabel} "${values[badLabel]}" is not a valid label value for ${keys[badLabel]}: ${invalidLabelValue(values[badLabel])}`, namespaces);
         continue;
       }
       labels[keys.name] = values.name;
@@ -133,7 +138,7 @@ export function desiredState(msis: readonly Msi[], options: DesiredStateOptions)
       if (!inNamespace) byNamespace.set(namespace, (inNamespace = new Map<string, DesiredIdentity>()));
       const taken = inNamespace.get(name);
       if (taken) {
-        skip(`name "${name}" in namespace "${namespace}" is already used by ${taken.msiId}`);
+        skip(`name "${name}" in namespace "${namespace}" is already used by ${taken.msiId}`, [namespace]);
         continue;
       }
       inNamespace.set(name, {

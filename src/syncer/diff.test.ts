@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { lookupLabelKeys } from "../kube/lookup.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
 import type { DesiredIdentity } from "./desired.js";
-import { identityPatch, planBindings, planIdentities } from "./diff.js";
+import { identityPatch, planBindings, planIdentities, unmatchedBindings } from "./diff.js";
 
 const desired: DesiredIdentity = {
   namespace: "ns1",
@@ -77,4 +77,10 @@ test("bindings with all three lookup labels point at the matching identity of th
     { metadata: { name: "partial", namespace: "ns1", labels: { [keys.name]: "app" } }, spec: {} },
   ];
   assert.deepEqual(planBindings(bindings, [identity], keys), [{ namespace: "ns1", name: "stale", from: "app-c1", to: "app-c2" }]);
+  assert.deepEqual(unmatchedBindings(bindings, [identity], keys), [], "all three labels match an identity, or the binding is not a lookup one");
+  const elsewhere = { metadata: { name: "elsewhere", namespace: "ns1", uid: "u1", labels: { ...labels, [keys.resourcegroup]: "other" } }, spec: {} };
+  assert.deepEqual(unmatchedBindings([...bindings, elsewhere], [identity], keys), [
+    { namespace: "ns1", name: "elsewhere", uid: "u1", values: { name: "app", resourcegroup: "other", subscription: "s" } },
+  ]);
+  assert.deepEqual(unmatchedBindings([{ ...elsewhere, metadata: { ...elsewhere.metadata, deletionTimestamp: new Date() } }], [identity], keys), []);
 });

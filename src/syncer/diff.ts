@@ -116,3 +116,24 @@ export function planBindings(
   }
   return actions;
 }
+
+export interface UnmatchedBinding {
+  namespace: string;
+  name: string;
+  uid: string | undefined;
+  values: LookupValues;
+}
+
+/** Bindings whose three lookup labels name no operator-owned identity of their namespace (pure). */
+export function unmatchedBindings(
+  bindings: readonly AzureIdentityBinding[],
+  identities: readonly AzureIdentity[],
+  keys: Record<keyof LookupValues, string>,
+  current?: (name: string) => boolean,
+): UnmatchedBinding[] {
+  return bindings.flatMap((binding) => {
+    const values = binding.metadata?.deletionTimestamp ? undefined : lookupValuesOf(binding.metadata?.labels, keys);
+    if (!values || matchingIdentity(identities, values, keys, current)) return [];
+    return [{ namespace: binding.metadata?.namespace ?? "", name: binding.metadata?.name ?? "", uid: binding.metadata?.uid, values }];
+  });
+}

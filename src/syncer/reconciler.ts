@@ -7,8 +7,9 @@ import type { LookupValues } from "../kube/lookup.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { DesiredState } from "./desired.js";
-import { planBindings, planIdentities } from "./diff.js";
+import { planBindings, planIdentities, unmatchedBindings, type IdentityAction } from "./diff.js";
 import { subscriptionOf, unlistedDeletes } from "./prune.js";
+import type { Subject, SyncReport } from "./report.js";
 import { NotLeaderError, type IdentityWriter } from "./writer.js";
 
 /** What the last Azure listing allows: its desired state and whether deletions are safe. */
@@ -53,6 +54,8 @@ export interface ReconcilerDeps {
   writer: IdentityWriter;
   metrics: Metrics;
   log: Logger;
+  /** Told what was done, for Events; nothing when absent. */
+  report?: SyncReport;
 }
 
 export function namespaceIsLive(namespace: V1Namespace | undefined): boolean {
@@ -67,7 +70,10 @@ export function namespaceIsLive(namespace: V1Namespace | undefined): boolean {
  */
 export async function reconcileNamespace(namespace: string, listing: ListingState, deps: ReconcilerDeps): Promise<NamespaceOutcome> {
   const outcome = emptyOutcome();
-  const live = namespaceIsLive(deps.namespaces.get(undefined, namespace));
+  const object = deps.namespaces.get(undefined, namespace);
+  const live = namespaceIsLive(object);
+  // Creates and deletes happen only in a live namespace (a terminating one takes no new Events).
+  const subject: Subject = { namespace, name: namespace, uid: object?.metadata?.uid };
   const desired = live ? listing.desired.byNamespace.get(namespace) : undefined;
   const actual = deps.identities.list(namespace);
   if (!live && actual.length === 0) return outcome;
@@ -79,21 +85,7 @@ export async function reconcileNamespace(namespace: string, listing: ListingStat
   for (const action of actions) {
     const subscription = action.kind === "delete" ? subscriptionOf(actual, action.name) : action.desired.subscriptionId;
     try {
-      if (action.kind === "create") {
-        deps.identities.observe(await deps.writer.createIdentity(action.desired));
-        outcome.created++;
-        deps.log.info({ namespace, name: action.desired.name, msi: action.desired.msiId }, "created AzureIdentity");
-      } else if (action.kind === "patch") {
-        deps.identities.observe(await deps.writer.patchIdentity(namespace, action.desired.name, action.patch));
-        outcome.updated++;
-        deps.log.info({ namespace, name: action.desired.name, changed: action.changed }, "updated AzureIdentity");
-      } else {
-        await deps.writer.deleteIdentity(namespace, action.name, { uid: action.uid, resourceVersion: action.resourceVersion });
-        const gone = actual.find((object) => object.metadata?.name === action.name);
-        if (gone) deps.identities.forget(gone);
-        outcome.deleted++;
-        deps.log.info({ namespace, name: action.name }, "deleted AzureIdentity no longer wanted (prune)");
-      }
+      await applyIdentityAction(action, actual, deps, outcome, subject);
       deps.metrics.resourceSuccess.inc({ subscription, resource: "AzureIdentity" });
     } catch (error) {
       if (error instanceof NotLeaderError) throw error;
@@ -110,6 +102,34 @@ export async function reconcileNamespace(namespace: string, listing: ListingStat
   return outcome;
 }
 
+/** One identity write, its result put into the cache, counted, logged and reported. */
+async function applyIdentityAction(
+  action: IdentityAction,
+  actual: readonly AzureIdentity[],
+  deps: ReconcilerDeps,
+  outcome: NamespaceOutcome,
+  subject: Subject,
+) {
+  const namespace = subject.name;
+  if (action.kind === "create") {
+    deps.identities.observe(await deps.writer.createIdentity(action.desired));
+    outcome.created++;
+    deps.log.info({ namespace, name: action.desired.name, msi: action.desired.msiId }, "created AzureIdentity");
+    deps.report?.({ kind: "identityCreated", namespace: subject, name: action.desired.name, msiId: action.desired.msiId });
+  } else if (action.kind === "patch") {
+    deps.identities.observe(await deps.writer.patchIdentity(namespace, action.desired.name, action.patch));
+    outcome.updated++;
+    deps.log.info({ namespace, name: action.desired.name, changed: action.changed }, "updated AzureIdentity");
+  } else {
+    await deps.writer.deleteIdentity(namespace, action.name, { uid: action.uid, resourceVersion: action.resourceVersion });
+    const gone = actual.find((object) => object.metadata?.name === action.name);
+    if (gone) deps.identities.forget(gone);
+    outcome.deleted++;
+    deps.log.info({ namespace, name: action.name }, "deleted AzureIdentity no longer wanted (prune)");
+    deps.report?.({ kind: "identityDeleted", namespace: subject, name: action.name });
+  }
+}
+
 /** The reconciler's deps when binding sync is on: a bindings cache and lookup keys are there. */
 type BindingSyncDeps = Omit<ReconcilerDeps, "bindings" | "lookupKeys"> & {
   bindings: Informer<AzureIdentityBinding>;
@@ -117,11 +137,17 @@ type BindingSyncDeps = Omit<ReconcilerDeps, "bindings" | "lookupKeys"> & {
 };
 
 async function syncBindings(namespace: string, deps: BindingSyncDeps, outcome: NamespaceOutcome, current: (name: string) => boolean): Promise<void> {
-  const actions = planBindings(deps.bindings.list(namespace), deps.identities.list(namespace), deps.lookupKeys, current);
+  const bindings = deps.bindings.list(namespace);
+  const identities = deps.identities.list(namespace);
+  const actions = planBindings(bindings, identities, deps.lookupKeys, current);
+  for (const unmatched of unmatchedBindings(bindings, identities, deps.lookupKeys, current))
+    deps.report?.({ kind: "bindingUnmatched", binding: unmatched, lookup: unmatched.values });
   for (const action of actions) {
     const subscription = deps.bindings.get(namespace, action.name)?.metadata?.labels?.[deps.lookupKeys.subscription] ?? "";
     try {
-      deps.bindings.observe(await deps.writer.patchBinding(namespace, action.name, action.to));
+      const patched = await deps.writer.patchBinding(namespace, action.name, action.to);
+      deps.bindings.observe(patched);
+      deps.report?.({ kind: "bindingSynced", binding: { namespace, name: action.name, uid: patched.metadata?.uid }, from: action.from, to: action.to });
       outcome.bindingsUpdated++;
       deps.metrics.resourceSuccess.inc({ subscription, resource: "AzureIdentityBinding" });
       deps.log.info({ namespace, binding: action.name, from: action.from ?? null, to: action.to }, "synced AzureIdentityBinding");

@@ -4,7 +4,7 @@ import type { Msi, SubscriptionListing } from "../azure/types.js";
 
 export type { SubscriptionListing };
 import type { Informer } from "../kube/informer.js";
-import { lookupLabelKeys } from "../kube/lookup.js";
+import { lookupLabelKeys, lookupValuesOf } from "../kube/lookup.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { FicOutcome, FicSyncer } from "../workload/fic-syncer.js";
@@ -15,6 +15,7 @@ import { WorkQueue } from "./queue.js";
 import { addOutcome, emptyOutcome, namespaceIsLive, reconcileNamespace, type ListingState, type NamespaceOutcome, type ReconcilerDeps } from "./reconciler.js";
 import type { WriteVerb } from "../kube/errors.js";
 import { NotLeaderError, type IdentityWriter } from "./writer.js";
+import type { SyncReport } from "./report.js";
 
 /** ServiceAccount events within this window share one FIC pass. */
 const FIC_EVENT_DELAY_MS = 250;
@@ -49,6 +50,8 @@ export interface SyncerDeps {
   workload?: WorkloadSync;
   metrics: Metrics;
   log: Logger;
+  /** Told what a sync did or could not do (for Events). */
+  report?: SyncReport;
   now?: () => Date;
 }
 
@@ -99,6 +102,7 @@ export class Syncer {
       writer: deps.writer,
       metrics: deps.metrics,
       log: deps.log,
+      ...(deps.report ? { report: deps.report } : {}),
     };
     this.queue = new WorkQueue(
       options.concurrency,
@@ -136,7 +140,10 @@ export class Syncer {
   }
 
   private async runAndReschedule(): Promise<void> {
-    await this.fullSync().catch((error: unknown) => this.deps.log.error({ err: (error as Error).message }, "sync failed"));
+    await this.fullSync().catch((error: unknown) => {
+      this.deps.log.error({ err: (error as Error).message }, "sync failed");
+      this.deps.report?.({ kind: "syncFailed", reason: (error as Error).message });
+    });
     if (!this.active) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.runAndReschedule(), this.options.intervalMs);
@@ -234,6 +241,16 @@ export class Syncer {
     for (const skipped of desired.skipped) {
       this.deps.metrics.msiSkipped.inc({ subscription: skipped.subscriptionId.toLowerCase() });
       this.deps.log.warn({ msi: skipped.msiId, reason: skipped.reason }, "MSI skipped");
+      for (const namespace of skipped.namespaces) {
+        const object = this.deps.namespaces.get(undefined, namespace);
+        if (namespaceIsLive(object))
+          this.deps.report?.({
+            kind: "msiSkipped",
+            namespace: { namespace, name: namespace, uid: object?.metadata?.uid },
+            msiId: skipped.msiId,
+            reason: skipped.reason,
+          });
+      }
     }
     const gate = pruneGate(listings, msis, this.options.prune, this.deps.identities.size > 0);
     if (gate.skipped === "incomplete")
@@ -255,12 +272,19 @@ export class Syncer {
    * is looked at (so a removed tag revokes); otherwise only the wanted ones and those holding ours.
    */
   private ficPass(workload: WorkloadSync, listing: ListingState, fresh: boolean): Promise<FicOutcome> {
-    const accounts = workload.serviceAccounts
-      .list()
-      .map((account) => ({ namespace: account.metadata?.namespace ?? "", name: account.metadata?.name ?? "", labels: account.metadata?.labels ?? {} }));
+    const accounts = workload.serviceAccounts.list().map((account) => ({
+      namespace: account.metadata?.namespace ?? "",
+      name: account.metadata?.name ?? "",
+      uid: account.metadata?.uid,
+      labels: account.metadata?.labels ?? {},
+    }));
     const { byMsi, unmatched } = desiredFics(accounts, listing.desired, workload.context);
-    for (const account of unmatched)
+    for (const account of unmatched) {
       this.deps.log.debug({ serviceAccount: `${account.namespace}/${account.name}` }, "ServiceAccount's lookup labels name no MSI tagged for its namespace");
+      const lookup = lookupValuesOf(account.labels, workload.context.lookupKeys);
+      if (lookup)
+        this.deps.report?.({ kind: "serviceAccountUnmatched", serviceAccount: { namespace: account.namespace, name: account.name, uid: account.uid }, lookup });
+    }
     const scan = fresh ? listing.completeMsis.map((msi) => ({ subscriptionId: msi.subscriptionId, resourceGroup: msi.resourceGroup, name: msi.name })) : [];
     return workload.fics.sync({ wanted: byMsi, scan, complete: listing.complete }, this.abort.signal);
   }
@@ -329,7 +353,10 @@ export class Syncer {
       ...(summary.fics ? { fics: summary.fics } : {}),
     };
     if (result === "success") this.deps.log.info(fields, "sync finished");
-    else this.deps.log.warn(fields, "sync finished with errors");
+    else {
+      this.deps.log.warn(fields, "sync finished with errors");
+      this.deps.report?.({ kind: "syncFailed", reason: failureReason(summary) });
+    }
   }
 
   private subscribe(): void {
@@ -349,4 +376,13 @@ export class Syncer {
       );
     }
   }
+}
+
+/** Why a finished sync counts as failed, in one line (the log has the details). */
+function failureReason(summary: SyncSummary): string {
+  const parts: string[] = [];
+  if (summary.failedSubscriptions.length > 0) parts.push(`listing failed for subscription(s) ${summary.failedSubscriptions.join(", ")}`);
+  if (summary.errors > 0) parts.push(`${summary.errors} Kubernetes write(s) failed`);
+  if ((summary.fics?.errors ?? 0) > 0) parts.push(`${summary.fics?.errors} federated identity credential operation(s) failed`);
+  return parts.join("; ");
 }

@@ -14,6 +14,9 @@ export interface FicOutcome {
   errors: number;
 }
 
+/** What happened to one ServiceAccount's FIC (deletions are left out: the ServiceAccount may be gone). */
+export type FicHappening = { kind: "skipped"; fic: DesiredFic; reason: string } | { kind: "created" | "updated"; fic: DesiredFic };
+
 export interface FicPass {
   /** FICs wanted, by MSI (from the desired state and the labelled ServiceAccounts). */
   wanted: Map<string, MsiFics>;
@@ -39,8 +42,8 @@ export class FicSyncer {
     private readonly context: { issuer: string; cluster: string; /** MSIs worked on at once (--sync.concurrency). */ concurrency: number },
     private readonly metrics: Metrics,
     private readonly log: Logger,
-    /** Tells the ServiceAccount's owner (an Event on it) that its FIC was not made, and why. */
-    private readonly onSkipped: (fic: DesiredFic, reason: string) => void = () => undefined,
+    /** Tells the ServiceAccount's owner (an Event on it) that its FIC was made, or was not and why. */
+    private readonly report: (happening: FicHappening) => void = () => undefined,
   ) {}
 
   async sync(pass: FicPass, signal?: AbortSignal): Promise<FicOutcome> {
@@ -88,7 +91,7 @@ export class FicSyncer {
         { ...where, fic: action.fic.name, serviceAccount: `${action.fic.namespace}/${action.fic.serviceAccount}`, reason: action.reason },
         "federated identity credential skipped",
       );
-      this.onSkipped(action.fic, action.reason);
+      this.report({ kind: "skipped", fic: action.fic, reason: action.reason });
       return;
     }
     const verb = action.kind === "delete" ? "delete" : "put";
@@ -105,6 +108,7 @@ export class FicSyncer {
         this.log.info({ ...where, fic: action.name, subject: action.subject }, "federated identity credential revoked");
       } else {
         outcome[action.kind === "create" ? "created" : "updated"]++;
+        this.report({ kind: action.kind === "create" ? "created" : "updated", fic: action.fic });
         this.log.info(
           { ...where, fic: action.fic.name, subject: action.fic.subject },
           action.kind === "create" ? "federated identity credential created" : "federated identity credential updated",

@@ -41,13 +41,13 @@ export function msiKey(msi: MsiRef): string {
  * Desired FICs (pure): one per ServiceAccount whose lookup labels name an MSI tagged for its own
  * namespace, on that MSI. ServiceAccounts whose labels match nothing are returned as unmatched.
  */
-export function desiredFics(
-  serviceAccounts: readonly LabelledServiceAccount[],
+export function desiredFics<T extends LabelledServiceAccount>(
+  serviceAccounts: readonly T[],
   state: DesiredState,
   context: FicContext,
-): { byMsi: Map<string, MsiFics>; unmatched: LabelledServiceAccount[] } {
+): { byMsi: Map<string, MsiFics>; unmatched: T[] } {
   const byMsi = new Map<string, MsiFics>();
-  const unmatched: LabelledServiceAccount[] = [];
+  const unmatched: T[] = [];
   for (const account of serviceAccounts) {
     const values = lookupValuesOf(account.labels, context.lookupKeys);
     const identity = values ? identityFor(state.byNamespace.get(account.namespace), values, context.lookupKeys) : undefined;
