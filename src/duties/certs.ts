@@ -17,9 +17,17 @@ export class CertDuty implements Duty {
     private readonly log: Logger,
   ) {}
 
-  async start(): Promise<void> {
+  /**
+   * Resolves after the first pass, so the duties started after this one (the syncer) find the
+   * caBundle in place: on a fresh install their first writes would otherwise meet the fail-closed
+   * webhooks before the API server trusts the serving certificate, and the first sync would fail.
+   */
+  async start(signal: AbortSignal): Promise<void> {
     this.run();
     this.timer = setInterval(() => this.run(), this.intervalMs);
+    // Losing the Lease mid-pass must not wait for the pass.
+    const aborted = new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+    await Promise.race([this.pass, aborted]);
   }
 
   private run(): void {
