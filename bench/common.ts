@@ -1,5 +1,8 @@
 import { cpus, totalmem } from "node:os";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 /** The machine line every figure in BENCHMARKS.md carries. */
 export function machine(): string {
@@ -43,4 +46,17 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
     }),
   );
   return results;
+}
+
+/**
+ * Child processes started with process.execPath (test/support/process.ts) get `flags` on their node
+ * command line: execPath becomes a script that execs this node with them (same pid, so RSS sampling
+ * still sees the operator). For V8 flags that NODE_OPTIONS refuses.
+ */
+export function useNodeFlags(flags: string): void {
+  const dir = mkdtempSync(join(tmpdir(), "bench-node-"));
+  const script = join(dir, "node");
+  writeFileSync(script, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${flags} "$@"\n`);
+  chmodSync(script, 0o755);
+  process.execPath = script;
 }

@@ -1,21 +1,30 @@
 // Sync at scale: N MSIs over S subscriptions (ARM pages of 100), tagged onto M namespaces (every
 // fifth MSI onto two), synced by the operator as a real process (`sync --once`) against the real
 // control plane. Reports first-sync time, writes (audit log), the no-change sync, and peak RSS.
+// Then the two replicas of a Deployment (`run --lease.enable`, webhooks on): the identities are
+// deleted, a leader syncs them again while a follower keeps its cache of them; peak RSS of each.
 //   npm run bench:sync -- --msis=10000 --namespaces=2000 --subscriptions=2 [--bundle] [--node-options="--max-semi-space-size=4"]
 // --bundle runs dist/bundle/main.js (tools/bundle.ts, built here from the fresh dist/) instead of
-// dist/src/main.js; --node-options is the operator's NODE_OPTIONS (the Dockerfile's, to measure the image).
-import { CoreV1Api } from "@kubernetes/client-node";
+// dist/src/main.js; --node-options is the operator's NODE_OPTIONS (the Dockerfile's, to measure the image);
+// --node-flags are V8 flags NODE_OPTIONS refuses (e.g. --single-threaded-gc), put on the operator's
+// node command line as an ENTRYPOINT would. Environment variables (MALLOC_ARENA_MAX) pass through.
+import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { FakeAzure } from "../test/azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "../test/controlplane/controlplane.js";
-import { applyOperatorRbac, operatorWrites } from "../test/support/operator.js";
+import { freePort } from "../test/controlplane/processes.js";
+import { AAD_GROUP, AAD_VERSION, AZURE_IDENTITIES, OWNED_SELECTOR } from "../src/kube/resources.js";
+import { applyOperatorRbac, eventually, operatorWrites } from "../test/support/operator.js";
 import { OperatorProcess } from "../test/support/process.js";
-import { flag, machine, mapLimit, rssSampler } from "./common.js";
+import { flag, machine, mapLimit, rssSampler, useNodeFlags } from "./common.js";
+import { readFile } from "node:fs/promises";
 
 const msis = flag("msis", 2_000);
 const namespaceCount = flag("namespaces", 500);
 const subscriptionCount = flag("subscriptions", 1);
 const bundle = process.argv.includes("--bundle");
 const nodeOptions = process.argv.find((arg) => arg.startsWith("--node-options="))?.slice("--node-options=".length) ?? "";
+const nodeFlags = process.argv.find((arg) => arg.startsWith("--node-flags="))?.slice("--node-flags=".length) ?? "";
+if (nodeFlags) useNodeFlags(nodeFlags);
 const main = bundle ? (await import("../tools/bundle.js")).BUNDLE_DIR + "main.js" : undefined;
 
 const [plane, fake] = await Promise.all([ControlPlane.start(), FakeAzure.start({ pageSize: 100 })]);
@@ -73,16 +82,87 @@ try {
   };
   const first = await run("first");
   const second = await run("no-change");
+
+  // Leader and follower, as the Deployment runs them: the leader re-creates every identity (a first
+  // sync, with the webhook server and its certificate duties running too); the follower's cache
+  // sees all of them arrive. Sampled from each process's start until the follower holds them all.
+  const custom = plane.api("admin", CustomObjectsApi);
+  await mapLimit(namespaces, 16, (namespace) =>
+    custom.deleteCollectionNamespacedCustomObject({
+      group: AAD_GROUP,
+      version: AAD_VERSION,
+      plural: AZURE_IDENTITIES,
+      namespace,
+      labelSelector: OWNED_SELECTOR,
+    }),
+  );
+  const replica = async (name: string) => {
+    const proc = await OperatorProcess.start(name, {
+      kubeconfig: plane.kubeconfigPath("operator"),
+      env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE, NODE_OPTIONS: nodeOptions },
+      flags: [
+        "run",
+        "--lease.enable",
+        "--sync.concurrency=16",
+        "--shutdown.delay=0s",
+        `--webhook.bind=127.0.0.1:${await freePort()}`,
+        "--webhook.tls.san=127.0.0.1",
+      ],
+      compiled: true,
+      ...(main ? { main } : {}),
+    });
+    return { proc, rss: rssSampler(proc.child.pid!) };
+  };
+  const cachedIdentities = async (proc: OperatorProcess) => {
+    const metrics = (await proc.get("/metrics").catch(() => ({ body: "" }))).body;
+    return Number(/^azuremsi_cache_objects\{resource="azureidentities"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
+  };
+  const leader = await replica("bench-leader");
+  let replicas: Record<string, unknown>;
+  try {
+    await leader.proc.waitForLog((line) => line.msg === "became leader", 60_000);
+    const follower = await replica("bench-follower");
+    try {
+      const synced = await leader.proc.waitForLog((line) => line.msg === "sync finished", 300_000);
+      await eventually(async () => (await cachedIdentities(follower.proc)) === expected || undefined, 120_000, `the follower caching ${expected} identities`);
+      if (follower.proc.logs.some((line) => line.msg === "became leader")) throw new Error("the follower became leader");
+      // A few seconds of steady state after the burst, then each process's current and peak figure.
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      const settled = async (proc: OperatorProcess) =>
+        Math.round(Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${proc.child.pid}/status`, "utf8"))?.[1]) / 1024);
+      replicas = {
+        leader: {
+          syncMs: Number(synced.durationMs),
+          created: synced.created,
+          peakRssMiB: Math.round(leader.rss.stop()),
+          settledRssMiB: await settled(leader.proc),
+        },
+        follower: {
+          cachedIdentities: await cachedIdentities(follower.proc),
+          peakRssMiB: Math.round(follower.rss.stop()),
+          settledRssMiB: await settled(follower.proc),
+        },
+      };
+    } finally {
+      follower.rss.stop();
+      await follower.proc.stop();
+    }
+  } finally {
+    leader.rss.stop();
+    await leader.proc.stop();
+  }
   const result = {
     machine: machine(),
     entry: main ? "dist/bundle/main.js" : "dist/src/main.js",
     nodeOptions,
+    nodeFlags,
     msis,
     namespaces: namespaceCount,
     subscriptions: subscriptionCount,
     expectedObjects: expected,
     first,
     second,
+    replicas,
   };
   console.log(JSON.stringify(result, null, 2));
 } finally {

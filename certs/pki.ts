@@ -1,4 +1,6 @@
-import { generate } from "selfsigned";
+// selfsigned (with its X.509 and ASN.1 libraries) is ~20 MiB resident once loaded, and only a leader
+// that creates or rotates a certificate needs it: it is imported when a key is generated (once; the
+// module cache keeps it).
 
 /** A PEM certificate and its PEM private key. */
 export interface Pem {
@@ -13,6 +15,7 @@ function backdateMs(validityMs: number): number {
 
 export async function generateCa(commonName: string, validityMs: number): Promise<Pem> {
   const now = new Date();
+  const { generate } = await import("selfsigned");
   const pems = await generate([{ name: "commonName", value: commonName }], {
     keySize: 2048,
     algorithm: "sha256",
@@ -43,6 +46,7 @@ export async function issueCert(ca: Pem, options: LeafOptions): Promise<Pem> {
     ...(options.dnsNames ?? []).map((value) => ({ type: 2 as const, value })),
     ...(options.ipAddresses ?? []).map((ip) => ({ type: 7 as const, ip })),
   ];
+  const { generate } = await import("selfsigned");
   const pems = await generate(subject, {
     keySize: 2048,
     algorithm: "sha256",
