@@ -15,7 +15,7 @@ import { freePort } from "../test/controlplane/processes.js";
 import { AAD_GROUP, AAD_VERSION, AZURE_IDENTITIES, OWNED_SELECTOR } from "../src/kube/resources.js";
 import { applyOperatorRbac, eventually, operatorWrites } from "../test/support/operator.js";
 import { OperatorProcess } from "../test/support/process.js";
-import { flag, machine, mapLimit, rssSampler, useNodeFlags } from "./common.js";
+import { flag, machine, mapLimit, memoryBreakdown, rssSampler, useNodeFlags } from "./common.js";
 import { readFile } from "node:fs/promises";
 
 const msis = flag("msis", 2_000);
@@ -130,17 +130,20 @@ try {
       await new Promise((resolve) => setTimeout(resolve, 3_000));
       const settled = async (proc: OperatorProcess) =>
         Math.round(Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${proc.child.pid}/status`, "utf8"))?.[1]) / 1024);
+      const breakdown = async (proc: OperatorProcess) => memoryBreakdown(proc.child.pid!, (await proc.get("/metrics")).body);
       replicas = {
         leader: {
           syncMs: Number(synced.durationMs),
           created: synced.created,
           peakRssMiB: Math.round(leader.rss.stop()),
           settledRssMiB: await settled(leader.proc),
+          settled: await breakdown(leader.proc),
         },
         follower: {
           cachedIdentities: await cachedIdentities(follower.proc),
           peakRssMiB: Math.round(follower.rss.stop()),
           settledRssMiB: await settled(follower.proc),
+          settled: await breakdown(follower.proc),
         },
       };
     } finally {
