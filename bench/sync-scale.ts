@@ -25,7 +25,9 @@ const bundle = process.argv.includes("--bundle");
 const nodeOptions = process.argv.find((arg) => arg.startsWith("--node-options="))?.slice("--node-options=".length) ?? "";
 const nodeFlags = process.argv.find((arg) => arg.startsWith("--node-flags="))?.slice("--node-flags=".length) ?? "";
 if (nodeFlags) useNodeFlags(nodeFlags);
-const main = bundle ? (await import("../tools/bundle.js")).BUNDLE_DIR + "main.js" : undefined;
+// --main=path: another compiled entry point (e.g. a bundle built with other options, to compare).
+const mainArg = process.argv.find((arg) => arg.startsWith("--main="))?.slice("--main=".length);
+const main = mainArg ?? (bundle ? (await import("../tools/bundle.js")).BUNDLE_DIR + "main.js" : undefined);
 
 const [plane, fake] = await Promise.all([ControlPlane.start(), FakeAzure.start({ pageSize: 100 })]);
 try {
@@ -156,7 +158,7 @@ try {
   }
   const result = {
     machine: machine(),
-    entry: main ? "dist/bundle/main.js" : "dist/src/main.js",
+    entry: mainArg ?? (main ? "dist/bundle/main.js" : "dist/src/main.js"),
     nodeOptions,
     nodeFlags,
     msis,
