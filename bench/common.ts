@@ -1,5 +1,8 @@
 import { cpus, totalmem } from "node:os";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 /** The machine line every figure in BENCHMARKS.md carries. */
 export function machine(): string {
@@ -43,4 +46,42 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
     }),
   );
   return results;
+}
+
+/**
+ * Child processes started with process.execPath (test/support/process.ts) get `flags` on their node
+ * command line: execPath becomes a script that execs this node with them (same pid, so RSS sampling
+ * still sees the operator). For V8 flags that NODE_OPTIONS refuses.
+ */
+export function useNodeFlags(flags: string): void {
+  const dir = mkdtempSync(join(tmpdir(), "bench-node-"));
+  const script = join(dir, "node");
+  writeFileSync(script, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${flags} "$@"\n`);
+  chmodSync(script, 0o755);
+  process.execPath = script;
+}
+
+/**
+ * Where a process's resident memory is, in MiB: file-backed pages (the node binary's code and
+ * data, ICU) from /proc/<pid>/smaps_rollup; of the anonymous rest, V8's heap and the memory
+ * Buffers hold (external) from the process's own Prometheus default metrics; what remains is
+ * other native memory (malloc: V8's compiler zones, OpenSSL, libuv, glibc's arenas).
+ */
+export async function memoryBreakdown(pid: number, metricsText: string): Promise<Record<string, number>> {
+  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, "utf8");
+  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(rollup)?.[1] ?? 0);
+  const metric = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+]+)`, "m").exec(metricsText)?.[1] ?? NaN) / 2 ** 20;
+  const mib = (value: number) => Math.round(value * 10) / 10;
+  const anon = kib("Anonymous") / 1024;
+  const heapCommitted = metric("nodejs_heap_size_total_bytes");
+  const external = metric("nodejs_external_memory_bytes");
+  return {
+    rssMiB: mib(kib("Rss") / 1024),
+    fileBackedMiB: mib((kib("Rss") - kib("Anonymous")) / 1024),
+    anonymousMiB: mib(anon),
+    v8HeapCommittedMiB: mib(heapCommitted),
+    v8HeapUsedMiB: mib(metric("nodejs_heap_size_used_bytes")),
+    externalMiB: mib(external),
+    otherNativeMiB: mib(anon - heapCommitted - external),
+  };
 }

@@ -1,23 +1,33 @@
 // Sync at scale: N MSIs over S subscriptions (ARM pages of 100), tagged onto M namespaces (every
 // fifth MSI onto two), synced by the operator as a real process (`sync --once`) against the real
 // control plane. Reports first-sync time, writes (audit log), the no-change sync, and peak RSS.
+// Then the two replicas of a Deployment (`run --lease.enable`, webhooks on): the identities are
+// deleted, a leader syncs them again while a follower keeps its cache of them; peak RSS of each.
 //   npm run bench:sync -- --msis=10000 --namespaces=2000 --subscriptions=2 [--compiled] [--node-options="--max-semi-space-size=4"]
 // The operator runs from the bundle the image ships (tools/bundle.ts, test/support/operator-bundle.ts);
-// --compiled runs tsc's dist/src/main.js instead; --node-options is the operator's NODE_OPTIONS (the
-// Dockerfile's, to measure the image).
-import { CoreV1Api } from "@kubernetes/client-node";
+// --compiled runs tsc's dist/src/main.js instead; --main=path another entry point (e.g. a bundle built
+// with other options); --node-options is the operator's NODE_OPTIONS (the Dockerfile's, to measure the image);
+// --node-flags are V8 flags NODE_OPTIONS refuses (e.g. --single-threaded-gc), put on the operator's
+// node command line as an ENTRYPOINT would. Environment variables (MALLOC_ARENA_MAX) pass through.
+import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { FakeAzure } from "../test/azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "../test/controlplane/controlplane.js";
-import { applyOperatorRbac, operatorWrites } from "../test/support/operator.js";
+import { freePort } from "../test/controlplane/processes.js";
+import { AAD_GROUP, AAD_VERSION, AZURE_IDENTITIES, OWNED_SELECTOR } from "../src/kube/resources.js";
+import { applyOperatorRbac, eventually, operatorWrites } from "../test/support/operator.js";
 import { OperatorProcess } from "../test/support/process.js";
 import { atLeast } from "../src/log.js";
-import { flag, machine, mapLimit, rssSampler } from "./common.js";
+import { flag, machine, mapLimit, memoryBreakdown, rssSampler, useNodeFlags } from "./common.js";
+import { readFile } from "node:fs/promises";
 
 const msis = flag("msis", 2_000);
 const namespaceCount = flag("namespaces", 500);
 const subscriptionCount = flag("subscriptions", 1);
 const compiled = process.argv.includes("--compiled");
 const nodeOptions = process.argv.find((arg) => arg.startsWith("--node-options="))?.slice("--node-options=".length) ?? "";
+const nodeFlags = process.argv.find((arg) => arg.startsWith("--node-flags="))?.slice("--node-flags=".length) ?? "";
+if (nodeFlags) useNodeFlags(nodeFlags);
+const main = process.argv.find((arg) => arg.startsWith("--main="))?.slice("--main=".length);
 
 const [plane, fake] = await Promise.all([ControlPlane.start(), FakeAzure.start({ pageSize: 100 })]);
 try {
@@ -49,6 +59,7 @@ try {
       env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE, NODE_OPTIONS: nodeOptions },
       flags: ["sync", "--once", "--sync.concurrency=16"],
       compiled,
+      ...(main ? { main } : {}),
     });
     const rss = rssSampler(proc.child.pid!);
     const exit = await proc.exited;
@@ -73,16 +84,90 @@ try {
   };
   const first = await run("first");
   const second = await run("no-change");
+
+  // Leader and follower, as the Deployment runs them: the leader re-creates every identity (a first
+  // sync, with the webhook server and its certificate duties running too); the follower's cache
+  // sees all of them arrive. Sampled from each process's start until the follower holds them all.
+  const custom = plane.api("admin", CustomObjectsApi);
+  await mapLimit(namespaces, 16, (namespace) =>
+    custom.deleteCollectionNamespacedCustomObject({
+      group: AAD_GROUP,
+      version: AAD_VERSION,
+      plural: AZURE_IDENTITIES,
+      namespace,
+      labelSelector: OWNED_SELECTOR,
+    }),
+  );
+  const replica = async (name: string) => {
+    const proc = await OperatorProcess.start(name, {
+      kubeconfig: plane.kubeconfigPath("operator"),
+      env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE, NODE_OPTIONS: nodeOptions },
+      flags: [
+        "run",
+        "--lease.enable",
+        "--sync.concurrency=16",
+        "--shutdown.delay=0s",
+        `--webhook.bind=127.0.0.1:${await freePort()}`,
+        "--webhook.tls.san=127.0.0.1",
+      ],
+      compiled,
+      ...(main ? { main } : {}),
+    });
+    return { proc, rss: rssSampler(proc.child.pid!) };
+  };
+  const cachedIdentities = async (proc: OperatorProcess) => {
+    const metrics = (await proc.get("/metrics").catch(() => ({ body: "" }))).body;
+    return Number(/^azuremsi_cache_objects\{resource="azureidentities"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
+  };
+  const leader = await replica("bench-leader");
+  let replicas: Record<string, unknown>;
+  try {
+    await leader.proc.waitForLog((line) => line.msg === "became leader", 60_000);
+    const follower = await replica("bench-follower");
+    try {
+      const synced = await leader.proc.waitForLog((line) => line.msg === "sync finished", 300_000);
+      await eventually(async () => (await cachedIdentities(follower.proc)) === expected || undefined, 120_000, `the follower caching ${expected} identities`);
+      if (follower.proc.logs.some((line) => line.msg === "became leader")) throw new Error("the follower became leader");
+      // A few seconds of steady state after the burst, then each process's current and peak figure.
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      const settled = async (proc: OperatorProcess) =>
+        Math.round(Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${proc.child.pid}/status`, "utf8"))?.[1]) / 1024);
+      const breakdown = async (proc: OperatorProcess) => memoryBreakdown(proc.child.pid!, (await proc.get("/metrics")).body);
+      replicas = {
+        leader: {
+          syncMs: Number(synced.durationMs),
+          created: synced.created,
+          peakRssMiB: Math.round(leader.rss.stop()),
+          settledRssMiB: await settled(leader.proc),
+          settled: await breakdown(leader.proc),
+        },
+        follower: {
+          cachedIdentities: await cachedIdentities(follower.proc),
+          peakRssMiB: Math.round(follower.rss.stop()),
+          settledRssMiB: await settled(follower.proc),
+          settled: await breakdown(follower.proc),
+        },
+      };
+    } finally {
+      follower.rss.stop();
+      await follower.proc.stop();
+    }
+  } finally {
+    leader.rss.stop();
+    await leader.proc.stop();
+  }
   const result = {
     machine: machine(),
-    entry: compiled ? "dist/src/main.js" : "bundle (tools/bundle.ts)",
+    entry: main ?? (compiled ? "dist/src/main.js" : "bundle (tools/bundle.ts)"),
     nodeOptions,
+    nodeFlags,
     msis,
     namespaces: namespaceCount,
     subscriptions: subscriptionCount,
     expectedObjects: expected,
     first,
     second,
+    replicas,
   };
   console.log(JSON.stringify(result, null, 2));
 } finally {

@@ -4,8 +4,10 @@
 //         filled with operator-owned AzureIdentities as a synced cache holds them;
 //   bare: node:https with the same key, certificate and TLS settings, answering every POST with a
 //         canned AdmissionReview response (what Node itself can do here).
+// --leader (ours only): also what the Lease holder loads on gaining it (the syncer duty, the Azure
+// SDK's clients, selfsigned with one CA generated), so its memory is a leader's.
 // Prints {"port":N} on stdout once listening; exits on SIGTERM (so --cpu-prof gets written).
-//   node dist/bench/webhook-target.js --kind=ours --cert=cert.pem --key=key.pem --identities=10000 --namespaces=2000
+//   node dist/bench/webhook-target.js --kind=ours [--leader] --cert=cert.pem --key=key.pem --identities=10000 --namespaces=2000
 import { readFileSync } from "node:fs";
 import { createServer } from "node:https";
 import type { AzureIdentity } from "../src/kube/resources.js";
@@ -88,8 +90,22 @@ async function startBare(): Promise<{ port: number; close: () => Promise<void> }
   return { port: typeof address === "object" && address ? address.port : 0, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
+/** The modules the leader imports on gaining the Lease, used as it uses them. */
+async function loadLeaderModules(): Promise<void> {
+  const [{ SyncerDuty }, { createAzureClients }, { resolveEnvironment }, { generateCa }] = await Promise.all([
+    import("../src/duties/syncer.js"),
+    import("../src/azure/clients.js"),
+    import("../src/azure/environment.js"),
+    import("../certs/pki.js"),
+  ]);
+  void SyncerDuty;
+  createAzureClients({ environment: await resolveEnvironment("AzurePublicCloud", {}) }).msi("00000000-0000-0000-0000-000000000000");
+  await generateCa("webhook-bench leader", 3_600_000);
+}
+
 if (kind !== "ours" && kind !== "bare") throw new Error("--kind=ours|bare");
 const server = kind === "ours" ? await startOurs() : await startBare();
+if (kind === "ours" && process.argv.includes("--leader")) await loadLeaderModules();
 process.stdout.write(`${JSON.stringify({ port: server.port, rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20) })}\n`);
 process.on("SIGTERM", () => {
   void server.close().finally(() => process.exit(0));

@@ -3,8 +3,11 @@
 // in the same run, at a bare node:https server returning a canned answer (Node's own limit here).
 // Each server is its own process (bench/webhook-target.ts, compiled); the load tool runs here.
 // Then open-loop fixed-rate runs (bench/open-loop.ts) measure our latency at half of bare's maximum
-// rate and at half of our own.
-//   npm run bench:webhook -- --duration=10 --warmup=3 --connections=32 [--profile=/tmp/webhook-prof]
+// rate and at half of our own. Our server runs twice: as a follower holds it (webhook and cache) and
+// as a leader holds it (the syncer, the Azure SDK and selfsigned loaded too); each one's RSS at start
+// and its peak under load are reported. --node-options is the servers' NODE_OPTIONS (the image's),
+// --node-flags V8 flags that NODE_OPTIONS refuses (on the node command line, as an ENTRYPOINT has them).
+//   npm run bench:webhook -- --duration=10 --warmup=3 --connections=32 [--node-options="--max-semi-space-size=4"] [--node-flags="--single-threaded-gc"] [--profile=/tmp/webhook-prof]
 import autocannon from "autocannon";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -26,9 +29,11 @@ const connections = flag("connections", 32);
 const identities = flag("identities", 10_000);
 const namespaces = flag("namespaces", 2_000);
 const profileDir = process.argv.find((arg) => arg.startsWith("--profile="))?.slice("--profile=".length);
+const nodeOptions = process.argv.find((arg) => arg.startsWith("--node-options="))?.slice("--node-options=".length) ?? "";
+const nodeFlags = (process.argv.find((arg) => arg.startsWith("--node-flags="))?.slice("--node-flags=".length) ?? "").split(" ").filter(Boolean);
 const TARGET = fileURLToPath(new URL("../dist/bench/webhook-target.js", import.meta.url));
 
-type Kind = "bare" | "ours";
+type Kind = "bare" | "ours" | "leader";
 type Hook = "mutate" | "validate";
 const PATHS: Record<Hook, string> = { mutate: MUTATE_BINDING_PATH, validate: VALIDATE_IDENTITY_PATH };
 // An identity in the middle of the cache: its namespace holds identities / namespaces of them.
@@ -44,10 +49,22 @@ interface Target {
 
 async function startTarget(kind: Kind, certFile: string, keyFile: string): Promise<Target> {
   const profile = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, kind)}`] : [];
+  // The bare server is Node's own limit: no options of ours.
+  const ours = kind !== "bare";
   const child = spawn(
     process.execPath,
-    [...profile, TARGET, `--kind=${kind}`, `--cert=${certFile}`, `--key=${keyFile}`, `--identities=${identities}`, `--namespaces=${namespaces}`],
-    { stdio: ["ignore", "pipe", "inherit"] },
+    [
+      ...(ours ? nodeFlags : []),
+      ...profile,
+      TARGET,
+      `--kind=${ours ? "ours" : "bare"}`,
+      ...(kind === "leader" ? ["--leader"] : []),
+      `--cert=${certFile}`,
+      `--key=${keyFile}`,
+      `--identities=${identities}`,
+      `--namespaces=${namespaces}`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, NODE_OPTIONS: ours ? nodeOptions : "" } },
   );
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const lines = createInterface({ input: child.stdout });
@@ -156,6 +173,11 @@ try {
   };
   await ours.stop();
 
+  const leader = await startTarget("leader", certFile, keyFile);
+  targets.push(leader);
+  const leaderMax = { mutate: await maxRate(leader, "mutate"), validate: await maxRate(leader, "validate") };
+  await leader.stop();
+
   const ratio = (hook: Hook) => +(oursMax[hook].rps / bareMax[hook].rps).toFixed(3);
   console.log(
     JSON.stringify(
@@ -166,10 +188,16 @@ try {
         durationS,
         cache: { identities, namespaces },
         bodyBytes: { mutate: BODIES.mutate.length, validate: BODIES.validate.length },
-        serverStartRssMiB: { bare: bare.startRssMiB, ours: ours.startRssMiB },
+        nodeOptions,
+        nodeFlags: nodeFlags.join(" "),
+        serverStartRssMiB: { bare: bare.startRssMiB, ours: ours.startRssMiB, leader: leader.startRssMiB },
+        peakRssMiB: {
+          follower: Math.max(oursMax.mutate.peakRssMiB, oursMax.validate.peakRssMiB),
+          leader: Math.max(leaderMax.mutate.peakRssMiB, leaderMax.validate.peakRssMiB),
+        },
         max: {
-          mutate: { bare: bareMax.mutate, ours: oursMax.mutate, ratio: ratio("mutate") },
-          validate: { bare: bareMax.validate, ours: oursMax.validate, ratio: ratio("validate") },
+          mutate: { bare: bareMax.mutate, ours: oursMax.mutate, ratio: ratio("mutate"), leader: leaderMax.mutate },
+          validate: { bare: bareMax.validate, ours: oursMax.validate, ratio: ratio("validate"), leader: leaderMax.validate },
         },
         oursAtHalfBareMax: oursHalf,
         oursAtHalfOwnMax: oursHalfOwn,

@@ -1,4 +1,16 @@
-import { generate } from "selfsigned";
+import type * as selfsigned from "selfsigned";
+
+// selfsigned (with its X.509 and ASN.1 libraries) is ~20 MiB resident once loaded, and only a leader
+// that creates or rotates a certificate needs it: it is imported when a key is generated (once; the
+// module cache keeps it).
+type Selfsigned = typeof selfsigned;
+
+async function selfsignedGenerate(): Promise<Selfsigned["generate"]> {
+  const loaded = (await import("selfsigned")) as Selfsigned & { default?: Selfsigned };
+  // Node's loader finds this CommonJS package's named exports; in the esbuild bundle, a dynamic
+  // import() of it has only `default` (module.exports).
+  return loaded.default?.generate ?? loaded.generate;
+}
 
 /** A PEM certificate and its PEM private key. */
 export interface Pem {
@@ -13,6 +25,7 @@ function backdateMs(validityMs: number): number {
 
 export async function generateCa(commonName: string, validityMs: number): Promise<Pem> {
   const now = new Date();
+  const generate = await selfsignedGenerate();
   const pems = await generate([{ name: "commonName", value: commonName }], {
     keySize: 2048,
     algorithm: "sha256",
@@ -43,6 +56,7 @@ export async function issueCert(ca: Pem, options: LeafOptions): Promise<Pem> {
     ...(options.dnsNames ?? []).map((value) => ({ type: 2 as const, value })),
     ...(options.ipAddresses ?? []).map((ip) => ({ type: 7 as const, ip })),
   ];
+  const generate = await selfsignedGenerate();
   const pems = await generate(subject, {
     keySize: 2048,
     algorithm: "sha256",

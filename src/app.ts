@@ -13,8 +13,9 @@ import { CertDuty } from "./duties/certs.js";
 import { informerDuty } from "./duties/informer.js";
 import { LeaseDuty } from "./duties/lease.js";
 import { OpsDuty } from "./duties/ops.js";
+import { lazyDuty } from "./duties/lazy.js";
 import { SyncNowDuty } from "./duties/sync-now.js";
-import { SyncerDuty, type SyncerDutyDeps } from "./duties/syncer.js";
+import type { SyncerDuty, SyncerDutyDeps } from "./duties/syncer.js";
 import { WebhookDuty } from "./duties/webhook.js";
 import { leaderLease, ownedIdentities, type CacheOptions } from "./kube/caches.js";
 import { kubeClients, whoAmI, type KubeClients } from "./kube/clients.js";
@@ -30,8 +31,6 @@ import type { Metrics } from "./metrics/metrics.js";
 import { sleep } from "./retry/backoff.js";
 import type { SyncSummary } from "./syncer/syncer.js";
 import { NAMESPACE_CLEANUP_USERS, type GuardPolicy } from "./webhook/decide-guard.js";
-
-export { desiredOptionsFrom } from "./duties/syncer.js";
 
 export interface AppDeps {
   config: Config;
@@ -107,7 +106,8 @@ export class App {
     const leaderDuties: LeaderDutyFactory[] = [];
     if (certManager) leaderDuties.push(() => new CertDuty(certManager, this.certCheckIntervalMs(), deps.metrics, deps.log));
     let termSyncer: SyncerDuty | undefined;
-    leaderDuties.push(() => (termSyncer = new SyncerDuty(this.syncerDeps())));
+    // Imported on gaining the Lease: the syncer and the Azure SDK it lists with are a leader's alone.
+    leaderDuties.push(() => lazyDuty("syncer", async () => (termSyncer = new (await import("./duties/syncer.js")).SyncerDuty(this.syncerDeps()))));
     if (config.lease.enable) {
       this.leaseCache = leaderLease(this.clients, config.instance.namespace, config.lease.name, deps.log, deps.metrics, this.cacheOptions);
       const lease = this.leaseCache;
@@ -146,6 +146,7 @@ export class App {
     this.operatorUser = await whoAmI(this.clients.authentication);
     this.deps.log.info({ user: this.operatorUser }, "one-shot sync");
     const identities = informerDuty("AzureIdentity cache", this.identities);
+    const { SyncerDuty } = await import("./duties/syncer.js");
     const syncer = new SyncerDuty(this.syncerDeps(), false);
     const abort = new AbortController();
     try {

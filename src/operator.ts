@@ -1,10 +1,9 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { App } from "./app.js";
-import { createAzureClients, type SdkRetryOptions } from "./azure/clients.js";
+import type { SdkRetryOptions } from "./azure/clients.js";
 import { resolveEnvironment } from "./azure/environment.js";
-import { ficApi } from "./azure/fic.js";
-import { listManagedIdentities } from "./azure/listing.js";
+import { lazyAzure } from "./azure/lazy.js";
 import { rateLimitReadings, type AzureRequestInfo } from "./azure/observe.js";
 import type { SubscriptionListing } from "./azure/types.js";
 import type { Config } from "./config/config.js";
@@ -46,7 +45,7 @@ export function recordAzureRequest(metrics: Metrics, info: AzureRequestInfo): vo
 
 /**
  * Everything `azure-msi-operator` is, built from one Config: logger, metrics registry, Azure
- * listing through the real SDK, Kubernetes clients and the App. Tests build several in one process.
+ * listing through the real SDK (loaded on first use), Kubernetes clients and the App. Tests build several in one process.
  */
 export async function createOperator(
   config: Config,
@@ -62,7 +61,8 @@ export async function createOperator(
   const environment = await resolveEnvironment(config.azure.environment, env).catch((error: unknown) => {
     throw new Error(`--azure.environment (AZURE_ENVIRONMENT): ${(error as Error).message}`);
   });
-  const clients = createAzureClients({
+  // Loaded when the Lease holder first lists Azure: a follower never does.
+  const azure = lazyAzure({
     environment,
     observer: (info) => recordAzureRequest(metrics, info),
     ...(overrides.azureRetry ? { retry: overrides.azureRetry } : {}),
@@ -70,7 +70,7 @@ export async function createOperator(
   });
   const listAzure = async (signal?: AbortSignal): Promise<SubscriptionListing[]> => {
     const started = Date.now();
-    const listings = await listManagedIdentities(clients, { subscriptionIds: config.azure.subscriptions, ...(signal ? { abortSignal: signal } : {}) });
+    const listings = await azure.listManagedIdentities({ subscriptionIds: config.azure.subscriptions, ...(signal ? { abortSignal: signal } : {}) });
     for (const listing of listings) {
       const subscription = listing.subscriptionId.toLowerCase();
       metrics.syncDuration.set({ subscription }, listing.durationMs / 1000);
@@ -91,7 +91,7 @@ export async function createOperator(
   };
   const app = new App({
     config,
-    ...(config.workloadIdentity.enable ? { ficApi: ficApi(clients) } : {}),
+    ...(config.workloadIdentity.enable ? { ficApi: azure.fic } : {}),
     kubeConfig: overrides.kubeConfig ?? loadKubeConfig(config.kubernetes.kubeconfig),
     metrics,
     log,
