@@ -8,7 +8,6 @@ import type { FicApi } from "./azure/fic.js";
 import type { SubscriptionListing } from "./azure/types.js";
 import type { Config } from "./config/config.js";
 import { rotationLeadMs } from "./config/values.js";
-import { runDiff } from "./commands/diff.js";
 import { CertDuty } from "./duties/certs.js";
 import { informerDuty } from "./duties/informer.js";
 import { LeaseDuty } from "./duties/lease.js";
@@ -163,8 +162,10 @@ export class App {
   }
 
   /** `azure-msi-operator diff`: what a sync would write, printed; kubectl diff's exit code. Lists only. */
-  diff(write: (text: string) => void): Promise<number> {
+  async diff(write: (text: string) => void): Promise<number> {
     const { config, listAzure, log } = this.deps;
+    // Imported only by the command: it brings the syncer's planning, which a serving replica loads on gaining the Lease.
+    const { runDiff } = await import("./commands/diff.js");
     return runDiff({ config, clients: this.clients, listAzure: () => listAzure(), log, write });
   }
 

@@ -50,7 +50,8 @@ export async function filesOf(probe: Probe, files: readonly string[]): Promise<s
   const found: string[] = [];
   for (const file of files) {
     if (file.includes(probe.path)) found.push(file);
-    else if (file.includes("/dist/bundle/") && (await readFile(file, "utf8").catch(() => "")).includes(probe.marker)) found.push(file);
+    // A bundle: dist/bundle/, or the tests' own build of it in the cache (test/support/operator-bundle.ts).
+    else if (file.includes("/bundle/") && (await readFile(file, "utf8").catch(() => "")).includes(probe.marker)) found.push(file);
   }
   return found;
 }
