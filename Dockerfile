@@ -15,6 +15,9 @@ ENV NODE_ENV=production
 # no measurable cost to admission throughput (BENCHMARKS.md, memory). 2 MiB and less cost more than
 # they save: short-lived sync objects get promoted to the old generation.
 ENV NODE_OPTIONS=--max-semi-space-size=4
+# One malloc arena and an eager trim: glibc otherwise keeps per-thread arenas and freed pages of
+# TLS and JSON buffers resident (BENCHMARKS.md, memory levers: −10 to −20 MiB, more than MALLOC_ARENA_MAX=2).
+ENV GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=131072
 WORKDIR /app
 # The bundle is the whole program, production dependencies included (only the code they reach): no
 # node_modules, no npm install, nothing written at run time (the root file system is read-only).

@@ -242,6 +242,13 @@ test("debug logging: --log.debug, --debug, --verbose, -v and their env vars all 
   assert.equal(parse([], { LOG_DEBUG: "false", DEBUG: "true" }).log.debug, false);
 });
 
+test("the Go original's --log.devel (LOG_DEVEL) is accepted and logs at debug level, as zap's development logger does", () => {
+  assert.equal(parse(["--log.devel"]).log.debug, true);
+  assert.equal(parse([], { LOG_DEVEL: "true" }).log.debug, true);
+  assert.equal(parse([]).log.debug, false);
+  assert.equal(parse([], { LOG_DEVEL: "false" }).log.debug, false);
+});
+
 test("--bind is the older spelling of --server.bind", () => {
   assert.equal(parse(["--bind=:9000"]).server.bind.port, 9000);
   assert.equal(parse(["--bind", "0.0.0.0:9000"]).server.bind.host, "0.0.0.0");

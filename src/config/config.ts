@@ -110,7 +110,8 @@ export function buildConfig(r: FlagReader, command: Command, context: ConfigCont
     command,
     once,
     output: output === "json" ? "json" : "text",
-    log: { debug: r.bool("log.debug"), json: r.bool("log.json") },
+    // zap's development config, which the Go original's --log.devel selects, logs at debug level.
+    log: { debug: r.bool("log.debug") || r.bool("log.devel"), json: r.bool("log.json") },
     instance: {
       nodeName: nonEmpty(r.string("instance.nodename")),
       namespace: nonEmpty(r.string("instance.namespace")) ?? nonEmpty(context.serviceAccountNamespace) ?? "default",

@@ -43,6 +43,14 @@ export const FLAGS: readonly FlagSpec[] = [
     default: "false",
     help: "debug logging",
   },
+  {
+    group: "Logging",
+    name: "log.devel",
+    env: ["LOG_DEVEL"],
+    kind: "bool",
+    default: "false",
+    help: "development mode, as the Go original's (zap's development logger): debug logging",
+  },
   { group: "Logging", name: "log.json", env: ["LOG_JSON"], kind: "bool", default: "false", help: "log in JSON" },
 
   { group: "Instance", name: "instance.nodename", env: ["INSTANCE_NODENAME"], kind: "string", help: "name of the node this pod runs on (downward API)" },
