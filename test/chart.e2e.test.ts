@@ -2,14 +2,18 @@
 // kustomize overlay renders, `helm install --dry-run=server` passes, and install, upgrade and
 // uninstall do what they say. What it installs is manifests/base/ (kubectl diff finds nothing), so
 // the RBAC and webhook configurations are the ones test/manifests.e2e.test.ts and
-// test/webhooks-manifest.test.ts prove.
+// test/webhooks-manifest.test.ts prove; with the monitoring values, manifests/monitoring/ too.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { CoreV1Api, loadAllYaml, type KubernetesObject, type V1Deployment } from "@kubernetes/client-node";
 import { ControlPlane, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT } from "./controlplane/controlplane.js";
 import { CHART_DIR, Helm, RELEASE } from "./support/helm.js";
 import { loadManifest, MANIFESTS_DIR, WORKLOAD_IDENTITY_OVERLAY } from "./support/manifests.js";
-import { GENERATED } from "../tools/manifests.js";
+import { GENERATED, MANIFESTS, OUTPUTS } from "../tools/manifests.js";
+import { installMonitoringCrds } from "./monitoring/crds.js";
+
+const MONITORING = OUTPUTS.find((output) => output.dir === "monitoring")!;
 
 const plain = (objects: unknown): KubernetesObject[] => JSON.parse(JSON.stringify(objects)) as KubernetesObject[];
 const key = (object: KubernetesObject) => `${object.kind}/${object.metadata?.namespace ?? ""}/${object.metadata?.name}`;
@@ -23,11 +27,18 @@ describe("the Helm chart on a real API server", () => {
   /** The objects as the API server has them; undefined when it has none of that name. */
   const installed = async (object: KubernetesObject) => {
     const scope = object.metadata?.namespace ? ["-n", object.metadata.namespace] : [];
-    const result = await plane.kubectl("admin", ["get", object.kind!.toLowerCase(), object.metadata!.name!, ...scope, "-o", "json", "--ignore-not-found"]);
+    // kind.group: with prometheus-operator's and AKS' CRDs, "podmonitor" alone names two resources.
+    const group = object.apiVersion?.includes("/") ? `.${object.apiVersion.split("/")[0]}` : "";
+    const resource = `${object.kind!.toLowerCase()}${group}`;
+    const result = await plane.kubectl("admin", ["get", resource, object.metadata!.name!, ...scope, "-o", "json", "--ignore-not-found"]);
     assert.equal(result.code, 0, result.stderr);
     return result.stdout.trim() ? (JSON.parse(result.stdout) as KubernetesObject) : undefined;
   };
   const baseObjects = async () => (await Promise.all(GENERATED.map((file) => loadManifest(file)))).flat();
+  const monitoringObjects = async () =>
+    (
+      await Promise.all(MONITORING.templates.map(async (file) => loadAllYaml(await readFile(`${MANIFESTS}monitoring/${file}`, "utf8")) as KubernetesObject[]))
+    ).flat();
 
   before(async () => {
     plane = await ControlPlane.start();
@@ -80,7 +91,8 @@ describe("the Helm chart on a real API server", () => {
     assert.match(control.stdout, /^\+\s+replicas: 5$/m);
   });
 
-  test("helm upgrade with changed values: the changes land, including the workload identity mode's objects", async () => {
+  test("helm upgrade with changed values: the changes land, including the workload identity mode's and the monitoring objects", async () => {
+    await installMonitoringCrds(plane);
     await helm.runOrThrow([
       "upgrade",
       RELEASE,
@@ -92,6 +104,8 @@ describe("the Helm chart on a real API server", () => {
       "sync.interval=30m",
       "--set",
       "workloadIdentity.enabled=true",
+      "--set",
+      MONITORING.set.join(","),
     ]);
     const deployment = (await installed({ kind: "Deployment", metadata: { name: RELEASE, namespace: OPERATOR_NAMESPACE } })) as V1Deployment;
     assert.equal(deployment.spec?.replicas, 3);
@@ -104,11 +118,20 @@ describe("the Helm chart on a real API server", () => {
     };
     assert.equal(validating.webhooks.at(-1)?.name, "serviceaccounts.azure-msi-operator.azure.workload.identity");
     assert.match(await helm.runOrThrow(["history", RELEASE, ...namespaced]), /^2\s.*deployed\s.*Upgrade complete/m);
+    // What `helm install` makes with the monitoring values is what `kubectl apply -k manifests/monitoring/` would.
+    for (const object of await monitoringObjects()) assert.ok(await installed(object), `${key(object)} installed`);
+    const diff = await plane.kubectl("admin", [
+      "diff",
+      "--server-side",
+      "--force-conflicts",
+      ...MONITORING.templates.flatMap((file) => ["-f", `${MANIFESTS}monitoring/${file}`]),
+    ]);
+    assert.equal(diff.code, 0, `kubectl diff -f manifests/monitoring/ against the release:\n${diff.stdout}${diff.stderr}`);
   });
 
   test("helm uninstall: every object of the release is gone", async () => {
     await helm.runOrThrow(["uninstall", RELEASE, ...namespaced, "--wait"]);
-    const objects = [...(await baseObjects()), { kind: "ClusterRole", metadata: { name: `${RELEASE}-workload-identity` } }];
+    const objects = [...(await baseObjects()), ...(await monitoringObjects()), { kind: "ClusterRole", metadata: { name: `${RELEASE}-workload-identity` } }];
     for (const object of objects) assert.equal(await installed(object), undefined, `${key(object)} deleted`);
     const releases = await helm.runOrThrow(["list", ...namespaced, "--all", "--short"]);
     assert.equal(releases.trim(), "", "no release left");

@@ -1,6 +1,7 @@
 // The Helm chart on its own (helm, no API server): it lints strictly, manifests/base/ is its default
-// render, its defaults are the operator's own except the choices it makes on purpose, every value of
-// a values file that sets everything lands where it should, and the schema refuses typos.
+// render and manifests/monitoring/ its monitoring render, its defaults are the operator's own except
+// the choices it makes on purpose, every value of a values file that sets everything lands where it
+// should, and the schema refuses typos.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -9,6 +10,7 @@ import {
   loadYaml,
   type KubernetesObject,
   type V1ClusterRole,
+  type V1ConfigMap,
   type V1Deployment,
   type V1MutatingWebhookConfiguration,
   type V1Role,
@@ -18,7 +20,7 @@ import {
 } from "@kubernetes/client-node";
 import { parseConfig, type Config } from "../src/config/config.js";
 import { FLAGS } from "../src/config/flags.js";
-import { BASE_DIR, GENERATED, GENERATOR, HEADER, renderManifests, splitBySource } from "../tools/manifests.js";
+import { GENERATOR, header, HEADER, MANIFESTS, OUTPUTS, renderManifests, splitBySource } from "../tools/manifests.js";
 import { CHART_DIR, Helm } from "./support/helm.js";
 import { podEnv } from "./support/manifests.js";
 
@@ -26,8 +28,10 @@ const helm = await Helm.create();
 after(() => helm.close());
 const EVERYTHING = `${CHART_DIR}ci/everything-values.yaml`;
 const everything = await readFile(EVERYTHING, "utf8");
+// The fixture enables the PodMonitor; its ServiceMonitor values are rendered with this instead (one of the two scrapes).
+const SERVICE_MONITOR_INSTEAD = "monitoring.podMonitor.enabled=false,monitoring.serviceMonitor.enabled=true";
 
-async function render(values?: string, options: { release?: string; namespace?: string } = {}): Promise<KubernetesObject[]> {
+async function render(values?: string, options: { release?: string; namespace?: string; extra?: readonly string[] } = {}): Promise<KubernetesObject[]> {
   const result = await helm.template({ ...options, ...(values !== undefined ? { values } : {}) });
   assert.equal(result.code, 0, result.stderr);
   // Plain data, as a values file and the API server see it (the client's classes compare unequal to literals).
@@ -38,6 +42,16 @@ const find = <T extends KubernetesObject>(objects: readonly KubernetesObject[], 
   const found = objects.filter((object) => object.kind === kind && (name === undefined || object.metadata?.name === name));
   assert.equal(found.length, 1, `one ${kind}${name ? ` ${name}` : ""} (found ${found.length})`);
   return found[0] as T;
+};
+
+type Monitor = KubernetesObject & {
+  spec: Record<string, unknown> & {
+    podMetricsEndpoints?: unknown[];
+    endpoints?: unknown[];
+    labelLimit?: number;
+    labelNameLengthLimit?: number;
+    labelValueLengthLimit?: number;
+  };
 };
 
 const configOf = (deployment: V1Deployment): Config => {
@@ -53,36 +67,54 @@ async function refused(values: string): Promise<string> {
   return result.stderr;
 }
 
-test("helm lint --strict passes with the defaults and with the values file that sets everything", async () => {
-  for (const extra of [[], ["--values", EVERYTHING]]) {
+test("helm lint --strict passes with the defaults and with the values file that sets everything (either scrape)", async () => {
+  for (const extra of [[], ["--values", EVERYTHING], ["--values", EVERYTHING, "--set", SERVICE_MONITOR_INSTEAD]]) {
     const result = await helm.run(["lint", "--strict", CHART_DIR, ...extra]);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.match(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
   }
 });
 
-test(`manifests/base/ is the chart rendered with its defaults (run \`${GENERATOR}\` when this fails)`, async () => {
+test(`manifests/base/ is the chart rendered with its defaults, manifests/monitoring/ with its monitoring values (run \`${GENERATOR}\` when this fails)`, async () => {
   const files = await renderManifests(helm);
-  assert.deepEqual([...files.keys()], [...GENERATED]);
-  for (const [name, content] of files) assert.equal(await readFile(`${BASE_DIR}${name}`, "utf8"), content, `manifests/base/${name}`);
+  assert.deepEqual(
+    [...files.keys()],
+    OUTPUTS.flatMap((output) => output.templates.map((name) => `${output.dir}/${name}`)),
+  );
+  assert.ok(files.has("monitoring/aks/podmonitor.yaml") && files.has("monitoring/dashboard.yaml"));
+  for (const [name, content] of files) assert.equal(await readFile(`${MANIFESTS}${name}`, "utf8"), content, `manifests/${name}`);
+  // Each kustomization lists exactly its generated files (and base/ its hand-written namespace.yaml).
+  for (const output of OUTPUTS) {
+    const kustomization = loadYaml<{ resources: string[] }>(await readFile(`${MANIFESTS}${output.dir}/kustomization.yaml`, "utf8"));
+    const files = kustomization.resources.filter((resource) => resource.endsWith(".yaml") && resource !== "namespace.yaml");
+    assert.deepEqual(files.sort(), [...output.templates].sort(), `manifests/${output.dir}/kustomization.yaml`);
+  }
 });
 
 test("splitBySource: one file per template with the header, documents in helm's order; a template without a file is an error", () => {
   const doc = (template: string, body: string) => `---\n# Source: azure-msi-operator/templates/${template}\n${body}\n`;
+  const base = { dir: "base", set: [], templates: ["service.yaml", "pdb.yaml"] };
   const files = splitBySource(
     doc("service.yaml", "kind: Service\nmetadata: {name: a}") +
       doc("pdb.yaml", "kind: PodDisruptionBudget") +
       doc("service.yaml", "kind: Service\nmetadata: {name: b}"),
+    base,
   );
   assert.deepEqual(Object.fromEntries(files), {
     "service.yaml": `${HEADER}kind: Service\nmetadata: {name: a}\n---\nkind: Service\nmetadata: {name: b}\n`,
     "pdb.yaml": `${HEADER}kind: PodDisruptionBudget\n`,
   });
   assert.throws(
-    () => splitBySource(doc("monitor.yaml", "kind: ServiceMonitor")),
-    /templates monitor\.yaml render with the defaults but have no file in manifests\/base\//,
+    () => splitBySource(doc("monitor.yaml", "kind: ServiceMonitor"), base),
+    /templates monitor\.yaml render but have no file in manifests\/base\/: add them to its output in tools\/manifests\.ts/,
   );
-  assert.throws(() => splitBySource("---\nkind: Service\n"), /without a "# Source:" line/);
+  assert.throws(() => splitBySource("---\nkind: Service\n", base), /without a "# Source:" line/);
+  // With values, the header names them, so the file can be rendered again by hand.
+  const set = ["monitoring.podMonitor.enabled=true"];
+  assert.deepEqual(Object.fromEntries(splitBySource(doc("pdb.yaml", "kind: PodDisruptionBudget"), { ...base, set })), {
+    "pdb.yaml": `${header(set)}kind: PodDisruptionBudget\n`,
+  });
+  assert.match(header(set), /^# {3}--set monitoring\.podMonitor\.enabled=true$/m);
 });
 
 // What the chart sets differently from the operator's own defaults, on purpose.
@@ -114,7 +146,10 @@ test("every setting the chart spells out defaults to the operator's own default,
 /** Leaves of a values document, by dotted path; lists and maps of free-form Kubernetes fields count as one value. */
 function leaves(value: unknown, path = ""): Map<string, unknown> {
   const out = new Map<string, unknown>();
-  const opaque = ["resources", "nodeSelector", "tolerations", "affinity", "topologySpreadConstraints", "podAnnotations", "podLabels", "extraEnv"];
+  const opaque = [
+    ...["resources", "nodeSelector", "tolerations", "affinity", "topologySpreadConstraints", "podAnnotations", "podLabels", "extraEnv"],
+    ...["podMonitor.labels", "serviceMonitor.labels", "prometheusRule.labels", "dashboard.labels", "dashboard.annotations"].map((map) => `monitoring.${map}`),
+  ];
   if (value !== null && typeof value === "object" && !Array.isArray(value) && !opaque.includes(path)) {
     for (const [key, child] of Object.entries(value)) for (const [p, v] of leaves(child, path ? `${path}.${key}` : key)) out.set(p, v);
   } else out.set(path, value);
@@ -125,7 +160,8 @@ test("the values file that sets everything sets every value in values.yaml to so
   const defaults = leaves(loadYaml(await readFile(`${CHART_DIR}values.yaml`, "utf8")));
   const given = leaves(loadYaml(everything));
   // existingSecret and caBundle are the other way to bring a certificate (one or the other): the next tests set them.
-  const alternatives = ["tls.existingSecret", "tls.caBundle", "tls.certManager.issuerRef.group"];
+  // The ServiceMonitor is the other way to scrape (the test after next enables it instead of the PodMonitor).
+  const alternatives = ["tls.existingSecret", "tls.caBundle", "tls.certManager.issuerRef.group", "monitoring.serviceMonitor.enabled"];
   const same = [...defaults].filter(([path, value]) => !alternatives.includes(path) && JSON.stringify(given.get(path)) === JSON.stringify(value));
   assert.deepEqual(
     same.map(([path]) => path),
@@ -253,6 +289,31 @@ test("helm template with the values file that sets everything: each value lands 
     "has(object.metadata.labels) && 'identity.example.com/name' in object.metadata.labels",
     "the mutating ServiceAccount webhook follows the label format",
   );
+
+  // Monitoring: the PodMonitor in the AKS group, the alerts and the dashboard where Grafana's sidecar looks.
+  const podMonitor = find<Monitor>(objects, "PodMonitor", "msi");
+  assert.deepEqual([podMonitor.apiVersion, podMonitor.metadata?.namespace], ["azmonitoring.coreos.com/v1", "platform"]);
+  assert.deepEqual(podMonitor.metadata?.labels, { release: "kube-prometheus-stack", "app.kubernetes.io/name": "azure-msi-operator" });
+  assert.deepEqual(podMonitor.spec.podMetricsEndpoints, [{ port: "metrics", path: "/metrics", interval: "1m" }]);
+  assert.deepEqual([podMonitor.spec.labelLimit, podMonitor.spec.labelNameLengthLimit, podMonitor.spec.labelValueLengthLimit], [63, 511, 1023]);
+  assert.equal(objects.filter((object) => object.kind === "ServiceMonitor").length, 0, "one of the two scrapes");
+  const rule = find<KubernetesObject & { spec: unknown }>(objects, "PrometheusRule", "msi");
+  assert.deepEqual(rule.metadata?.labels, { release: "kube-prometheus-stack", role: "alert-rules", "app.kubernetes.io/name": "azure-msi-operator" });
+  assert.deepEqual(rule.spec, loadYaml(await readFile(`${CHART_DIR}files/prometheus-rules.yaml`, "utf8")), "the rules file as it is");
+  const dashboard = find<V1ConfigMap>(objects, "ConfigMap", "msi-dashboard");
+  assert.equal(dashboard.metadata?.namespace, "grafana");
+  assert.deepEqual(dashboard.metadata?.labels, { grafana_dashboard: "true", "app.kubernetes.io/name": "azure-msi-operator" });
+  assert.deepEqual(dashboard.metadata?.annotations, { grafana_folder: "Platform" });
+  assert.equal(dashboard.data?.["grafana-dashboard.json"], await readFile(`${CHART_DIR}files/grafana-dashboard.json`, "utf8"));
+
+  // The fixture's ServiceMonitor values, with it instead of the PodMonitor.
+  const instead = await render(everything, { release: "x", namespace: "platform", extra: ["--set", SERVICE_MONITOR_INSTEAD] });
+  const serviceMonitor = find<Monitor>(instead, "ServiceMonitor", "msi");
+  assert.deepEqual([serviceMonitor.apiVersion, serviceMonitor.metadata?.namespace], ["azmonitoring.coreos.com/v1", "platform"]);
+  assert.equal(serviceMonitor.metadata?.labels?.release, "prometheus-platform");
+  assert.deepEqual(serviceMonitor.spec.endpoints, [{ port: "metrics", path: "/metrics", interval: "15s" }]);
+  assert.equal(serviceMonitor.spec.labelLimit, 63);
+  assert.equal(instead.filter((object) => object.kind === "PodMonitor").length, 0);
 });
 
 test("another release name and namespace: every name the operator is told is the name of the object the chart made", async () => {
@@ -294,13 +355,17 @@ test("an existing certificate Secret: mounted and served, its CA on every webhoo
   assert.equal(objects.filter((object) => object.kind === "Certificate").length, 0);
 });
 
-test("a brought certificate without its CA, both ways at once, or cert-manager without an issuer: refused with what to set", async () => {
+test("a brought certificate without its CA, both ways at once, cert-manager without an issuer, or both scrapes at once: refused with what to set", async () => {
   assert.match(await refused("tls:\n  existingSecret: my-webhook-tls\n"), /tls\.existingSecret needs tls\.caBundle/);
   assert.match(
     await refused("tls:\n  existingSecret: my-webhook-tls\n  caBundle: Zm9v\n  certManager:\n    enabled: true\n    issuerRef: { name: ca }\n"),
     /tls\.existingSecret and tls\.certManager\.enabled: choose one/,
   );
   assert.match(await refused("tls:\n  certManager:\n    enabled: true\n"), /tls\.certManager\.issuerRef\.name is required/);
+  assert.match(
+    await refused("monitoring:\n  podMonitor: { enabled: true }\n  serviceMonitor: { enabled: true }\n"),
+    /monitoring\.podMonitor\.enabled and monitoring\.serviceMonitor\.enabled: choose one/,
+  );
 });
 
 test("values.schema.json refuses a wrong type and an unknown key, naming where", async () => {
@@ -310,6 +375,27 @@ test("values.schema.json refuses a wrong type and an unknown key, naming where",
   assert.match(await refused("sync:\n  intervall: 30m\n"), /at '\/sync': additional properties 'intervall' not allowed/);
   assert.match(await refused("sync:\n  interval: 1 hour\n"), /at '\/sync\/interval': '1 hour' does not match pattern/);
   assert.match(await refused("image:\n  pullPolicy: Sometimes\n"), /at '\/image\/pullPolicy': value must be one of/);
+  // A PodMonitor in a group no Prometheus reads would scrape nothing, silently.
+  assert.match(
+    await refused("monitoring:\n  podMonitor:\n    apiGroup: monitoring.coreos.com/v1\n"),
+    /at '\/monitoring\/podMonitor\/apiGroup': value must be one of 'monitoring\.coreos\.com', 'azmonitoring\.coreos\.com'/,
+  );
+  assert.match(
+    await refused("monitoring:\n  serviceMonitor:\n    apiGroup: azmonitoring\n"),
+    /at '\/monitoring\/serviceMonitor\/apiGroup': value must be one of/,
+  );
+  assert.match(
+    await refused("monitoring:\n  podMonitor:\n    interval: 30 seconds\n"),
+    /at '\/monitoring\/podMonitor\/interval': '30 seconds' does not match pattern/,
+  );
+  assert.match(
+    await refused("monitoring:\n  dashboard:\n    labels: { grafana_dashboard: 1 }\n"),
+    /at '\/monitoring\/dashboard\/labels\/grafana_dashboard': got number, want string/,
+  );
+  assert.match(
+    await refused("monitoring:\n  prometheusRule:\n    enable: true\n"),
+    /at '\/monitoring\/prometheusRule': additional properties 'enable' not allowed/,
+  );
 });
 
 test("the operator's own workload identity: the client ID on the ServiceAccount and the pod label; none by default", async () => {

@@ -13,6 +13,7 @@ import { createTeamNamespace } from "../support/developers.js";
 import { MANIFESTS_ROOT } from "../support/manifests.js";
 import { applyOperatorRbac, eventually, startOperator, type RunningOperator } from "../support/operator.js";
 import { installWebhooks, kustomize, waitForCaBundles } from "../support/webhooks.js";
+import { installMonitoringCrds } from "./crds.js";
 import { exportedSeriesNames, metricNames, variableMetricNames } from "./promql-names.js";
 import { alertRules, DASHBOARD_FILE, loadPrometheusRule } from "./rules.js";
 
@@ -40,19 +41,6 @@ function dashboardQueries(dashboard: Dashboard): { where: string; names: string[
     }));
   return [...panels, ...variables];
 }
-
-/** Minimal CRDs for the kinds manifests/monitoring/ ships: the real ones come with prometheus-operator and AKS. */
-const crd = (group: string, kind: string, plural: string) => ({
-  apiVersion: "apiextensions.k8s.io/v1",
-  kind: "CustomResourceDefinition",
-  metadata: { name: `${plural}.${group}` },
-  spec: {
-    group,
-    scope: "Namespaced",
-    names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
-    versions: [{ name: "v1", served: true, storage: true, schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } } }],
-  },
-});
 
 describe("monitoring manifests against a live operator", () => {
   let plane: ControlPlane;
@@ -221,14 +209,7 @@ describe("monitoring manifests against a live operator", () => {
   });
 
   test("kubectl apply -k creates them (with stand-in CRDs for prometheus-operator's and AKS' kinds)", async () => {
-    const crds = [
-      crd("monitoring.coreos.com", "PodMonitor", "podmonitors"),
-      crd("monitoring.coreos.com", "PrometheusRule", "prometheusrules"),
-      crd("azmonitoring.coreos.com", "PodMonitor", "podmonitors"),
-    ];
-    const stdin = crds.map((object) => JSON.stringify(object)).join("\n");
-    await plane.kubectlOrThrow("admin", ["apply", "-f", "-"], { stdin });
-    await plane.kubectlOrThrow("admin", ["wait", "--for=condition=Established", "--timeout=60s", "-f", "-"], { stdin });
+    await installMonitoringCrds(plane);
     await plane.kubectlOrThrow("admin", ["apply", "-k", MONITORING]);
     await plane.kubectlOrThrow("admin", ["apply", "-k", AKS]);
     const custom = plane.api("admin", CustomObjectsApi);

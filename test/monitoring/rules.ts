@@ -1,10 +1,13 @@
-// The shipped PrometheusRule, read the way kubectl would apply it, for the tests that check it.
+// The shipped PrometheusRule, read the way kubectl would apply it (manifests/monitoring/, rendered
+// from the chart and held to it by test/chart.test.ts), for the tests that check it.
 import { readFile } from "node:fs/promises";
 import { loadYaml } from "@kubernetes/client-node";
+import { CHART_DIR } from "../support/helm.js";
 import { MANIFESTS_ROOT } from "../support/manifests.js";
 
 export const PROMETHEUS_RULE_FILE = `${MANIFESTS_ROOT}monitoring/prometheusrule.yaml`;
-export const DASHBOARD_FILE = `${MANIFESTS_ROOT}monitoring/grafana-dashboard.json`;
+/** The dashboard's one copy: the chart's ConfigMap (and so manifests/monitoring/dashboard.yaml) carries it. */
+export const DASHBOARD_FILE = `${CHART_DIR}files/grafana-dashboard.json`;
 
 export interface Rule {
   alert?: string;

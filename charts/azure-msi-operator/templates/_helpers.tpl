@@ -73,3 +73,21 @@ clientConfig:
     cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/{{ include "amo.fullname" . }}-webhook
 {{- end }}
 {{- end -}}
+
+{{/* The metrics Service's labels, which the ServiceMonitor selects (the webhook Service has only the name label). */}}
+{{- define "amo.metricsServiceLabels" -}}
+{{ include "amo.selectorLabels" . }}
+app.kubernetes.io/component: metrics
+{{- end -}}
+
+{{/*
+A PodMonitor's or ServiceMonitor's spec fields for AKS with Azure Managed Prometheus (the argument is
+the apiGroup): its add-on drops targets whose labels exceed these; the values Azure's template uses.
+*/}}
+{{- define "amo.azmonitoringLimits" -}}
+{{- if eq . "azmonitoring.coreos.com" }}
+  labelLimit: 63
+  labelNameLengthLimit: 511
+  labelValueLengthLimit: 1023
+{{- end }}
+{{- end -}}
