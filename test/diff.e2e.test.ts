@@ -10,10 +10,9 @@ import { ControlPlane, OPERATOR_NAMESPACE, OPERATOR_USER } from "./controlplane/
 import { applyOperatorRbac, operatorWrites, startOperator, type RunningOperator } from "./support/operator.js";
 import { runCommand } from "./support/process.js";
 import type { Preview } from "../src/syncer/preview.js";
+import { createAzureIdentity, createAzureIdentityBinding, lookupLabels } from "./support/aad-objects.js";
 
-const GROUP = "aadpodidentity.k8s.io";
 const SUB = "00000000-0000-0000-0000-0000000000d1";
-const LOOKUP = "msi.azure.k8s.io";
 const FLAGS = ["--azureidentity.namespaced", "--azureidentity.prune", "--azureidentity.binding.sync"];
 const WRITES = new Set(["create", "update", "patch", "delete", "deletecollection"]);
 const resourceId = (name: string) => `/subscriptions/${SUB}/resourcegroups/rg/providers/microsoft.managedidentity/userassignedidentities/${name}`;
@@ -69,30 +68,13 @@ describe("diff end to end", () => {
       await plane.kubectlOrThrow("admin", ["patch", "azureidentity", cartName, "-n", "team-a", "--type=merge", "-p", '{"spec":{"clientID":"stale"}}']);
       const legacy = fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg", name: "legacy", tags: { k8snamespace: "team-b" } });
       const legacyName = `legacy-${legacy.clientId}`;
-      await custom.createNamespacedCustomObject({
-        group: GROUP,
-        version: "v1",
-        namespace: "team-b",
-        plural: "azureidentities",
-        body: {
-          apiVersion: `${GROUP}/v1`,
-          kind: "AzureIdentity",
-          metadata: { name: legacyName, labels: { [`${LOOKUP}/name`]: "legacy", [`${LOOKUP}/resourcegroup`]: "rg", [`${LOOKUP}/subscription`]: SUB } },
-          spec: { type: 0, resourceID: resourceId("legacy"), clientID: legacy.clientId },
-        },
-      });
-      await custom.createNamespacedCustomObject({
-        group: GROUP,
-        version: "v1",
-        namespace: "team-a",
-        plural: "azureidentitybindings",
-        body: {
-          apiVersion: `${GROUP}/v1`,
-          kind: "AzureIdentityBinding",
-          metadata: { name: "shop", labels: { [`${LOOKUP}/name`]: "shop", [`${LOOKUP}/resourcegroup`]: "rg", [`${LOOKUP}/subscription`]: SUB } },
-          spec: { azureIdentity: "", selector: "shop" },
-        },
-      });
+      await createAzureIdentity(
+        custom,
+        "team-b",
+        { name: legacyName, labels: lookupLabels("legacy", "rg", SUB) },
+        { type: 0, resourceID: resourceId("legacy"), clientID: legacy.clientId },
+      );
+      await createAzureIdentityBinding(custom, "team-a", { name: "shop", labels: lookupLabels("shop", "rg", SUB) }, { azureIdentity: "", selector: "shop" });
       fake.model.removeIdentity(gone);
       const fresh = fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg", name: "fresh", tags: { k8snamespace: "team-a" } });
       fake.clearRequests();

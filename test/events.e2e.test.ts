@@ -12,10 +12,10 @@ import { freePort } from "./controlplane/processes.js";
 import { createTeamNamespace } from "./support/developers.js";
 import { applyOperatorRbac, eventually, startOperator, type RunningOperator } from "./support/operator.js";
 import { installWebhooks } from "./support/webhooks.js";
+import { createAzureIdentityBinding, lookupLabels } from "./support/aad-objects.js";
 
 const GROUP = "aadpodidentity.k8s.io";
 const SUB = "00000000-0000-0000-0000-0000000000e5";
-const LOOKUP = "msi.azure.k8s.io";
 const POD = "azure-msi-operator-5f7c9-x2x4q";
 const SHOP = { name: "shop", clientId: "77777777-0000-0000-0000-000000000001" };
 const LATER = { name: "later", clientId: "77777777-0000-0000-0000-000000000002" };
@@ -134,23 +134,13 @@ describe("Events: what a developer and an admin read in kubectl describe", () =>
 
   test("a binding: its lookup labels match no identity (Warning), then the syncer fills it (Normal)", { timeout: 180_000 }, async () => {
     const custom = plane.api("admin", CustomObjectsApi);
-    const binding = (await custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: "v1",
-      namespace: "team-a",
-      plural: "azureidentitybindings",
-      body: {
-        apiVersion: `${GROUP}/v1`,
-        kind: "AzureIdentityBinding",
-        metadata: { name: "app", labels: { [`${LOOKUP}/name`]: LATER.name, [`${LOOKUP}/resourcegroup`]: "rg", [`${LOOKUP}/subscription`]: SUB } },
-        spec: { selector: "app" },
-      },
-    })) as { metadata: { uid: string } };
+    const binding = await createAzureIdentityBinding(custom, "team-a", { name: "app", labels: lookupLabels(LATER.name, "rg", SUB) }, { selector: "app" });
+    assert.ok(binding.metadata?.uid, "the API server gave the binding a uid");
     const onBinding = (reason: string) => (event: EventsV1Event) => event.regarding?.name === "app" && event.reason === reason;
     const unmatched = await waitForEvent("team-a", "NoMatchingIdentity", onBinding("NoMatchingIdentity"));
     assert.deepEqual(
       { apiVersion: unmatched.regarding?.apiVersion, kind: unmatched.regarding?.kind, uid: unmatched.regarding?.uid, type: unmatched.type },
-      { apiVersion: `${GROUP}/v1`, kind: "AzureIdentityBinding", uid: binding.metadata.uid, type: "Warning" },
+      { apiVersion: `${GROUP}/v1`, kind: "AzureIdentityBinding", uid: binding.metadata?.uid, type: "Warning" },
     );
     assert.match(
       unmatched.note ?? "",

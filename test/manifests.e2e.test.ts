@@ -45,12 +45,12 @@ import {
   type ResourceRequest,
 } from "./support/rbac.js";
 import { installWebhooks, waitForCaBundles } from "./support/webhooks.js";
+import { createAzureIdentity, createAzureIdentityBinding, lookupLabels } from "./support/aad-objects.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OVERLAY = `${MANIFESTS_ROOT}overlays/with-crds`;
 const GROUP = "aadpodidentity.k8s.io";
 const SUB = "00000000-0000-0000-0000-0000000000f6";
-const LOOKUP = "msi.azure.k8s.io";
 const SHOP = { name: "shop", clientId: "66666666-0000-0000-0000-000000000006" };
 const GONE = { name: "gone", clientId: "66666666-0000-0000-0000-000000000007" };
 const identityName = (msi: { name: string; clientId: string }) => `${msi.name}-${msi.clientId}`;
@@ -368,30 +368,13 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     });
     // Before the webhooks exist: an identity made by hand (adopted: create 409, get, patch) and a
     // binding with the lookup labels pointing nowhere (binding sync patches it).
-    await custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: "v1",
-      namespace: "team-b",
-      plural: "azureidentities",
-      body: {
-        apiVersion: `${GROUP}/v1`,
-        kind: "AzureIdentity",
-        metadata: { name: identityName(SHOP) },
-        spec: { type: 0, resourceID: "/old", clientID: "old" },
-      },
-    });
-    await custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: "v1",
-      namespace: "team-a",
-      plural: "azureidentitybindings",
-      body: {
-        apiVersion: `${GROUP}/v1`,
-        kind: "AzureIdentityBinding",
-        metadata: { name: "app", labels: { [`${LOOKUP}/name`]: SHOP.name, [`${LOOKUP}/resourcegroup`]: "rg", [`${LOOKUP}/subscription`]: SUB } },
-        spec: { azureIdentity: "nowhere", selector: "app" },
-      },
-    });
+    await createAzureIdentity(custom, "team-b", { name: identityName(SHOP) }, { type: 0, resourceID: "/old", clientID: "old" });
+    await createAzureIdentityBinding(
+      custom,
+      "team-a",
+      { name: "app", labels: lookupLabels(SHOP.name, "rg", SUB) },
+      { azureIdentity: "nowhere", selector: "app" },
+    );
     await applyOperatorRbac(plane);
     await installWebhooks(plane, webhookPort);
     const identity = (namespace: string, name: string) =>

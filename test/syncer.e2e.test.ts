@@ -10,6 +10,7 @@ import { applyOperatorRbac, eventually, operatorWrites, startOperator, type Runn
 import type { AzureIdentity, AzureIdentityBinding } from "../src/kube/resources.js";
 import { OperatorProcess } from "./support/process.js";
 import { OPERATOR_NAMESPACE } from "./controlplane/controlplane.js";
+import { createAzureIdentityBinding, lookupLabels } from "./support/aad-objects.js";
 
 const GROUP = "aadpodidentity.k8s.io";
 const SUB = "00000000-0000-0000-0000-0000000000a1";
@@ -136,18 +137,12 @@ describe("syncer end to end", () => {
   });
 
   test("binding sync points labelled bindings at the current identity after the MSI is recreated", async () => {
-    await custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: "v1",
-      namespace: "team-a",
-      plural: "azureidentitybindings",
-      body: {
-        apiVersion: `${GROUP}/v1`,
-        kind: "AzureIdentityBinding",
-        metadata: { name: "shop", labels: { [`${LOOKUP}/name`]: "shop", [`${LOOKUP}/resourcegroup`]: "rg-apps", [`${LOOKUP}/subscription`]: SUB } },
-        spec: { selector: "shop", azureIdentity: "shop-11111111-0000-0000-0000-000000000001" },
-      },
-    });
+    await createAzureIdentityBinding(
+      custom,
+      "team-a",
+      { name: "shop", labels: lookupLabels("shop", "rg-apps", SUB) },
+      { selector: "shop", azureIdentity: "shop-11111111-0000-0000-0000-000000000001" },
+    );
     fake.model.updateIdentity({ subscriptionId: SUB, resourceGroup: "RG-Apps", name: "shop" }, { clientId: "22222222-0000-0000-0000-000000000002" });
     const { summary } = await syncOnce(["--azureidentity.binding.sync"]);
     assert.equal(summary.bindingsUpdated, 1, JSON.stringify(summary));
@@ -234,18 +229,7 @@ describe("syncer end to end", () => {
     await plane.kubectlOrThrow("admin", ["patch", "azureidentity", shopName, "-n", "team-c", "--type=merge", "-p", '{"spec":{"resourceID":"/elsewhere"}}']);
     await eventually(async () => ((await identity("team-c", shopName))?.spec?.resourceID?.includes("/shop") ? true : undefined), 5_000, "repaired");
     // A labelled binding created later is filled by the syncer.
-    await custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: "v1",
-      namespace: "team-c",
-      plural: "azureidentitybindings",
-      body: {
-        apiVersion: `${GROUP}/v1`,
-        kind: "AzureIdentityBinding",
-        metadata: { name: "shop", labels: { [`${LOOKUP}/name`]: "shop", [`${LOOKUP}/resourcegroup`]: "rg-apps", [`${LOOKUP}/subscription`]: SUB } },
-        spec: { selector: "shop" },
-      },
-    });
+    await createAzureIdentityBinding(custom, "team-c", { name: "shop", labels: lookupLabels("shop", "rg-apps", SUB) }, { selector: "shop" });
     await eventually(
       async () =>
         (

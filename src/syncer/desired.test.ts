@@ -2,13 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Msi } from "../azure/types.js";
 import { desiredState, namespacesFromTag, toAzureIdentity, type DesiredStateOptions } from "./desired.js";
-import { compileTemplate, type CompiledTemplate } from "../template/template.js";
-
-function template(source: string): CompiledTemplate {
-  const compiled = compileTemplate(source, "--test");
-  if (!compiled.ok) throw new Error(compiled.error);
-  return compiled.template;
-}
+import { template } from "../../test/support/templates.js";
 
 const options: DesiredStateOptions = {
   namespaceTemplate: template('{{index .Tags "k8snamespace"}}'),

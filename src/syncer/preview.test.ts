@@ -4,15 +4,9 @@ import type { V1Namespace } from "@kubernetes/client-node";
 import type { Msi, SubscriptionListing } from "../azure/types.js";
 import { lookupLabelKeys } from "../kube/lookup.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
-import { compileTemplate, type CompiledTemplate } from "../template/template.js";
+import { template } from "../../test/support/templates.js";
 import { desiredState, toAzureIdentity, type DesiredStateOptions } from "./desired.js";
 import { formatPreview, previewExitCode, previewSync, type PreviewInput } from "./preview.js";
-
-function template(source: string): CompiledTemplate {
-  const compiled = compileTemplate(source, "--test");
-  if (!compiled.ok) throw new Error(compiled.error);
-  return compiled.template;
-}
 
 const options: DesiredStateOptions = {
   namespaceTemplate: template('{{index .Tags "k8snamespace"}}'),

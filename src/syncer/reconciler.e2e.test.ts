@@ -24,7 +24,7 @@ import {
   type AzureIdentityBinding,
 } from "../kube/resources.js";
 import { Metrics } from "../metrics/metrics.js";
-import { compileTemplate, type CompiledTemplate } from "../template/template.js";
+import { template } from "../../test/support/templates.js";
 import { desiredState, toAzureIdentity, type DesiredIdentity, type DesiredStateOptions } from "./desired.js";
 import { reconcileNamespace, type ListingState, type NamespaceOutcome, type ReconcilerDeps } from "./reconciler.js";
 import { IdentityWriter, NotLeaderError } from "./writer.js";
@@ -33,12 +33,6 @@ const SUB = "00000000-0000-0000-0000-0000000000a1";
 const SUB_2 = "00000000-0000-0000-0000-0000000000b2";
 const LABEL_FORMAT = "msi.azure.k8s.io/%s";
 const KEYS = lookupLabelKeys(LABEL_FORMAT)!;
-
-function template(source: string): CompiledTemplate {
-  const compiled = compileTemplate(source, "--test");
-  if (!compiled.ok) throw new Error(compiled.error);
-  return compiled.template;
-}
 
 const OPTIONS: DesiredStateOptions = {
   namespaceTemplate: template('{{index .Tags "k8snamespace"}}'),
