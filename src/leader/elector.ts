@@ -90,14 +90,14 @@ export class LeaderElector {
   }
 
   private async tick(): Promise<void> {
-    const acquired = await this.tryAcquireOrRenew().catch((error: unknown) => {
+    const renewedAt = await this.tryAcquireOrRenew().catch((error: unknown) => {
       // A leader failing to renew is worth a warning; a follower failing to acquire is routine.
       this.log[this.leading ? "warn" : "debug"]({ err: kubeErrorMessage(error) }, this.leading ? "lease renewal failed" : "lease acquire failed");
-      return false;
+      return undefined;
     });
     if (!this.running) return;
-    if (acquired) {
-      this.lastRenewAt = this.now();
+    if (renewedAt !== undefined) {
+      this.lastRenewAt = renewedAt;
       this.setLeading(true, "acquired");
     } else if (this.leading && !this.isLeader()) {
       this.setLeading(false, "renew deadline passed");
@@ -117,15 +117,17 @@ export class LeaderElector {
     else this.callbacks.onStoppedLeading();
   }
 
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  /** The instant written as renewTime when the Lease is ours, else undefined. */
+  private async tryAcquireOrRenew(): Promise<number | undefined> {
     const { namespace, name, identity } = this.options;
-    const now = new V1MicroTime(this.now());
     const durationSeconds = Math.max(1, Math.ceil(this.options.durationMs / 1000));
     let current: V1Lease;
     try {
       current = await this.api.readNamespacedLease({ name, namespace });
     } catch (error) {
       if (statusCode(error) !== 404) throw error;
+      const at = this.now();
+      const now = new V1MicroTime(at);
       await this.api.createNamespacedLease({
         namespace,
         body: {
@@ -133,19 +135,23 @@ export class LeaderElector {
           spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
         },
       });
-      return true;
+      return at;
     }
+    // One instant, taken once the read is back, for judging expiry and for what we write: a clock
+    // read before the round trip would stamp a takeover with a time earlier than the one it was judged at.
+    const at = this.now();
+    const now = new V1MicroTime(at);
     const spec = current.spec ?? {};
     // client-node hands MicroTime fields back as strings, whatever its types say.
     const record = `${spec.holderIdentity ?? ""}|${String(spec.renewTime ?? "")}|${spec.leaseDurationSeconds ?? ""}`;
     if (record !== this.observedRecord) {
       this.observedRecord = record;
-      this.observedAt = this.now();
+      this.observedAt = at;
     }
     const holder = spec.holderIdentity ?? "";
     const heldByOther = holder !== "" && holder !== identity;
     const expiresAt = this.observedAt + (spec.leaseDurationSeconds ?? 0) * 1000;
-    if (heldByOther && expiresAt > this.now()) return false;
+    if (heldByOther && expiresAt > at) return undefined;
     const takingOver = holder !== identity;
     await this.api.replaceNamespacedLease({
       name,
@@ -162,7 +168,7 @@ export class LeaderElector {
         },
       },
     });
-    return true;
+    return at;
   }
 
   /** Empties the holder and shortens the Lease, so the next candidate acquires it on its next try. */
