@@ -5,7 +5,6 @@
 // the tests' operator processes run.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { cp, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,6 +15,7 @@ import { BUNDLE_DIR, BUNDLE_MAIN, BUNDLE_TARGET } from "../tools/bundle.js";
 import { copyOf, execForm, parseDockerfile, pinnedNodeVersion, type Stage } from "./support/dockerfile.js";
 import { loadManifest } from "./support/manifests.js";
 import { operatorBundle } from "./support/operator-bundle.js";
+import { runProcess } from "./support/process.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** Where the image's entry point is, relative to WORKDIR: the path tools/bundle.ts writes by default. */
@@ -26,18 +26,6 @@ interface PackageJson {
   scripts: Record<string, string>;
   devDependencies: Record<string, string>;
   optionalDependencies: Record<string, string>;
-}
-
-function run(command: string, args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 async function filesUnder(dir: string): Promise<Map<string, Buffer>> {
@@ -157,7 +145,7 @@ describe("Dockerfile", () => {
         const script = pkg.scripts.bundle?.split(" ") ?? [];
         assert.equal(script[0], "node", `npm run bundle runs a node script: ${pkg.scripts.bundle}`);
         const out = join(scratch, "build");
-        const bundled = await run(process.execPath, [...script.slice(1), `--outdir=${out}`], ROOT);
+        const bundled = await runProcess(process.execPath, [...script.slice(1), `--outdir=${out}`], { cwd: ROOT });
         assert.equal(bundled.code, 0, `npm run bundle fails, so would the image build:\n${bundled.stderr.slice(-3000)}`);
         // The runtime stage's COPY lines, replayed into an /app of our own.
         const app = join(scratch, "app");
@@ -176,7 +164,7 @@ describe("Dockerfile", () => {
         const smoke = runs(runtime)
           .find((args) => args.startsWith("node "))!
           .split(" ");
-        const result = await run(process.execPath, smoke.slice(1), app);
+        const result = await runProcess(process.execPath, smoke.slice(1), { cwd: app });
         assert.equal(result.code, 0, result.stderr);
         for (const flag of ["--webhook.bind", "--lease.enable", "--sync.watch"]) assert.ok(result.stdout.includes(flag), `--help lists ${flag}`);
         assert.equal(result.stderr, "", "no warnings (e.g. about a module type Node had to guess)");

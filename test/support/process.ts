@@ -114,15 +114,22 @@ export class OperatorProcess {
   }
 }
 
+export interface ProcessResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
 /** `azure-msi-operator <args>` as a one-shot child process (e.g. `diff`, `sync --once`) of the shipped bundle: exit code and both streams. */
-export async function runCommand(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runCommand(args: string[], env: Record<string, string>): Promise<ProcessResult> {
   const main = await operatorBundle();
+  return runProcess(process.execPath, ["--unhandled-rejections=strict", main, ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+}
+
+/** A child process run to its end: exit code and both streams, whatever the code. */
+export function runProcess(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<ProcessResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--unhandled-rejections=strict", main, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(command, args, { ...options, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
