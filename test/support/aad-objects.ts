@@ -1,5 +1,6 @@
 // Creating aad-pod-identity objects as a test's user would, through the real API server.
 import type { CustomObjectsApi, V1ObjectMeta } from "@kubernetes/client-node";
+import { lookupLabelKeys } from "../../src/kube/lookup.js";
 import {
   AAD_API_VERSION,
   AAD_GROUP,
@@ -12,9 +13,11 @@ import {
   type AzureIdentitySpec,
 } from "../../src/kube/resources.js";
 
-/** The binding lookup labels in the default format (msi.azure.k8s.io/%s) for one managed identity. */
+const DEFAULT_KEYS = lookupLabelKeys("msi.azure.k8s.io/%s")!;
+
+/** The binding lookup labels in the default --kubernetes.label.format for one managed identity. */
 export function lookupLabels(name: string, resourceGroup: string, subscription: string): Record<string, string> {
-  return { "msi.azure.k8s.io/name": name, "msi.azure.k8s.io/resourcegroup": resourceGroup, "msi.azure.k8s.io/subscription": subscription };
+  return { [DEFAULT_KEYS.name]: name, [DEFAULT_KEYS.resourcegroup]: resourceGroup, [DEFAULT_KEYS.subscription]: subscription };
 }
 
 export async function createAzureIdentity(api: CustomObjectsApi, namespace: string, metadata: V1ObjectMeta, spec: AzureIdentitySpec): Promise<AzureIdentity> {
