@@ -49,6 +49,8 @@ export interface RecordedRequest {
   clientId?: string;
   scope?: string;
   clientAuth?: "secret" | "assertion";
+  /** ARM requests: the application whose bearer token authorised it (the `caller` of Azure's activity log). */
+  caller?: string;
 }
 
 const KIND_PATTERNS: readonly [RequestKind, RegExp][] = [
@@ -301,6 +303,10 @@ export class FakeAzure {
     if (fault?.type === "delay") {
       await this.sleep(fault.ms);
       if (res.destroyed || req.socket.destroyed) return;
+    }
+    if (kind === "arm") {
+      const check = this.entra.check(typeof req.headers.authorization === "string" ? req.headers.authorization : undefined);
+      if (check.ok) record.caller = check.app.clientId;
     }
     const answer = fault && fault.type !== "delay" ? this.faultAnswer(fault, request) : await this.normalAnswer(request, form, body);
     this.send(res, record, answer);

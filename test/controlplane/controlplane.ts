@@ -45,6 +45,8 @@ export interface AuditEvent {
   requestReceivedTimestamp: string;
   stageTimestamp: string;
   stage: string;
+  /** Only for Leases (audited at Request level, so who held the Lease when is on record). */
+  requestObject?: { spec?: { holderIdentity?: string } };
 }
 
 const READY_TIMEOUT_MS = 90_000;
@@ -56,6 +58,8 @@ omitStages: ["RequestReceived"]
 rules:
   - level: None
     verbs: ["get", "list", "watch"]
+  - level: Request
+    resources: [{ group: "coordination.k8s.io", resources: ["leases"] }]
   - level: Metadata
 `;
 
