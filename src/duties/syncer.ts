@@ -14,7 +14,7 @@ import type { KubeClients } from "../kube/clients.js";
 import type { Informer } from "../kube/informer.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
 import type { V1ServiceAccount } from "@kubernetes/client-node";
-import type { Duty } from "../lifecycle/duty.js";
+import type { Duty, Term } from "../lifecycle/duty.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { DesiredStateOptions } from "../syncer/desired.js";
 import { Syncer, type SyncSummary, type WorkloadSync } from "../syncer/syncer.js";
@@ -28,7 +28,6 @@ export interface SyncerDutyDeps {
   listAzure: (signal: AbortSignal) => Promise<SubscriptionListing[]>;
   /** Federated identity credentials in Azure (workload identity mode). */
   ficApi: FicApi | undefined;
-  canWrite: () => boolean;
   metrics: Metrics;
   log: Logger;
   cacheOptions: CacheOptions;
@@ -60,7 +59,8 @@ export function desiredOptionsFrom(config: Config): (now: Date) => DesiredStateO
 
 /**
  * One term of the leader's sync: the namespace and binding caches it alone needs, and the Syncer
- * reading them. Built anew on every gain of the Lease; stop() leaves nothing behind.
+ * reading them. Built anew on every gain of the Lease; every write asks the term, the term's end
+ * halts the Syncer, and stop() resolves once nothing of it is in flight.
  */
 export class SyncerDuty implements Duty {
   readonly name = "syncer";
@@ -72,6 +72,7 @@ export class SyncerDuty implements Duty {
   /** `loop` false: built for `sync --once`, the caller runs the one full sync. */
   constructor(
     private readonly deps: SyncerDutyDeps,
+    private readonly term: Term,
     private readonly loop = true,
   ) {}
 
@@ -92,6 +93,8 @@ export class SyncerDuty implements Duty {
     this.namespaces = namespaces(clients, log, metrics, cacheOptions);
     this.bindings = config.azureIdentity.bindingSync ? lookupBindings(clients, config.kubernetes.labelFormat, log, metrics, cacheOptions) : undefined;
     const workload = await this.workload();
+    // Issuer discovery takes a request: the term may have ended meanwhile.
+    signal.throwIfAborted();
     this.namespaces.start();
     this.bindings?.start();
     this.serviceAccounts?.start();
@@ -112,10 +115,11 @@ export class SyncerDuty implements Duty {
         identities: this.deps.identities,
         namespaces: this.namespaces,
         bindings: this.bindings,
-        writer: new IdentityWriter(clients.custom, this.deps.canWrite, metrics),
+        writer: new IdentityWriter(clients.custom, this.term.canWrite, metrics, { signal: this.term.signal }),
         ...(workload ? { workload } : {}),
         metrics,
         log,
+        signal: this.term.signal,
         report: (happening) => {
           const event = syncEvent(happening, this.deps.pod);
           if (event) this.deps.events.record(event);
@@ -126,8 +130,9 @@ export class SyncerDuty implements Duty {
   }
 
   async stop(): Promise<void> {
-    this.current?.stop();
+    const syncer = this.current;
     this.current = undefined;
+    await syncer?.stop();
     for (const cache of [this.namespaces, this.bindings, this.serviceAccounts]) cache?.stop();
     this.namespaces = undefined;
     this.bindings = undefined;

@@ -18,6 +18,21 @@ export interface GuardPolicy {
   namespaceTags: readonly string[];
 }
 
+/** Who may write the guarded kinds, from the --webhook.allow.* flags, once the operator's own user is known. */
+export function guardPolicyFrom(
+  operatorUser: string,
+  allow: { allowUsers: readonly string[]; allowGroups: readonly string[]; allowMic: readonly string[] },
+  namespaceTags: readonly string[],
+): GuardPolicy {
+  return {
+    operatorUser,
+    adminUsers: new Set(allow.allowUsers),
+    adminGroups: new Set(allow.allowGroups),
+    micUsers: new Set(allow.allowMic),
+    namespaceTags,
+  };
+}
+
 /**
  * Kubernetes' own controllers that must be able to delete whatever a namespace holds. The shipped
  * webhook configurations skip them with matchConditions (so cleanup never waits on this webhook);
