@@ -119,11 +119,6 @@ export class DutyManager {
     return this.generation;
   }
 
-  /** The latest term while it is open. */
-  get currentTerm(): Term | undefined {
-    return this.latest && !this.latest.term.signal.aborted ? this.latest.term : undefined;
-  }
-
   /**
    * Why /healthz should fail, or undefined. A leader duty that keeps failing to start is retried
    * for the whole term, but a replica holding the Lease with no syncer for long is worse than a
