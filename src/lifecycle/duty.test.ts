@@ -343,3 +343,41 @@ test("dutySequence starts in order, stops what started in reverse, and starts no
   await gated.stop();
   assert.deepEqual(events, ["start a", "stop a"]);
 });
+
+test("a leader duty factory or start() that throws at once is a failed start, retried; later transitions still happen", async () => {
+  mock.timers.enable({ apis: ["setTimeout"] });
+  try {
+    let builds = 0;
+    const events: string[] = [];
+    const manager = new DutyManager(
+      [
+        () => {
+          if (++builds === 1) throw new Error("cannot build");
+          return {
+            name: "sync",
+            start: () => {
+              if (builds === 2) throw new Error("cannot start");
+              events.push("start");
+              return Promise.resolve();
+            },
+            stop: async () => void events.push("stop"),
+          };
+        },
+      ],
+      log,
+      { startBackoff: { initialMs: 1_000, maxMs: 1_000 } },
+    );
+    const gaining = manager.startLeading();
+    for (let second = 0; second < 3; second++) {
+      await flush();
+      mock.timers.tick(1_000);
+    }
+    await gaining;
+    assert.equal(builds, 3);
+    assert.deepEqual(events, ["stop", "start"], "the instance whose start threw was stopped; the third one runs");
+    await manager.stopLeading();
+    assert.deepEqual(events, ["stop", "start", "stop"]);
+  } finally {
+    mock.timers.reset();
+  }
+});

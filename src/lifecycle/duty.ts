@@ -206,8 +206,8 @@ export class DutyManager {
     const { term } = run.open;
     for (let attempt = 1; ; attempt++) {
       if (term.signal.aborted) return false;
-      const duty = factory(term);
-      const running = { duty, started: duty.start(term.signal) };
+      const running = launch(factory, term);
+      const { duty } = running;
       run.duties.push(running);
       try {
         await running.started;
@@ -232,6 +232,22 @@ export class DutyManager {
         if (!woken) return false;
       }
     }
+  }
+}
+
+/** A leader duty built and started; a factory or start() that throws at once is a failed start like any other. */
+function launch(factory: LeaderDutyFactory, term: Term): Running {
+  const failed = (error: unknown) => Promise.reject(error instanceof Error ? error : new Error(String(error)));
+  let duty: Duty;
+  try {
+    duty = factory(term);
+  } catch (error) {
+    return { duty: { name: "leader duty", start: () => failed(error), stop: async () => undefined }, started: failed(error) };
+  }
+  try {
+    return { duty, started: duty.start(term.signal) };
+  } catch (error) {
+    return { duty, started: failed(error) };
   }
 }
 
