@@ -115,7 +115,7 @@ describe("the Helm chart on a real API server", () => {
     assert.match(control.stdout, /^\+\s+replicas: 5$/m);
   });
 
-  test("helm upgrade with changed values: the changes land, including the workload identity mode's and the monitoring objects", async () => {
+  test("helm upgrade with changed values: the changes land, including the workload identity mode's, the monitoring objects and the NetworkPolicy", async () => {
     await installMonitoringCrds(plane);
     await helm.runOrThrow([
       "upgrade",
@@ -130,6 +130,8 @@ describe("the Helm chart on a real API server", () => {
       "workloadIdentity.enabled=true",
       "--set",
       MONITORING.set.join(","),
+      "--set",
+      "networkPolicy.enabled=true,networkPolicy.webhook.cidrs={10.224.0.0/16},networkPolicy.metrics.namespaces={monitoring}",
     ]);
     const deployment = (await installed({ kind: "Deployment", metadata: { name: RELEASE, namespace: OPERATOR_NAMESPACE } })) as V1Deployment;
     assert.equal(deployment.spec?.replicas, 3);
@@ -137,6 +139,19 @@ describe("the Helm chart on a real API server", () => {
     assert.equal(env.find((variable) => variable.name === "SYNC_INTERVAL")?.value, "30m");
     assert.equal(env.find((variable) => variable.name === "WORKLOADIDENTITY_ENABLE")?.value, "true");
     assert.ok(await installed({ kind: "ClusterRole", metadata: { name: `${RELEASE}-workload-identity` } }), "the mode's ClusterRole");
+    const networkPolicy = (await installed({
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: RELEASE, namespace: OPERATOR_NAMESPACE },
+    })) as (KubernetesObject & { spec: { ingress: Array<{ from?: unknown[] }> } }) | undefined;
+    assert.deepEqual(
+      networkPolicy?.spec.ingress.map((rule) => rule.from),
+      [
+        [{ ipBlock: { cidr: "10.224.0.0/16" } }],
+        [{ namespaceSelector: { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["monitoring"] }] } }],
+      ],
+      "the NetworkPolicy, as the API server stored it",
+    );
     const validating = (await installed({ kind: "ValidatingWebhookConfiguration", metadata: { name: RELEASE } })) as KubernetesObject & {
       webhooks: { name: string }[];
     };
@@ -155,7 +170,12 @@ describe("the Helm chart on a real API server", () => {
 
   test("helm uninstall: every object of the release is gone", async () => {
     await helm.runOrThrow(["uninstall", RELEASE, ...namespaced, "--wait"]);
-    const objects = [...(await baseObjects()), ...(await monitoringObjects()), { kind: "ClusterRole", metadata: { name: `${RELEASE}-workload-identity` } }];
+    const objects = [
+      ...(await baseObjects()),
+      ...(await monitoringObjects()),
+      { kind: "ClusterRole", metadata: { name: `${RELEASE}-workload-identity` } },
+      { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: RELEASE, namespace: OPERATOR_NAMESPACE } },
+    ];
     for (const object of objects) assert.equal(await installed(object), undefined, `${key(object)} deleted`);
     const releases = await helm.runOrThrow(["list", ...namespaced, "--all", "--short"]);
     assert.equal(releases.trim(), "", "no release left");
