@@ -35,8 +35,10 @@ export function guardPolicyFrom(
 
 /**
  * Kubernetes' own controllers that must be able to delete whatever a namespace holds. The shipped
- * webhook configurations skip them with matchConditions (so cleanup never waits on this webhook);
- * this is the same rule for API servers that do not evaluate matchConditions.
+ * webhook configurations skip them with matchConditions (so cleanup never waits on this webhook),
+ * and so the admins, the operator (AzureIdentity) and MIC (AzureAssignedIdentity): whom
+ * decideGuarded allows whatever the object. This is the same rule for API servers that do not
+ * evaluate matchConditions; test/support/match-conditions.ts holds the two together.
  */
 export const NAMESPACE_CLEANUP_USERS: ReadonlySet<string> = new Set([
   "system:serviceaccount:kube-system:namespace-controller",
