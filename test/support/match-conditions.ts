@@ -4,7 +4,7 @@
 // test/chart.test.ts check against decideGuarded with the policy parsed from the same render's
 // Deployment env. test/zero-replicas.e2e.test.ts checks the same table on the real API server.
 import type { V1Deployment, V1ValidatingWebhook, V1ValidatingWebhookConfiguration } from "@kubernetes/client-node";
-import { guardPolicyFrom } from "../../src/app.js";
+import { guardPolicyFrom } from "../../src/webhook/decide-guard.js";
 import { parseConfig } from "../../src/config/config.js";
 import type { AdmissionRequest, Operation } from "../../src/webhook/admission.js";
 import { decideGuarded, GUARDS, NAMESPACE_CLEANUP_USERS, type GuardedKind, type GuardPolicy } from "../../src/webhook/decide-guard.js";
@@ -255,7 +255,7 @@ export function policyOf(deployment: V1Deployment): GuardPolicy {
   const namespace = deployment.metadata?.namespace;
   const serviceAccountName = deployment.spec?.template.spec?.serviceAccountName;
   if (!namespace || !serviceAccountName) throw new Error("the Deployment names no namespace or ServiceAccount");
-  return guardPolicyFrom(parsed.config, `system:serviceaccount:${namespace}:${serviceAccountName}`);
+  return guardPolicyFrom(`system:serviceaccount:${namespace}:${serviceAccountName}`, parsed.config.webhook, parsed.config.azureIdentity.namespaceTemplate.tags);
 }
 
 /** The validating webhook that guards `kind`, by its rules. */
