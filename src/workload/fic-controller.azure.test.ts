@@ -37,7 +37,11 @@ describe("FicController against the Azure fake", () => {
     fake = await FakeAzure.start();
     Object.assign(process.env, fake.credentialEnv());
     const environment = await resolveEnvironment("AZUREPUBLICCLOUD", process.env);
-    const clients = createAzureClients({ environment, retry: { maxRetries: 3, retryDelayInMs: 20, maxRetryDelayInMs: 200 } });
+    const clients = createAzureClients({
+      environment,
+      retry: { maxRetries: 3, retryDelayInMs: 20, maxRetryDelayInMs: 200 },
+      userAgent: "azure-msi-operator (replica-u)",
+    });
     api = ficApi(clients);
   });
   beforeEach(() => {
@@ -67,6 +71,11 @@ describe("FicController against the Azure fake", () => {
     assert.deepEqual(outcome, { created: 6, updated: 0, unchanged: 0, deleted: 0, skipped: 0, errors: 0 });
     assert.equal(names().length, 6);
     assert.equal(fake.federatedCredentialRequests(["PUT"]).filter((request) => request.status === 409).length, 0);
+    assert.match(
+      fake.federatedCredentialRequests(["PUT"])[0]?.userAgent ?? "",
+      /^azure-msi-operator \(replica-u\) azsdk-js-arm-msi\//,
+      "the replica named first",
+    );
     const before = ficWrites();
     assert.deepEqual(await sync(), { created: 0, updated: 0, unchanged: 6, deleted: 0, skipped: 0, errors: 0 });
     assert.equal(ficWrites(), before, "zero writes when every FIC is right");
