@@ -18,8 +18,6 @@ import {
 } from "./plan.js";
 import { ownedFicPrefix } from "./names.js";
 
-export type { FicOutcome };
-
 /** What happened to one ServiceAccount's FIC (deletions are left out: the ServiceAccount may be gone). */
 export type FicHappening = { kind: "skipped"; fic: DesiredFic; reason: string } | { kind: "created" | "updated"; fic: DesiredFic };
 
