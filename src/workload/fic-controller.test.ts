@@ -146,6 +146,18 @@ describe("FicController: one MSI, one worker, the wanted state of the moment", (
     assert.deepEqual(api.names(shop), []);
     assert.deepEqual(api.names(spare), [ourFic("team-a", "api").name]);
   });
+
+  test("an update that leaves the lookup labels alone (the webhook's annotation) costs no Azure call", async () => {
+    const { api, put, controller } = setup();
+    put(account("team-a", "api", shop));
+    await controller.sync(listing(true, [shop]));
+    const requests = api.requests.length;
+    put({ ...account("team-a", "api", shop), labels: { ...account("team-a", "api", shop).labels, team: "a" } });
+    assert.equal(controller.queued, 0);
+    assert.equal(api.requests.length, requests);
+    put(account("team-a", "api", spare));
+    assert.equal(controller.queued, 2, "a lookup label changed: both MSIs");
+  });
 });
 
 describe("FicController: the leadership gate (defect 2)", () => {

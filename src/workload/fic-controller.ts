@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { azureStatus, type FicApi } from "../azure/fic.js";
-import { lookupValuesOf, type LookupValues } from "../kube/lookup.js";
+import { lookupValuesOf, sameLookup, type LookupValues } from "../kube/lookup.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { FicListing, FicOutcome, FicReconciler } from "../model/fic.js";
 import type { BackoffPolicy } from "../retry/backoff.js";
@@ -164,6 +164,8 @@ export class FicController implements FicReconciler {
     const listing = this.listing;
     // Before the first listing nothing is known about MSIs; the first full sync looks at every one.
     if (!listing) return;
+    // Only the lookup labels decide what an account wants (the webhook's annotation changes nothing).
+    if (before && after && sameLookupLabels(before, after, this.deps.context.lookupKeys)) return;
     const accounts = [before, after].filter((account): account is LabelledServiceAccount => account !== undefined);
     for (const [key, entry] of desiredFics(accounts, listing.desired, this.deps.context).byMsi) {
       this.refs.set(key, entry.msi);
@@ -344,6 +346,11 @@ export class FicController implements FicReconciler {
     round.done = true;
     round.resolve();
   }
+}
+
+function sameLookupLabels(a: LabelledServiceAccount, b: LabelledServiceAccount, keys: FicContext["lookupKeys"]): boolean {
+  const [before, after] = [lookupValuesOf(a.labels, keys), lookupValuesOf(b.labels, keys)];
+  return before === undefined || after === undefined ? before === after : sameLookup(before, after);
 }
 
 function describe(msi: MsiRef): string {
