@@ -8,7 +8,7 @@ import type { EventSink, ObjectRef } from "../kube/events.js";
 import { ficEvent, syncEvent } from "../events/sync-events.js";
 import { discoverIssuer } from "../kube/issuer.js";
 import { lookupLabelKeys } from "../kube/lookup.js";
-import { FicSyncer, type FicHappening } from "../workload/fic-syncer.js";
+import { FicController, type FicHappening, type ServiceAccountView } from "../workload/fic-controller.js";
 import { clusterNameFor } from "../workload/names.js";
 import type { KubeClients } from "../kube/clients.js";
 import type { Informer } from "../kube/informer.js";
@@ -139,7 +139,11 @@ export class SyncerDuty implements Duty {
     this.serviceAccounts = undefined;
   }
 
-  /** With --workloadidentity.enable: the issuer (flag or discovery), this cluster's name, the ServiceAccount cache. */
+  /**
+   * With --workloadidentity.enable: the issuer (flag or discovery), this cluster's name, the
+   * ServiceAccount cache and the FIC controller it feeds. The controller's Azure writes are gated by
+   * the same canWrite() as the Kubernetes writes, and end with the term's signal.
+   */
   private async workload(): Promise<WorkloadSync | undefined> {
     const { config, clients, log, metrics, cacheOptions, ficApi } = this.deps;
     const keys = lookupLabelKeys(config.kubernetes.labelFormat);
@@ -152,7 +156,34 @@ export class SyncerDuty implements Duty {
     const accounts = this.serviceAccounts;
     const report = (happening: FicHappening) =>
       this.deps.events.record(ficEvent(happening, accounts.get(happening.fic.namespace, happening.fic.serviceAccount)?.metadata?.uid));
-    const fics = new FicSyncer(ficApi, { issuer, cluster, concurrency: config.sync.concurrency }, metrics, log, report);
-    return { fics, serviceAccounts: this.serviceAccounts, context: { issuer, cluster, lookupKeys: keys } };
+    const view = (account: V1ServiceAccount): ServiceAccountView => ({
+      namespace: account.metadata?.namespace ?? "",
+      name: account.metadata?.name ?? "",
+      uid: account.metadata?.uid,
+      labels: account.metadata?.labels ?? {},
+    });
+    const fics = new FicController({
+      api: ficApi,
+      context: { issuer, cluster, lookupKeys: keys, concurrency: config.sync.concurrency },
+      serviceAccounts: () => accounts.list().map(view),
+      canWrite: this.term.canWrite,
+      signal: this.term.signal,
+      metrics,
+      log,
+      report,
+      unmatched: (account, lookup) => {
+        const event = syncEvent(
+          { kind: "serviceAccountUnmatched", serviceAccount: { namespace: account.namespace, name: account.name, uid: account.uid }, lookup },
+          this.deps.pod,
+        );
+        if (event) this.deps.events.record(event);
+      },
+    });
+    // A deleted or relabelled ServiceAccount revokes its FIC at once, --sync.watch or not. The cache
+    // is this term's (stopped with it), so the handlers go with it.
+    accounts.on("add", (account) => fics.serviceAccountChanged(undefined, view(account)));
+    accounts.on("update", (account, old) => fics.serviceAccountChanged(old ? view(old) : undefined, view(account)));
+    accounts.on("delete", (account) => fics.serviceAccountChanged(view(account), undefined));
+    return { fics };
   }
 }

@@ -1,14 +1,13 @@
-import type { V1Namespace, V1ServiceAccount } from "@kubernetes/client-node";
+import type { V1Namespace } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Msi, SubscriptionListing } from "../azure/types.js";
 
 export type { SubscriptionListing };
 import type { Informer } from "../kube/informer.js";
-import { lookupLabelKeys, lookupValuesOf } from "../kube/lookup.js";
+import { lookupLabelKeys } from "../kube/lookup.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { FicOutcome, FicSyncer } from "../workload/fic-syncer.js";
-import { desiredFics, type FicContext } from "../workload/plan.js";
+import type { FicOutcome, FicReconciler } from "../model/fic.js";
 import { desiredState, type DesiredStateOptions } from "./desired.js";
 import { pruneGate } from "./prune.js";
 import { WorkQueue } from "./queue.js";
@@ -16,9 +15,6 @@ import { addOutcome, emptyOutcome, namespaceIsLive, reconcileNamespace, type Lis
 import type { WriteVerb } from "../kube/errors.js";
 import { NotLeaderError, type IdentityWriter } from "./writer.js";
 import type { SyncReport } from "./report.js";
-
-/** ServiceAccount events within this window share one FIC pass. */
-const FIC_EVENT_DELAY_MS = 250;
 
 export interface SyncerOptions {
   intervalMs: number;
@@ -32,11 +28,12 @@ export interface SyncerOptions {
   desiredOptions: (now: Date) => DesiredStateOptions;
 }
 
-/** The workload identity mode's part of a sync: labelled ServiceAccounts and their FICs. */
+/**
+ * The workload identity mode's part of a sync: the FIC controller (src/workload/fic-controller.ts),
+ * which also follows ServiceAccount events itself. A full sync hands it each listing and waits for it.
+ */
 export interface WorkloadSync {
-  fics: FicSyncer;
-  serviceAccounts: Informer<V1ServiceAccount>;
-  context: FicContext;
+  fics: FicReconciler;
 }
 
 export interface SyncerDeps {
@@ -86,13 +83,10 @@ export class Syncer {
   private running: Promise<SyncSummary> | undefined;
   private accumulator: NamespaceOutcome | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private ficTimer: NodeJS.Timeout | undefined;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly abort = new AbortController();
   /** Aborted by stop() or by the end of the term. */
   private readonly signal: AbortSignal;
-  /** FIC passes started by ServiceAccount events, so stop() can wait for them. */
-  private readonly passes = new Set<Promise<unknown>>();
   private active = false;
   private stopped = false;
   private freshListingWanted = false;
@@ -123,12 +117,6 @@ export class Syncer {
       },
     );
     if (options.watch) this.subscribe();
-    // In workload identity mode a deleted or relabelled ServiceAccount revokes its FIC at once, watch or not.
-    const accounts = deps.workload?.serviceAccounts;
-    if (accounts) {
-      const changed = () => this.scheduleFicPass();
-      this.unsubscribe.push(accounts.on("add", changed), accounts.on("update", changed), accounts.on("delete", changed));
-    }
     // The term's end halts everything at once; stop() then only waits for what is in flight.
     this.signal.addEventListener("abort", () => this.halt(), { once: true });
     if (this.signal.aborted) this.halt();
@@ -150,7 +138,7 @@ export class Syncer {
   async stop(): Promise<void> {
     if (!this.abort.signal.aborted) this.abort.abort(new Error("syncer stopped"));
     this.halt();
-    await Promise.allSettled([this.running, this.queue.shutdown(), ...this.passes]);
+    await Promise.allSettled([this.running, this.queue.shutdown(), this.deps.workload?.fics.stop()]);
   }
 
   /** Nothing new starts: timers cleared, waiting keys and retries dropped, handlers removed. */
@@ -158,8 +146,8 @@ export class Syncer {
     this.active = false;
     this.stopped = true;
     clearTimeout(this.timer);
-    clearTimeout(this.ficTimer);
     this.queue.stop();
+    void this.deps.workload?.fics.stop();
     for (const unsubscribe of this.unsubscribe.splice(0)) unsubscribe();
   }
 
@@ -309,46 +297,13 @@ export class Syncer {
   }
 
   /**
-   * FICs for the labelled ServiceAccounts. After a fresh listing every MSI of a complete subscription
-   * is looked at (so a removed tag revokes); otherwise only the wanted ones and those holding ours.
+   * FICs for the labelled ServiceAccounts, through the FIC controller. After a fresh listing every MSI
+   * of a complete subscription is looked at (so a removed tag revokes); otherwise only the wanted ones
+   * and those holding ours.
    */
   private ficPass(workload: WorkloadSync, listing: ListingState, fresh: boolean): Promise<FicOutcome> {
-    const accounts = workload.serviceAccounts.list().map((account) => ({
-      namespace: account.metadata?.namespace ?? "",
-      name: account.metadata?.name ?? "",
-      uid: account.metadata?.uid,
-      labels: account.metadata?.labels ?? {},
-    }));
-    const { byMsi, unmatched } = desiredFics(accounts, listing.desired, workload.context);
-    for (const account of unmatched) {
-      this.deps.log.debug({ serviceAccount: `${account.namespace}/${account.name}` }, "ServiceAccount's lookup labels name no MSI tagged for its namespace");
-      const lookup = lookupValuesOf(account.labels, workload.context.lookupKeys);
-      if (lookup)
-        this.deps.report?.({ kind: "serviceAccountUnmatched", serviceAccount: { namespace: account.namespace, name: account.name, uid: account.uid }, lookup });
-    }
     const scan = fresh ? listing.completeMsis.map((msi) => ({ subscriptionId: msi.subscriptionId, resourceGroup: msi.resourceGroup, name: msi.name })) : [];
-    return workload.fics.sync({ wanted: byMsi, scan, complete: listing.complete }, this.signal);
-  }
-
-  /** A ServiceAccount changed: one FIC pass from the last listing, soon, once for a burst of events. */
-  private scheduleFicPass(): void {
-    if (this.ficTimer || !this.deps.workload) return;
-    this.ficTimer = setTimeout(() => {
-      this.ficTimer = undefined;
-      const listing = this.listing;
-      const workload = this.deps.workload;
-      if (!this.active || this.stopped || !listing || !workload) return;
-      // The pass logs its own failures; a failing one is retried at the next event or full sync.
-      // Tracked so that stop() waits for it.
-      const pass = this.ficPass(workload, listing, false)
-        .then((outcome) => {
-          if (outcome.created + outcome.updated + outcome.deleted + outcome.errors > 0)
-            this.deps.log.info({ ...outcome }, "federated identity credentials reconciled after a ServiceAccount event");
-        })
-        .catch((error: unknown) => this.deps.log.error({ err: (error as Error).message }, "federated identity credential pass failed"))
-        .finally(() => this.passes.delete(pass));
-      this.passes.add(pass);
-    }, FIC_EVENT_DELAY_MS);
+    return workload.fics.sync({ desired: listing.desired, scan, complete: listing.complete });
   }
 
   private namespacesToReconcile(listing: ListingState): Set<string> {

@@ -49,6 +49,8 @@ export interface RecordedRequest {
   clientId?: string;
   scope?: string;
   clientAuth?: "secret" | "assertion";
+  /** The client's User-Agent: the operator names its instance there, so a test can tell replicas apart. */
+  userAgent?: string;
 }
 
 const KIND_PATTERNS: readonly [RequestKind, RegExp][] = [
@@ -279,6 +281,7 @@ export class FakeAzure {
     const path = url.split("?", 1)[0] ?? "/";
     const kind = KIND_PATTERNS.find(([, pattern]) => pattern.test(path))?.[0] ?? "unknown";
     const record: RecordedRequest = { method: req.method ?? "GET", path, url, kind, status: 0, at: Date.now() };
+    if (req.headers["user-agent"]) record.userAgent = req.headers["user-agent"];
     this.requests.push(record);
     this.peakInFlight = Math.max(this.peakInFlight, ++this.inFlight);
     res.once("close", () => this.inFlight--);
