@@ -2,34 +2,33 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { CertManager } from "../certs/manager.js";
 import { FileCertSource, SecretCertSource, type CertSource } from "../certs/sources.js";
 import type { FicApi } from "./azure/fic.js";
 import type { SubscriptionListing } from "./azure/types.js";
 import type { Config } from "./config/config.js";
-import { rotationLeadMs } from "./config/values.js";
-import { CertDuty } from "./duties/certs.js";
+import { certCheckIntervalMs, certDuties, certManagerOptionsFrom } from "./duties/certs.js";
 import { informerDuty } from "./duties/informer.js";
+import { syncerDuties } from "./duties/leader.js";
 import { LeaseDuty } from "./duties/lease.js";
 import { OpsDuty } from "./duties/ops.js";
-import { lazyDuty } from "./duties/lazy.js";
-import { SyncNowDuty } from "./duties/sync-now.js";
-import type { SyncerDuty, SyncerDutyDeps } from "./duties/syncer.js";
+import type { SyncNowDeps } from "./duties/sync-now.js";
+import type { SyncerDutyDeps } from "./duties/syncer.js";
 import { WebhookDuty } from "./duties/webhook.js";
 import { leaderLease, ownedIdentities, type CacheOptions } from "./kube/caches.js";
 import { kubeClients, whoAmI, type KubeClients } from "./kube/clients.js";
 import { EventRecorder, type ObjectRef } from "./kube/events.js";
 import { operatorEvent, type OperatorHappening } from "./events/sync-events.js";
-import { DEFAULT_CORRELATOR, type CorrelatorOptions } from "./kube/event-correlator.js";
+import { correlatorOptionsFrom } from "./kube/event-correlator.js";
 import type { Informer } from "./kube/informer.js";
 import type { AzureIdentity } from "./kube/resources.js";
 import type { V1Lease } from "@kubernetes/client-node";
 import { LeaderElector } from "./leader/elector.js";
 import { DutyManager, type LeaderDutyFactory } from "./lifecycle/duty.js";
+import { openTerm } from "./lifecycle/term.js";
 import type { Metrics } from "./metrics/metrics.js";
 import { sleep } from "./retry/backoff.js";
 import type { SyncSummary } from "./syncer/syncer.js";
-import { NAMESPACE_CLEANUP_USERS, type GuardPolicy } from "./webhook/decide-guard.js";
+import { guardPolicyFrom, NAMESPACE_CLEANUP_USERS } from "./webhook/decide-guard.js";
 
 export interface AppDeps {
   config: Config;
@@ -45,27 +44,12 @@ export interface AppDeps {
   certCheckIntervalMs?: number;
 }
 
-export function correlatorOptionsFrom(config: Config): CorrelatorOptions {
-  const { burst, perMinute, refreshMs } = config.events;
-  return { ...DEFAULT_CORRELATOR, burst, perSecond: perMinute / 60, refreshMs };
-}
-
-/** Who may write the guarded kinds: fixed once the operator's own user is known. */
-export function guardPolicyFrom(config: Config, operatorUser: string): GuardPolicy {
-  return {
-    operatorUser,
-    adminUsers: new Set(config.webhook.allowUsers),
-    adminGroups: new Set(config.webhook.allowGroups),
-    micUsers: new Set(config.webhook.allowMic),
-    namespaceTags: config.azureIdentity.namespaceTemplate.tags,
-  };
-}
-
 /**
  * The whole operator in one process: a list of duties and the order they start and stop in. Every
  * replica runs the ops server, the webhook and the cache of operator-owned identities; the Lease
- * holder also runs the syncer and the certificate duties. Built from the one Config, with no module
- * state, so tests can run several in one process.
+ * holder also runs the syncer and the certificate duties, built anew for each term (the Term they
+ * get says when they may write). Built from the one Config, with no module state, so tests can run
+ * several in one process.
  */
 export class App {
   private readonly clients: KubeClients;
@@ -82,7 +66,6 @@ export class App {
   private readonly leaseCache: Informer<V1Lease> | undefined;
   private elector: LeaderElector | undefined;
   private operatorUser = "";
-  private leading = false;
   private shuttingDown = false;
   readonly identity: string;
 
@@ -92,27 +75,28 @@ export class App {
     this.cacheOptions = deps.watchTimeoutSeconds ? { watchTimeoutSeconds: deps.watchTimeoutSeconds } : {};
     this.identities = ownedIdentities(this.clients, deps.log, deps.metrics, this.cacheOptions);
     this.identity = config.instance.pod ?? `${hostname()}-${randomBytes(3).toString("hex")}`;
-    this.events = new EventRecorder(deps.kubeConfig, this.identity, deps.log, deps.metrics, correlatorOptionsFrom(config));
+    this.events = new EventRecorder(deps.kubeConfig, this.identity, deps.log, deps.metrics, correlatorOptionsFrom(config.events));
     const { pod, podUid, namespace } = config.instance;
     this.pod = pod ? { apiVersion: "v1", kind: "Pod", namespace, name: pod, ...(podUid ? { uid: podUid } : {}) } : undefined;
-    this.ops = new OpsDuty(config, deps.metrics, () => this.notReady());
+    this.ops = new OpsDuty(
+      config,
+      deps.metrics,
+      () => this.notReady(),
+      () => this.manager.unhealthy(),
+    );
     const serveWebhooks = config.webhook.enable && config.command === "run";
     const certSource = serveWebhooks ? this.certSource() : undefined;
-    this.webhook = certSource
-      ? new WebhookDuty(config, certSource, this.identities, () => guardPolicyFrom(config, this.operatorUser), deps.metrics, deps.log)
-      : undefined;
-    const certManager = serveWebhooks && !config.webhook.tls.files ? this.certManager() : undefined;
+    const guardPolicy = () => guardPolicyFrom(this.operatorUser, config.webhook, config.azureIdentity.namespaceTemplate.tags);
+    this.webhook = certSource ? new WebhookDuty(config, certSource, this.identities, guardPolicy, deps.metrics, deps.log) : undefined;
+    // In order: certificates first (their first pass puts the caBundle in place before the syncer's
+    // first writes meet the fail-closed webhooks), then the syncer and its "sync now".
     const leaderDuties: LeaderDutyFactory[] = [];
-    if (certManager) leaderDuties.push(() => new CertDuty(certManager, this.certCheckIntervalMs(), deps.metrics, deps.log));
-    let termSyncer: SyncerDuty | undefined;
-    // Imported on gaining the Lease: the syncer and the Azure SDK it lists with are a leader's alone.
-    leaderDuties.push(() => lazyDuty("syncer", async () => (termSyncer = new (await import("./duties/syncer.js")).SyncerDuty(this.syncerDeps()))));
-    if (config.lease.enable) {
+    if (serveWebhooks && !config.webhook.tls.files) leaderDuties.push(this.certDuties());
+    if (config.lease.enable)
       this.leaseCache = leaderLease(this.clients, config.instance.namespace, config.lease.name, deps.log, deps.metrics, this.cacheOptions);
-      const lease = this.leaseCache;
-      leaderDuties.push(() => this.syncNowDuty(lease, () => termSyncer?.fullSyncFresh() ?? Promise.reject(new Error("the syncer has not started"))));
-    }
-    this.manager = new DutyManager(leaderDuties, deps.log);
+    leaderDuties.push(syncerDuties(this.syncerDeps(), this.leaseCache && this.syncNowDeps(this.leaseCache)));
+    // Without a Lease this replica always holds it; with one, the elector judges (renew deadline, holder).
+    this.manager = new DutyManager(leaderDuties, deps.log, { holdsLease: () => (this.elector ? this.elector.isLeader() : !config.lease.enable) });
   }
 
   get webhookPort(): number | undefined {
@@ -136,24 +120,21 @@ export class App {
     return undefined;
   }
 
-  canWrite(): boolean {
-    return !this.shuttingDown && this.leading && (this.elector ? this.elector.isLeader() : true);
-  }
-
   /** `azure-msi-operator sync --once`: one full sync against KUBECONFIG, no webhook, no Lease. */
   async syncOnce(): Promise<SyncSummary> {
     this.operatorUser = await whoAmI(this.clients.authentication);
     this.deps.log.info({ user: this.operatorUser }, "one-shot sync");
     const identities = informerDuty("AzureIdentity cache", this.identities);
     const { SyncerDuty } = await import("./duties/syncer.js");
-    const syncer = new SyncerDuty(this.syncerDeps(), false);
-    const abort = new AbortController();
+    // No Lease: the one term lasts as long as the command.
+    const { term, end } = openTerm(1, () => true);
+    const syncer = new SyncerDuty(this.syncerDeps(), term, false);
     try {
-      await identities.start(abort.signal);
-      this.leading = true;
-      await syncer.start(abort.signal);
+      await identities.start(term.signal);
+      await syncer.start(term.signal);
       return await syncer.fullSync();
     } finally {
+      end(new Error("sync done"));
       await syncer.stop();
       await identities.stop();
       // The sync's Events are written before the process exits.
@@ -183,7 +164,6 @@ export class App {
     log.info({ identities: this.identities.size }, "AzureIdentity cache synced");
     if (!config.lease.enable) {
       metrics.leader.set(1);
-      this.leading = true;
       await this.manager.startLeading();
       return;
     }
@@ -214,9 +194,10 @@ export class App {
     this.shuttingDown = true;
     this.deps.log.info({ delayMs }, "shutting down: readiness off, admission still served during the delay");
     this.webhook?.drain();
-    await this.manager.stopLeading();
+    // The last term ends at once (nothing of it writes any more) and no later gain starts one,
+    // so the Lease is released only once nothing of it runs.
+    await this.manager.stopLeading(true);
     await this.lease?.stop();
-    this.leading = false;
     await sleep(delayMs);
     await this.manager.stop();
     await this.events.close();
@@ -224,10 +205,9 @@ export class App {
   }
 
   private onLeadership(leading: boolean): void {
-    this.leading = leading;
     const lease = `${this.deps.config.instance.namespace}/${this.deps.config.lease.name}`;
     this.tell(leading ? { kind: "leading", lease } : { kind: "stoppedLeading", lease });
-    // The manager serialises terms and logs a duty that fails; nothing here waits for it.
+    // The manager serialises terms and retries a duty that fails to start; nothing here waits for it.
     void (leading ? this.manager.startLeading() : this.manager.stopLeading());
   }
 
@@ -260,18 +240,16 @@ export class App {
     );
   }
 
-  private syncNowDuty(lease: Informer<V1Lease>, syncNow: () => Promise<SyncSummary>): SyncNowDuty {
+  private syncNowDeps(lease: Informer<V1Lease>): Omit<SyncNowDeps, "term" | "syncNow"> {
     const { config, log } = this.deps;
-    return new SyncNowDuty({
+    return {
       lease,
       coordination: this.clients.coordination,
       namespace: config.instance.namespace,
       name: config.lease.name,
       minIntervalMs: config.sync.requestIntervalMs,
-      canWrite: () => this.canWrite(),
-      syncNow,
       log,
-    });
+    };
   }
 
   private syncerDeps(): SyncerDutyDeps {
@@ -282,7 +260,6 @@ export class App {
       identities: this.identities,
       listAzure,
       ficApi: this.deps.ficApi,
-      canWrite: () => this.canWrite(),
       metrics,
       log,
       cacheOptions: this.cacheOptions,
@@ -299,40 +276,18 @@ export class App {
       : new SecretCertSource(this.clients.kubeConfig, this.clients.core, config.instance.namespace, tls.secretName, log);
   }
 
-  private certManager(): CertManager {
+  private certDuties(): LeaderDutyFactory {
     const { config, log, metrics } = this.deps;
-    const tls = config.webhook.tls;
-    const leadMs = rotationLeadMs(tls.rotate, tls.certValidityMs);
-    return new CertManager(
-      {
-        namespace: config.instance.namespace,
-        secretName: tls.secretName,
-        serviceName: config.webhook.serviceName,
-        extraSans: tls.sans,
-        validatingWebhookConfiguration: config.webhook.validatingConfigName,
-        mutatingWebhookConfiguration: config.webhook.mutatingConfigName,
-        policy: {
-          caValidityMs: tls.caValidityMs,
-          leafValidityMs: tls.certValidityMs,
-          rotateRemainingFraction: leadMs / tls.certValidityMs,
-          propagationMs: Math.min(60_000, Math.max(2_000, tls.certValidityMs / 100)),
-        },
+    const deps = {
+      core: this.clients.core,
+      admission: this.clients.admission,
+      log,
+      onRotation: (step: string, reason: string | undefined) => {
+        metrics.certificateRotations.inc();
+        this.tell({ kind: "certificateRotated", step, reason });
       },
-      {
-        core: this.clients.core,
-        admission: this.clients.admission,
-        log,
-        canWrite: () => this.canWrite(),
-        onRotation: (step, reason) => {
-          metrics.certificateRotations.inc();
-          this.tell({ kind: "certificateRotated", step, reason });
-        },
-      },
-    );
-  }
-
-  private certCheckIntervalMs(): number {
-    const validity = this.deps.config.webhook.tls.certValidityMs;
-    return this.deps.certCheckIntervalMs ?? Math.min(600_000, Math.max(10_000, validity / 10));
+    };
+    const intervalMs = this.deps.certCheckIntervalMs ?? certCheckIntervalMs(config.webhook.tls.certValidityMs);
+    return certDuties(certManagerOptionsFrom(config), deps, intervalMs, metrics);
   }
 }

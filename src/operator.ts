@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { App } from "./app.js";
@@ -64,6 +65,8 @@ export async function createOperator(
   // Loaded when the Lease holder first lists Azure: a follower never does.
   const azure = lazyAzure({
     environment,
+    // Azure's activity log (and the tests' fake) can then tell which replica wrote.
+    userAgent: `azure-msi-operator (${config.instance.pod ?? hostname()})`,
     observer: (info) => recordAzureRequest(metrics, info),
     ...(overrides.azureRetry ? { retry: overrides.azureRetry } : {}),
     ...(overrides.azureAttemptTimeoutMs ? { attemptTimeoutMs: overrides.azureAttemptTimeoutMs } : {}),

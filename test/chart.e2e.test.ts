@@ -10,7 +10,7 @@ import { CoreV1Api, loadAllYaml, type KubernetesObject, type V1Deployment } from
 import { ControlPlane, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT } from "./controlplane/controlplane.js";
 import { CHART_DIR, Helm, RELEASE } from "./support/helm.js";
 import { loadManifest, MANIFESTS_DIR, WORKLOAD_IDENTITY_OVERLAY } from "./support/manifests.js";
-import { GENERATED, MANIFESTS, OUTPUTS } from "../tools/manifests.js";
+import { GENERATED, KUSTOMIZE_IMAGE, MANIFESTS, OUTPUTS } from "../tools/manifests.js";
 import { installMonitoringCrds } from "./monitoring/crds.js";
 
 const MONITORING = OUTPUTS.find((output) => output.dir === "monitoring")!;
@@ -23,6 +23,8 @@ describe("the Helm chart on a real API server", () => {
   let plane: ControlPlane;
   let helm: Helm;
   const namespaced = ["--namespace", OPERATOR_NAMESPACE];
+  // The chart has no default image; manifests/ are rendered with the one kustomize rewrites (the upgrade's MONITORING.set names it too).
+  const image = ["--set", KUSTOMIZE_IMAGE];
 
   /** The objects as the API server has them; undefined when it has none of that name. */
   const installed = async (object: KubernetesObject) => {
@@ -55,7 +57,7 @@ describe("the Helm chart on a real API server", () => {
     const kustomized = plain(loadAllYaml(await plane.kubectlOrThrow("admin", ["kustomize", WORKLOAD_IDENTITY_OVERLAY]))).filter(
       (object) => object.kind !== "Namespace",
     );
-    const rendered = await helm.template({ values: "workloadIdentity:\n  enabled: true\n" });
+    const rendered = await helm.template({ values: "workloadIdentity:\n  enabled: true\n", extra: ["--set", KUSTOMIZE_IMAGE] });
     assert.equal(rendered.code, 0, rendered.stderr);
     const chart = byKey(plain(loadAllYaml(rendered.stdout)));
     const overlay = byKey(kustomized);
@@ -64,15 +66,37 @@ describe("the Helm chart on a real API server", () => {
     for (const [name, object] of overlay) assert.deepEqual(chart.get(name), object, name);
   });
 
-  test("helm install --dry-run=server passes and installs nothing", async () => {
-    const result = await helm.run(["install", RELEASE, CHART_DIR, ...namespaced, "--dry-run=server"]);
+  test("helm install --dry-run=server passes, installs nothing, and its NOTES name the image", async () => {
+    const result = await helm.run(["install", RELEASE, CHART_DIR, ...namespaced, ...image, "--dry-run=server"]);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /STATUS: pending-install/);
     for (const object of await baseObjects()) assert.equal(await installed(object), undefined, `${key(object)} was not created`);
+    // NOTES: the image to check, who still writes while no replica runs, and a warning for an image without registry or tag.
+    const notes = result.stdout.slice(result.stdout.indexOf("NOTES:"));
+    assert.match(notes, /Image: azure-msi-operator:0\.1\.0\./);
+    assert.match(notes, /kubectl -n azure-msi-operator rollout status deployment\/azure-msi-operator/);
+    assert.match(
+      notes,
+      /the operator, the admins \(webhook\.allowUsers, webhook\.allowGroups\), MIC\s+\(webhook\.allowMic\) and Kubernetes' namespace cleanup/,
+    );
+    assert.match(notes, /WARNING: the image names no registry/);
+    assert.match(notes, /The tag is the chart's appVersion \(0\.1\.0\)/);
+    const pinned = await helm.run([
+      "install",
+      RELEASE,
+      CHART_DIR,
+      ...namespaced,
+      "--dry-run=server",
+      "--set",
+      "image.registry=example.azurecr.io,image.repository=azure-msi-operator,image.tag=1.2.3",
+    ]);
+    assert.equal(pinned.code, 0, pinned.stderr);
+    assert.match(pinned.stdout, /Image: example\.azurecr\.io\/azure-msi-operator:1\.2\.3\./);
+    assert.doesNotMatch(pinned.stdout, /WARNING|appVersion/);
   });
 
   test("helm install: every object is installed, and they are manifests/base/'s (kubectl diff finds no difference)", async () => {
-    await helm.runOrThrow(["install", RELEASE, CHART_DIR, ...namespaced]);
+    await helm.runOrThrow(["install", RELEASE, CHART_DIR, ...namespaced, ...image]);
     for (const object of await baseObjects()) {
       const live = await installed(object);
       assert.ok(live, `${key(object)} installed`);
@@ -91,7 +115,7 @@ describe("the Helm chart on a real API server", () => {
     assert.match(control.stdout, /^\+\s+replicas: 5$/m);
   });
 
-  test("helm upgrade with changed values: the changes land, including the workload identity mode's and the monitoring objects", async () => {
+  test("helm upgrade with changed values: the changes land, including the workload identity mode's, the monitoring objects and the NetworkPolicy", async () => {
     await installMonitoringCrds(plane);
     await helm.runOrThrow([
       "upgrade",
@@ -106,6 +130,8 @@ describe("the Helm chart on a real API server", () => {
       "workloadIdentity.enabled=true",
       "--set",
       MONITORING.set.join(","),
+      "--set",
+      "networkPolicy.enabled=true,networkPolicy.webhook.cidrs={10.224.0.0/16},networkPolicy.metrics.namespaces={monitoring}",
     ]);
     const deployment = (await installed({ kind: "Deployment", metadata: { name: RELEASE, namespace: OPERATOR_NAMESPACE } })) as V1Deployment;
     assert.equal(deployment.spec?.replicas, 3);
@@ -113,6 +139,19 @@ describe("the Helm chart on a real API server", () => {
     assert.equal(env.find((variable) => variable.name === "SYNC_INTERVAL")?.value, "30m");
     assert.equal(env.find((variable) => variable.name === "WORKLOADIDENTITY_ENABLE")?.value, "true");
     assert.ok(await installed({ kind: "ClusterRole", metadata: { name: `${RELEASE}-workload-identity` } }), "the mode's ClusterRole");
+    const networkPolicy = (await installed({
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: RELEASE, namespace: OPERATOR_NAMESPACE },
+    })) as (KubernetesObject & { spec: { ingress: Array<{ from?: unknown[] }> } }) | undefined;
+    assert.deepEqual(
+      networkPolicy?.spec.ingress.map((rule) => rule.from),
+      [
+        [{ ipBlock: { cidr: "10.224.0.0/16" } }],
+        [{ namespaceSelector: { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["monitoring"] }] } }],
+      ],
+      "the NetworkPolicy, as the API server stored it",
+    );
     const validating = (await installed({ kind: "ValidatingWebhookConfiguration", metadata: { name: RELEASE } })) as KubernetesObject & {
       webhooks: { name: string }[];
     };
@@ -131,7 +170,12 @@ describe("the Helm chart on a real API server", () => {
 
   test("helm uninstall: every object of the release is gone", async () => {
     await helm.runOrThrow(["uninstall", RELEASE, ...namespaced, "--wait"]);
-    const objects = [...(await baseObjects()), ...(await monitoringObjects()), { kind: "ClusterRole", metadata: { name: `${RELEASE}-workload-identity` } }];
+    const objects = [
+      ...(await baseObjects()),
+      ...(await monitoringObjects()),
+      { kind: "ClusterRole", metadata: { name: `${RELEASE}-workload-identity` } },
+      { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: RELEASE, namespace: OPERATOR_NAMESPACE } },
+    ];
     for (const object of objects) assert.equal(await installed(object), undefined, `${key(object)} deleted`);
     const releases = await helm.runOrThrow(["list", ...namespaced, "--all", "--short"]);
     assert.equal(releases.trim(), "", "no release left");

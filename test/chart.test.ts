@@ -20,9 +20,10 @@ import {
 } from "@kubernetes/client-node";
 import { parseConfig, type Config } from "../src/config/config.js";
 import { FLAGS } from "../src/config/flags.js";
-import { GENERATOR, header, HEADER, MANIFESTS, OUTPUTS, renderManifests, splitBySource } from "../tools/manifests.js";
-import { CHART_DIR, Helm } from "./support/helm.js";
+import { GENERATOR, header, HEADER, KUSTOMIZE_IMAGE, MANIFESTS, OUTPUTS, renderManifests, splitBySource } from "../tools/manifests.js";
+import { CHART_DIR, Helm, RELEASE } from "./support/helm.js";
 import { podEnv } from "./support/manifests.js";
+import { policyOf, skipTable } from "./support/match-conditions.js";
 
 const helm = await Helm.create();
 after(() => helm.close());
@@ -31,8 +32,12 @@ const everything = await readFile(EVERYTHING, "utf8");
 // The fixture enables the PodMonitor; its ServiceMonitor values are rendered with this instead (one of the two scrapes).
 const SERVICE_MONITOR_INSTEAD = "monitoring.podMonitor.enabled=false,monitoring.serviceMonitor.enabled=true";
 
+/** --set of the image the chart requires (none by default); the fixture that sets everything names its own. */
+const IMAGE = ["--set", KUSTOMIZE_IMAGE];
+
 async function render(values?: string, options: { release?: string; namespace?: string; extra?: readonly string[] } = {}): Promise<KubernetesObject[]> {
-  const result = await helm.template({ ...options, ...(values !== undefined ? { values } : {}) });
+  const extra = [...(values === everything ? [] : IMAGE), ...(options.extra ?? [])];
+  const result = await helm.template({ ...options, extra, ...(values !== undefined ? { values } : {}) });
   assert.equal(result.code, 0, result.stderr);
   // Plain data, as a values file and the API server see it (the client's classes compare unequal to literals).
   return JSON.parse(JSON.stringify(loadAllYaml(result.stdout))) as KubernetesObject[];
@@ -61,21 +66,21 @@ const configOf = (deployment: V1Deployment): Config => {
 };
 
 /** Error text of a `helm template` that must fail. */
-async function refused(values: string): Promise<string> {
-  const result = await helm.template({ values });
+async function refused(values: string, extra: readonly string[] = IMAGE): Promise<string> {
+  const result = await helm.template({ values, extra });
   assert.notEqual(result.code, 0, `helm template accepted:\n${values}`);
   return result.stderr;
 }
 
 test("helm lint --strict passes with the defaults and with the values file that sets everything (either scrape)", async () => {
-  for (const extra of [[], ["--values", EVERYTHING], ["--values", EVERYTHING, "--set", SERVICE_MONITOR_INSTEAD]]) {
+  for (const extra of [IMAGE, ["--values", EVERYTHING], ["--values", EVERYTHING, "--set", SERVICE_MONITOR_INSTEAD]]) {
     const result = await helm.run(["lint", "--strict", CHART_DIR, ...extra]);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.match(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
   }
 });
 
-test(`manifests/base/ is the chart rendered with its defaults, manifests/monitoring/ with its monitoring values (run \`${GENERATOR}\` when this fails)`, async () => {
+test(`manifests/base/ is the chart rendered with its defaults (and the image kustomize rewrites), manifests/monitoring/ with its monitoring values (run \`${GENERATOR}\` when this fails)`, async () => {
   const files = await renderManifests(helm);
   assert.deepEqual(
     [...files.keys()],
@@ -147,7 +152,17 @@ test("every setting the chart spells out defaults to the operator's own default,
 function leaves(value: unknown, path = ""): Map<string, unknown> {
   const out = new Map<string, unknown>();
   const opaque = [
-    ...["resources", "nodeSelector", "tolerations", "affinity", "topologySpreadConstraints", "podAnnotations", "podLabels", "extraEnv"],
+    ...[
+      "resources",
+      "nodeSelector",
+      "tolerations",
+      "affinity",
+      "topologySpreadConstraints",
+      "podAnnotations",
+      "podLabels",
+      "extraEnv",
+      "networkPolicy.webhook.peers",
+    ],
     ...["podMonitor.labels", "serviceMonitor.labels", "prometheusRule.labels", "dashboard.labels", "dashboard.annotations"].map((map) => `monitoring.${map}`),
   ];
   if (value !== null && typeof value === "object" && !Array.isArray(value) && !opaque.includes(path)) {
@@ -314,6 +329,84 @@ test("helm template with the values file that sets everything: each value lands 
   assert.deepEqual(serviceMonitor.spec.endpoints, [{ port: "metrics", path: "/metrics", interval: "15s" }]);
   assert.equal(serviceMonitor.spec.labelLimit, 63);
   assert.equal(instead.filter((object) => object.kind === "PodMonitor").length, 0);
+});
+
+test("values -> the Deployment's WEBHOOK_ALLOW_* and the matchConditions: with the fixture's admins and MIC, others, and none, the webhook is skipped exactly where the guard allows", async () => {
+  const cases: Array<[values: string, release: string, namespace: string]> = [
+    [everything, "x", "platform"],
+    [
+      "webhook:\n  allowUsers: [alice, bob@example.com]\n  allowGroups: [g1, 'oid:0000']\n  allowMic: [system:serviceaccount:mic:a, system:serviceaccount:mic:b]\n",
+      "platform",
+      "identity",
+    ],
+    ["webhook:\n  allowUsers: []\n  allowGroups: []\n  allowMic: []\n", RELEASE, RELEASE],
+  ];
+  for (const [values, release, namespace] of cases) {
+    const objects = await render(values, { release, namespace });
+    const policy = policyOf(find<V1Deployment>(objects, "Deployment"));
+    const cells = skipTable(find<V1ValidatingWebhookConfiguration>(objects, "ValidatingWebhookConfiguration"), policy);
+    const what = `${release}/${namespace}: ${values === everything ? "the fixture" : values}`;
+    assert.deepEqual(
+      cells.filter((cell) => cell.admission === "error" || (cell.admission === "skip") !== cell.guardAllows),
+      [],
+      what,
+    );
+    assert.ok(cells.some((cell) => cell.admission === "skip") && cells.some((cell) => cell.admission === "call"), what);
+  }
+  // The operator is the ServiceAccount the Deployment runs as, in the release namespace.
+  const objects = await render(everything, { release: "x", namespace: "platform" });
+  const operator = find<V1ValidatingWebhookConfiguration>(objects, "ValidatingWebhookConfiguration").webhooks?.[0]?.matchConditions?.at(-1);
+  assert.deepEqual(operator, { name: "skip-operator", expression: "!(request.userInfo.username in ['system:serviceaccount:platform:msi'])" });
+});
+
+test("no image by default: helm template refuses until image.repository is set, naming it", async () => {
+  assert.match(await refused("", []), /at '\/image\/repository'/);
+  assert.match(await refused("image:\n  registry: example.azurecr.io\n", []), /at '\/image\/repository'/);
+});
+
+test("a name that would break the CEL (quote, backslash, whitespace) is refused by the schema, naming where", async () => {
+  assert.match(await refused(`webhook:\n  allowUsers: ["o'brien"]\n`), /at '\/webhook\/allowUsers\/0': .*does not match pattern/);
+  assert.match(await refused(`webhook:\n  allowGroups: ['a\\b']\n`), /at '\/webhook\/allowGroups\/0': .*does not match pattern/);
+  assert.match(await refused(`webhook:\n  allowMic: ["a b"]\n`), /at '\/webhook\/allowMic\/0': .*does not match pattern/);
+});
+
+test("networkPolicy: none by default; enabled, the webhook port from anywhere unless sources are given, the metrics port only from the named namespaces", async () => {
+  assert.equal((await render()).filter((object) => object.kind === "NetworkPolicy").length, 0);
+  type Policy = KubernetesObject & {
+    spec: { podSelector: unknown; policyTypes: string[]; ingress: Array<{ ports: Array<{ port: string }>; from?: unknown[] }> };
+  };
+  const open = find<Policy>(await render("networkPolicy:\n  enabled: true\n"), "NetworkPolicy");
+  assert.deepEqual(open.spec.policyTypes, ["Ingress"]);
+  assert.deepEqual(open.spec.podSelector, { matchLabels: { "app.kubernetes.io/name": "azure-msi-operator" } });
+  assert.deepEqual(open.spec.ingress, [{ ports: [{ port: "webhook", protocol: "TCP" }] }], "webhook from anywhere, metrics from nowhere");
+  const objects = await render(everything, { release: "x", namespace: "platform" });
+  const policy = find<Policy>(objects, "NetworkPolicy", "msi");
+  assert.equal(policy.metadata?.namespace, "platform");
+  assert.deepEqual(policy.spec.ingress, [
+    {
+      ports: [{ port: "webhook", protocol: "TCP" }],
+      _from: [
+        { ipBlock: { cidr: "10.224.0.0/16" } },
+        { ipBlock: { cidr: "fd00:1::/64" } },
+        { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { app: "konnectivity-agent" } } },
+      ],
+    },
+    {
+      ports: [{ port: "metrics", protocol: "TCP" }],
+      _from: [{ namespaceSelector: { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["monitoring", "kube-system"] }] } }],
+    },
+  ]);
+  // The named ports are the container's, which serve the webhook (--webhook.bind) and /metrics (--server.bind).
+  const container = find<V1Deployment>(objects, "Deployment").spec!.template.spec!.containers[0]!;
+  const config = configOf(find<V1Deployment>(objects, "Deployment"));
+  assert.deepEqual(
+    container.ports?.map((port) => [port.name, port.containerPort]),
+    [
+      ["webhook", config.webhook.bind.port],
+      ["metrics", config.server.bind.port],
+    ],
+  );
+  assert.match(await refused("networkPolicy:\n  webhook:\n    cidrs: [10.0.0.0]\n"), /at '\/networkPolicy\/webhook\/cidrs\/0'/);
 });
 
 test("another release name and namespace: every name the operator is told is the name of the object the chart made", async () => {

@@ -1,6 +1,7 @@
 // The shipped webhook configurations against the code they call: one validating webhook per guarded
-// kind on the path that judges it, each failing closed, each letting Kubernetes' own cleanup skip it
-// (the same users the webhook itself lets delete), and nothing outside aadpodidentity.k8s.io. The
+// kind on the path that judges it, each failing closed, each skipped (matchConditions) by exactly
+// whom the guard allows anyway with the shipped Deployment's env (Kubernetes' own cleanup deletes,
+// the admins, the kind's own writer), and nothing outside aadpodidentity.k8s.io. The
 // workload identity overlay adds the ServiceAccount webhooks, scoped so that plain ServiceAccounts
 // and the control plane's never reach them.
 import { test } from "node:test";
@@ -13,6 +14,7 @@ import { GUARDS, NAMESPACE_CLEANUP_USERS } from "../src/webhook/decide-guard.js"
 import { MUTATE_BINDING_PATH, MUTATE_SERVICE_ACCOUNT_PATH, VALIDATE_SERVICE_ACCOUNT_PATH, VALIDATING_WEBHOOKS, WEBHOOK_PATHS } from "../src/webhook/server.js";
 import { OPERATOR_NAMESPACE } from "./controlplane/controlplane.js";
 import { loadManifest, withOverlayPatches, WORKLOAD_IDENTITY_OVERLAY } from "./support/manifests.js";
+import { evaluateCel, KINDS, OPERATIONS, policyOf, skipTable, webhookFor } from "./support/match-conditions.js";
 import { startTestWebhook } from "./support/webhook-server.js";
 
 const objects = await loadManifest("webhooks.yaml");
@@ -41,15 +43,81 @@ test("one fail-closed validating webhook per guarded kind, on the path that judg
   assert.deepEqual(shipped, expected);
 });
 
-test("every validating webhook skips exactly Kubernetes' own cleanup DELETEs through matchConditions", () => {
+test("every validating webhook skips Kubernetes' own cleanup DELETEs, the admins, and its kind's own writer through matchConditions", () => {
+  const names = Object.fromEntries((validating.webhooks ?? []).map((webhook) => [webhook.name, (webhook.matchConditions ?? []).map((c) => c.name)]));
+  const common = ["skip-kubernetes-cleanup", "skip-admin-groups"];
+  assert.deepEqual(names, {
+    "azureidentities.azure-msi-operator.aadpodidentity.k8s.io": [...common, "skip-operator"],
+    "azureassignedidentities.azure-msi-operator.aadpodidentity.k8s.io": [...common, "skip-mic"],
+    "azurepodidentityexceptions.azure-msi-operator.aadpodidentity.k8s.io": common,
+  });
   for (const webhook of validating.webhooks ?? []) {
-    const conditions = webhook.matchConditions ?? [];
-    assert.equal(conditions.length, 1, webhook.name);
-    const expression = conditions[0]!.expression;
-    assert.match(expression, /^!\(request\.operation == 'DELETE' && request\.userInfo\.username in \[[^\]]*\]\)$/, webhook.name);
-    const users = [...expression.matchAll(/'(system:serviceaccount:[^']+)'/g)].map((match) => match[1]);
+    const cleanup = webhook.matchConditions![0]!.expression;
+    assert.match(cleanup, /^!\(request\.operation == 'DELETE' && request\.userInfo\.username in \[[^\]]*\]\)$/, webhook.name);
+    const users = [...cleanup.matchAll(/'(system:serviceaccount:[^']+)'/g)].map((match) => match[1]);
     assert.deepEqual(users.sort(), [...NAMESPACE_CLEANUP_USERS].sort(), webhook.name);
+    // Simple expressions, far below the API server's 64 conditions per webhook and its CEL cost limit.
+    assert.ok((webhook.matchConditions ?? []).length <= 4, webhook.name);
   }
+});
+
+test("matchConditions skip the webhook exactly where the guard allows, with the policy of the shipped Deployment's env: every principal × guarded kind × operation", async () => {
+  const deployment = (await loadManifest("deployment.yaml")).find((object) => object.kind === "Deployment") as V1Deployment;
+  const policy = policyOf(JSON.parse(JSON.stringify(deployment)) as V1Deployment);
+  const cells = skipTable(validating, policy);
+  assert.deepEqual(
+    cells.filter((cell) => cell.admission === "error"),
+    [],
+    "no condition errors (an error with failurePolicy Fail refuses)",
+  );
+  const wrong = cells.filter((cell) => (cell.admission === "skip") !== cell.guardAllows);
+  assert.deepEqual(wrong, [], "skipped exactly where the guard allows anyway");
+  // The table is not vacuous: each kind has skips and calls, and jane is called everywhere.
+  for (const kind of KINDS) {
+    assert.ok(
+      cells.some((cell) => cell.kind === kind && cell.admission === "skip"),
+      kind,
+    );
+    assert.ok(
+      cells.some((cell) => cell.kind === kind && cell.admission === "call"),
+      kind,
+    );
+  }
+  assert.ok(cells.filter((cell) => cell.who === "jane").every((cell) => cell.admission === "call"));
+  const skipped = (who: RegExp) =>
+    new Set(cells.filter((cell) => who.test(cell.who) && cell.admission === "skip").map((cell) => `${cell.kind} ${cell.operation}`));
+  assert.deepEqual(skipped(/^the operator$/), new Set(OPERATIONS.map((operation) => `AzureIdentity ${operation}`)));
+  assert.deepEqual(skipped(/^MIC /), new Set(OPERATIONS.map((operation) => `AzureAssignedIdentity ${operation}`)));
+  assert.deepEqual(skipped(/^cleanup /), new Set(KINDS.map((kind) => `${kind} DELETE`)));
+  assert.equal(skipped(/^a member of system:masters$/).size, KINDS.length * OPERATIONS.length);
+  // And the check sees a condition one kind too broad: MIC skipping the AzurePodIdentityException webhook.
+  const broader = JSON.parse(JSON.stringify(validating)) as V1ValidatingWebhookConfiguration;
+  const mic = webhookFor(broader, "AzureAssignedIdentity").matchConditions!.find((condition) => condition.name === "skip-mic")!;
+  webhookFor(broader, "AzurePodIdentityException").matchConditions!.push(mic);
+  assert.deepEqual(
+    [
+      ...new Set(
+        skipTable(broader, policy)
+          .filter((cell) => (cell.admission === "skip") !== cell.guardAllows)
+          .map((cell) => `${cell.kind} ${cell.who}`),
+      ),
+    ].sort(),
+    [...policy.micUsers].map((user) => `AzurePodIdentityException MIC ${user}`).sort(),
+  );
+});
+
+test("the CEL evaluator the table relies on: CEL's answers for the forms rendered, an absent field an error, anything else refused", () => {
+  const request = (username: string, groups?: string[]) => ({ operation: "DELETE" as const, userInfo: { username, ...(groups ? { groups } : {}) } });
+  assert.equal(evaluateCel("!(request.operation == 'DELETE' && request.userInfo.username in ['a', 'b'])", request("b")), false);
+  assert.equal(evaluateCel("!(request.operation == 'CREATE' && request.userInfo.username in ['a', 'b'])", request("b")), true);
+  assert.equal(evaluateCel("!(request.userInfo.username in ['a'])", request("c")), true);
+  const groups = "!(has(request.userInfo.groups) && request.userInfo.groups.exists(g, g in ['x', 'y']))";
+  assert.equal(evaluateCel(groups, request("c", ["z", "y"])), false);
+  assert.equal(evaluateCel(groups, request("c", ["z"])), true);
+  assert.equal(evaluateCel(groups, request("c")), true, "has() guards the absent field");
+  assert.throws(() => evaluateCel("request.userInfo.groups.exists(g, g in ['x'])", request("c")), /no such key/);
+  assert.throws(() => evaluateCel("request.userInfo.uid == 'x'", request("c")), /outside the rendered subset/);
+  assert.throws(() => evaluateCel("size(request.userInfo.groups) > 0", request("c", [])), /outside the rendered subset/);
 });
 
 test("the mutating webhook sees only binding creates and updates, and never blocks them", () => {

@@ -11,11 +11,17 @@ export const BASE_DIR = `${MANIFESTS}base/`;
 /** manifests/base/'s generated files, named after the chart templates they come from; namespace.yaml and kustomization.yaml stay hand-written. */
 export const GENERATED = ["rbac.yaml", "webhooks.yaml", "deployment.yaml", "service.yaml", "pdb.yaml"] as const;
 export const GENERATOR = "npm run manifests";
+/**
+ * The chart has no default image (a default install whose image cannot be pulled would leave the
+ * fail-closed webhooks without a replica), so every render names one: for manifests/ the bare name
+ * kustomize's `images:` rewrites (README, Install).
+ */
+export const KUSTOMIZE_IMAGE = "image.repository=azure-msi-operator";
 
 export interface Output {
   /** Directory under manifests/ (its kustomization.yaml is hand-written and lists the files). */
   dir: string;
-  /** `helm template --set` values; none: the chart's defaults. */
+  /** `helm template --set` values (the chart's defaults otherwise); each output names the image. */
   set: readonly string[];
   /** The templates written, each to a file of its name. */
   templates: readonly string[];
@@ -28,16 +34,16 @@ export interface Output {
 }
 
 export const OUTPUTS: readonly Output[] = [
-  { dir: "base", set: [], templates: GENERATED, whole: true },
+  { dir: "base", set: [KUSTOMIZE_IMAGE], templates: GENERATED, whole: true },
   {
     dir: "monitoring",
-    set: ["monitoring.podMonitor.enabled=true", "monitoring.prometheusRule.enabled=true", "monitoring.dashboard.enabled=true"],
+    set: [KUSTOMIZE_IMAGE, "monitoring.podMonitor.enabled=true", "monitoring.prometheusRule.enabled=true", "monitoring.dashboard.enabled=true"],
     templates: ["podmonitor.yaml", "prometheusrule.yaml", "dashboard.yaml"],
     whole: false,
   },
   {
     dir: "monitoring/aks",
-    set: ["monitoring.podMonitor.enabled=true", "monitoring.podMonitor.apiGroup=azmonitoring.coreos.com"],
+    set: [KUSTOMIZE_IMAGE, "monitoring.podMonitor.enabled=true", "monitoring.podMonitor.apiGroup=azmonitoring.coreos.com"],
     templates: ["podmonitor.yaml"],
     whole: false,
   },
@@ -45,7 +51,7 @@ export const OUTPUTS: readonly Output[] = [
 
 /** The comment on top of each generated file: how to get it again. */
 export function header(set: readonly string[]): string {
-  const values = set.length === 0 ? "default values" : "the values below";
+  const values = set.length === 0 ? "default values" : "its defaults and the values below";
   return (
     `# Generated from charts/azure-msi-operator by \`${GENERATOR}\` (helm template, ${values}, release and\n` +
     `# namespace azure-msi-operator): edit the chart, then regenerate. test/chart.test.ts holds the two together.\n` +

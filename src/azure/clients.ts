@@ -25,6 +25,8 @@ export interface AzureClientOptions {
   attemptTimeoutMs?: number;
   /** Instead of DefaultAzureCredential (which reads its settings from process.env when built). */
   credential?: TokenCredential;
+  /** Put first in every Resource Manager request's User-Agent: which replica sent it (its instance name). */
+  userAgent?: string;
 }
 
 export interface AzureClients {
@@ -59,7 +61,12 @@ export function createAzureClients(options: AzureClientOptions): AzureClients {
   const { environment } = options;
   const retry: SdkRetryOptions = { ...DEFAULT_SDK_RETRY, ...options.retry };
   const credential = options.credential ?? createCredential(environment, retry);
-  const common = { endpoint: environment.resourceManagerEndpoint, credentialScopes: [environment.scope], retryOptions: retry };
+  const common = {
+    endpoint: environment.resourceManagerEndpoint,
+    credentialScopes: [environment.scope],
+    retryOptions: retry,
+    ...(options.userAgent ? { userAgentOptions: { userAgentPrefix: options.userAgent } } : {}),
+  };
   const attemptTimeoutMs = options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
   const withPolicies = <C extends ServiceClient>(client: C): C => {
     // After "Sign": inside the retry loop (one call per attempt) and after the bearer token is set,

@@ -1,8 +1,51 @@
 import type { Logger } from "pino";
-import type { CertManager } from "../../certs/manager.js";
-import { certificateWindow } from "../../certs/state.js";
-import type { Duty } from "../lifecycle/duty.js";
+import { CertManager, type CertManagerDeps, type CertManagerOptions } from "../../certs/manager.js";
+import { certificateWindow, type CertPolicy } from "../../certs/state.js";
+import type { Config } from "../config/config.js";
+import { rotationLeadMs } from "../config/values.js";
+import type { Duty, LeaderDutyFactory } from "../lifecycle/duty.js";
 import type { Metrics } from "../metrics/metrics.js";
+
+type TlsConfig = Config["webhook"]["tls"];
+
+/** How often the leader checks certificates: a tenth of the serving validity, 10 s to 10 min. */
+export function certCheckIntervalMs(certValidityMs: number): number {
+  return Math.min(600_000, Math.max(10_000, certValidityMs / 10));
+}
+
+/**
+ * The certificate life cycle's numbers from the flags. A change needs time to reach every API
+ * server and replica: a hundredth of the serving validity, 2 s to 1 min.
+ */
+export function certPolicyFrom(tls: Pick<TlsConfig, "caValidityMs" | "certValidityMs" | "rotate">): CertPolicy {
+  return {
+    caValidityMs: tls.caValidityMs,
+    leafValidityMs: tls.certValidityMs,
+    rotateRemainingFraction: rotationLeadMs(tls.rotate, tls.certValidityMs) / tls.certValidityMs,
+    propagationMs: Math.min(60_000, Math.max(2_000, tls.certValidityMs / 100)),
+  };
+}
+
+export function certManagerOptionsFrom(config: Config): CertManagerOptions {
+  const { tls } = config.webhook;
+  return {
+    namespace: config.instance.namespace,
+    secretName: tls.secretName,
+    serviceName: config.webhook.serviceName,
+    extraSans: tls.sans,
+    validatingWebhookConfiguration: config.webhook.validatingConfigName,
+    mutatingWebhookConfiguration: config.webhook.mutatingConfigName,
+    policy: certPolicyFrom(tls),
+  };
+}
+
+/**
+ * The certificate duty of each term: a CertManager that asks that term before every write, so a
+ * pass of an old term that is still generating keys never writes in a later one.
+ */
+export function certDuties(options: CertManagerOptions, deps: Omit<CertManagerDeps, "canWrite">, intervalMs: number, metrics: Metrics): LeaderDutyFactory {
+  return (term) => new CertDuty(new CertManager(options, { ...deps, canWrite: term.canWrite }), intervalMs, metrics, deps.log);
+}
 
 /** The leader's certificate life cycle: one reconcile pass now, then one every `intervalMs`. */
 export class CertDuty implements Duty {

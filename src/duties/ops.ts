@@ -13,6 +13,7 @@ export class OpsDuty implements Duty {
     private readonly config: Config,
     private readonly metrics: Metrics,
     private readonly notReady: () => string | undefined,
+    private readonly unhealthy: () => string | undefined = () => undefined,
   ) {}
 
   get port(): number | undefined {
@@ -28,6 +29,7 @@ export class OpsDuty implements Duty {
       writeTimeoutMs: server.writeTimeoutMs,
       metrics: this.metrics,
       notReady: this.notReady,
+      unhealthy: this.unhealthy,
     });
   }
 

@@ -2,7 +2,7 @@ import { V1MicroTime, type CoordinationV1Api, type V1Lease } from "@kubernetes/c
 import type { Logger } from "pino";
 import { kubeErrorMessage, statusCode } from "../kube/errors.js";
 import type { Informer } from "../kube/informer.js";
-import type { Duty } from "../lifecycle/duty.js";
+import type { Duty, Term } from "../lifecycle/duty.js";
 import type { SyncSummary } from "../syncer/syncer.js";
 import { decideSyncNow, handledAnnotations, SYNC_NOW_ANNOTATION, syncNowState } from "../syncer/sync-now.js";
 
@@ -14,8 +14,9 @@ export interface SyncNowDeps {
   name: string;
   /** --sync.request.interval. */
   minIntervalMs: number;
-  canWrite: () => boolean;
-  /** One full sync with a fresh Azure listing. */
+  /** The term it runs in: asked before the Lease write, and its end ends the sync now running. */
+  term: Term;
+  /** One full sync with a fresh Azure listing; rejects, starting nothing, once the term has ended. */
   syncNow: () => Promise<SyncSummary>;
   log: Logger;
   now?: () => number;
@@ -26,7 +27,9 @@ const CONFLICT_RETRIES = 5;
 /**
  * The leader's half of "sync now": watches the Lease for a request value it has not handled, records
  * it as handled on the Lease (so no later leader runs it again), then runs the sync. Requests closer
- * than the minimum interval to the last handled one wait for it, with one log line each.
+ * than the minimum interval to the last handled one wait for it, with one log line each. When the
+ * term ends (Lease lost, SIGTERM) the running sync is aborted with it (its listing takes the term's
+ * signal) and no later one starts; stop() waits only for that abort, not for a whole sync.
  */
 export class SyncNowDuty implements Duty {
   readonly name = "sync now";
@@ -58,11 +61,21 @@ export class SyncNowDuty implements Duty {
 
   /** One check at a time: a request seen while a sync runs is looked at once it is done. */
   private check(): void {
-    this.chain = this.chain.then(() => this.handle()).catch((error: unknown) => this.deps.log.error({ err: (error as Error).message }, "sync now failed"));
+    this.chain = this.chain
+      .then(() => this.handle())
+      .catch((error: unknown) => {
+        const err = (error as Error).message;
+        if (this.deps.term.signal.aborted) this.deps.log.info({ err }, "sync now cut short: the term ended");
+        else this.deps.log.error({ err }, "sync now failed");
+      });
+  }
+
+  private mayGoOn(): boolean {
+    return !this.stopped && !this.deps.term.signal.aborted && this.deps.term.canWrite();
   }
 
   private async handle(): Promise<void> {
-    if (this.stopped || !this.deps.canWrite()) return;
+    if (!this.mayGoOn()) return;
     const lease = this.deps.lease.get(this.deps.namespace, this.deps.name);
     const decision = decideSyncNow(syncNowState(lease?.metadata?.annotations), this.now(), this.deps.minIntervalMs);
     if (decision.kind === "none") return;
@@ -79,7 +92,7 @@ export class SyncNowDuty implements Duty {
       }
       return;
     }
-    if (!(await this.markHandled(decision.value))) return;
+    if (!(await this.markHandled(decision.value)) || !this.mayGoOn()) return;
     this.deps.log.info(lock, "sync now requested: full sync with a fresh Azure listing");
     await this.deps.syncNow();
   }
@@ -90,7 +103,7 @@ export class SyncNowDuty implements Duty {
     for (let attempt = 0; ; attempt++) {
       const current = await coordination.readNamespacedLease({ name, namespace });
       const state = syncNowState(current.metadata?.annotations);
-      if (state.requested !== value || state.handled === value || this.stopped || !this.deps.canWrite()) return false;
+      if (state.requested !== value || state.handled === value || !this.mayGoOn()) return false;
       const spec = current.spec ?? {};
       const body: V1Lease = {
         ...current,

@@ -8,13 +8,13 @@ import type { EventSink, ObjectRef } from "../kube/events.js";
 import { ficEvent, syncEvent } from "../events/sync-events.js";
 import { discoverIssuer } from "../kube/issuer.js";
 import { lookupLabelKeys } from "../kube/lookup.js";
-import { FicSyncer, type FicHappening } from "../workload/fic-syncer.js";
+import { FicController, type FicHappening, type ServiceAccountView } from "../workload/fic-controller.js";
 import { clusterNameFor } from "../workload/names.js";
 import type { KubeClients } from "../kube/clients.js";
 import type { Informer } from "../kube/informer.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
 import type { V1ServiceAccount } from "@kubernetes/client-node";
-import type { Duty } from "../lifecycle/duty.js";
+import type { Duty, Term } from "../lifecycle/duty.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { DesiredStateOptions } from "../syncer/desired.js";
 import { Syncer, type SyncSummary, type WorkloadSync } from "../syncer/syncer.js";
@@ -28,7 +28,6 @@ export interface SyncerDutyDeps {
   listAzure: (signal: AbortSignal) => Promise<SubscriptionListing[]>;
   /** Federated identity credentials in Azure (workload identity mode). */
   ficApi: FicApi | undefined;
-  canWrite: () => boolean;
   metrics: Metrics;
   log: Logger;
   cacheOptions: CacheOptions;
@@ -60,7 +59,8 @@ export function desiredOptionsFrom(config: Config): (now: Date) => DesiredStateO
 
 /**
  * One term of the leader's sync: the namespace and binding caches it alone needs, and the Syncer
- * reading them. Built anew on every gain of the Lease; stop() leaves nothing behind.
+ * reading them. Built anew on every gain of the Lease; every write asks the term, the term's end
+ * halts the Syncer, and stop() resolves once nothing of it is in flight.
  */
 export class SyncerDuty implements Duty {
   readonly name = "syncer";
@@ -72,6 +72,7 @@ export class SyncerDuty implements Duty {
   /** `loop` false: built for `sync --once`, the caller runs the one full sync. */
   constructor(
     private readonly deps: SyncerDutyDeps,
+    private readonly term: Term,
     private readonly loop = true,
   ) {}
 
@@ -92,6 +93,8 @@ export class SyncerDuty implements Duty {
     this.namespaces = namespaces(clients, log, metrics, cacheOptions);
     this.bindings = config.azureIdentity.bindingSync ? lookupBindings(clients, config.kubernetes.labelFormat, log, metrics, cacheOptions) : undefined;
     const workload = await this.workload();
+    // Issuer discovery takes a request: the term may have ended meanwhile.
+    signal.throwIfAborted();
     this.namespaces.start();
     this.bindings?.start();
     this.serviceAccounts?.start();
@@ -112,10 +115,11 @@ export class SyncerDuty implements Duty {
         identities: this.deps.identities,
         namespaces: this.namespaces,
         bindings: this.bindings,
-        writer: new IdentityWriter(clients.custom, this.deps.canWrite, metrics),
+        writer: new IdentityWriter(clients.custom, this.term.canWrite, metrics, { signal: this.term.signal }),
         ...(workload ? { workload } : {}),
         metrics,
         log,
+        signal: this.term.signal,
         report: (happening) => {
           const event = syncEvent(happening, this.deps.pod);
           if (event) this.deps.events.record(event);
@@ -126,15 +130,20 @@ export class SyncerDuty implements Duty {
   }
 
   async stop(): Promise<void> {
-    this.current?.stop();
+    const syncer = this.current;
     this.current = undefined;
+    await syncer?.stop();
     for (const cache of [this.namespaces, this.bindings, this.serviceAccounts]) cache?.stop();
     this.namespaces = undefined;
     this.bindings = undefined;
     this.serviceAccounts = undefined;
   }
 
-  /** With --workloadidentity.enable: the issuer (flag or discovery), this cluster's name, the ServiceAccount cache. */
+  /**
+   * With --workloadidentity.enable: the issuer (flag or discovery), this cluster's name, the
+   * ServiceAccount cache and the FIC controller it feeds. The controller's Azure writes are gated by
+   * the same canWrite() as the Kubernetes writes, and end with the term's signal.
+   */
   private async workload(): Promise<WorkloadSync | undefined> {
     const { config, clients, log, metrics, cacheOptions, ficApi } = this.deps;
     const keys = lookupLabelKeys(config.kubernetes.labelFormat);
@@ -147,7 +156,34 @@ export class SyncerDuty implements Duty {
     const accounts = this.serviceAccounts;
     const report = (happening: FicHappening) =>
       this.deps.events.record(ficEvent(happening, accounts.get(happening.fic.namespace, happening.fic.serviceAccount)?.metadata?.uid));
-    const fics = new FicSyncer(ficApi, { issuer, cluster, concurrency: config.sync.concurrency }, metrics, log, report);
-    return { fics, serviceAccounts: this.serviceAccounts, context: { issuer, cluster, lookupKeys: keys } };
+    const view = (account: V1ServiceAccount): ServiceAccountView => ({
+      namespace: account.metadata?.namespace ?? "",
+      name: account.metadata?.name ?? "",
+      uid: account.metadata?.uid,
+      labels: account.metadata?.labels ?? {},
+    });
+    const fics = new FicController({
+      api: ficApi,
+      context: { issuer, cluster, lookupKeys: keys, concurrency: config.sync.concurrency },
+      serviceAccounts: () => accounts.list().map(view),
+      canWrite: this.term.canWrite,
+      signal: this.term.signal,
+      metrics,
+      log,
+      report,
+      unmatched: (account, lookup) => {
+        const event = syncEvent(
+          { kind: "serviceAccountUnmatched", serviceAccount: { namespace: account.namespace, name: account.name, uid: account.uid }, lookup },
+          this.deps.pod,
+        );
+        if (event) this.deps.events.record(event);
+      },
+    });
+    // A deleted or relabelled ServiceAccount revokes its FIC at once, --sync.watch or not. The cache
+    // is this term's (stopped with it), so the handlers go with it.
+    accounts.on("add", (account) => fics.serviceAccountChanged(undefined, view(account)));
+    accounts.on("update", (account, old) => fics.serviceAccountChanged(old ? view(old) : undefined, view(account)));
+    accounts.on("delete", (account) => fics.serviceAccountChanged(view(account), undefined));
+    return { fics };
   }
 }

@@ -4,7 +4,7 @@ import type { ObjectEvent, ObjectRef } from "../kube/event-correlator.js";
 import type { LookupValues } from "../kube/lookup.js";
 import { AAD_API_VERSION } from "../kube/resources.js";
 import type { Subject, SyncHappening } from "../syncer/report.js";
-import type { FicHappening } from "../workload/fic-syncer.js";
+import type { FicHappening } from "../workload/fic-controller.js";
 
 const namespaceRef = (subject: Subject): ObjectRef => ({
   apiVersion: "v1",

@@ -1,7 +1,15 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { TokenBucket } from "../retry/token-bucket.js";
-import { COMBINED_PREFIX, DEFAULT_CORRELATOR, EventCorrelator, type CorrelatorOptions, type Decision, type ObjectEvent } from "./event-correlator.js";
+import {
+  COMBINED_PREFIX,
+  correlatorOptionsFrom,
+  DEFAULT_CORRELATOR,
+  EventCorrelator,
+  type CorrelatorOptions,
+  type Decision,
+  type ObjectEvent,
+} from "./event-correlator.js";
 
 const MINUTE = 60_000;
 const skipped = (namespace: string, msi: string): ObjectEvent => ({
@@ -156,5 +164,14 @@ describe("EventCorrelator", () => {
     assert.equal(count.create, 100 * (similarLimit + 1));
     assert.equal(correlator.size, 100 * (similarLimit + 1));
     assert.ok(count.patch <= 100 * (similarLimit + 1) * 24 * 2, `${count.patch} patches: at most one per series per 30-minute refresh`);
+  });
+});
+
+test("correlatorOptionsFrom: the --events.* flags over the defaults, the rate per minute turned per second", () => {
+  assert.deepEqual(correlatorOptionsFrom({ burst: 5, perMinute: 30, refreshMs: 60_000 }), {
+    ...DEFAULT_CORRELATOR,
+    burst: 5,
+    perSecond: 0.5,
+    refreshMs: 60_000,
   });
 });

@@ -50,6 +50,11 @@ export const DEFAULT_CORRELATOR: CorrelatorOptions = {
   maxEntries: 16_384,
 };
 
+/** The correlator as the --events.* flags set it (a rate per minute there, per second here). */
+export function correlatorOptionsFrom(events: { burst: number; perMinute: number; refreshMs: number }): CorrelatorOptions {
+  return { ...DEFAULT_CORRELATOR, burst: events.burst, perSecond: events.perMinute / 60, refreshMs: events.refreshMs };
+}
+
 export const COMBINED_PREFIX = "(combined from similar events): ";
 
 /** One Event as written: the first occurrence and how often it was seen since. */

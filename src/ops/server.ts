@@ -9,9 +9,11 @@ export interface OpsServerOptions {
   metrics: Metrics;
   /** Why the instance is not ready, or undefined when it is (cache synced, certificate loaded). */
   notReady: () => string | undefined;
+  /** Why the kubelet should restart the process (a leader duty that keeps failing to start), or undefined. */
+  unhealthy?: () => string | undefined;
 }
 
-/** Plain HTTP on --server.bind: /metrics, /healthz (process and event loop alive), /readyz. */
+/** Plain HTTP on --server.bind: /metrics, /healthz (event loop alive, nothing stuck), /readyz. */
 export async function startOpsServer(options: OpsServerOptions): Promise<{ port: number; close: () => Promise<void> }> {
   const app: FastifyInstance = Fastify({
     logger: false,
@@ -23,7 +25,10 @@ export async function startOpsServer(options: OpsServerOptions): Promise<{ port:
     return reply.type(contentType).send(body);
   });
   // Answering at all proves the event loop turns; a blocked loop makes the probe time out.
-  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/healthz", async (_request, reply) => {
+    const reason = options.unhealthy?.();
+    return reason ? reply.code(503).send({ status: "unhealthy", reason }) : { status: "ok" };
+  });
   app.get("/readyz", async (_request, reply) => {
     const reason = options.notReady();
     return reason ? reply.code(503).send({ status: "not ready", reason }) : { status: "ready" };

@@ -11,6 +11,10 @@ import {
 } from "../kube/resources.js";
 import { invalidLabelValue, invalidNamespaceName, invalidObjectName } from "../kube/validation.js";
 import type { CompiledTemplate, TemplateFields } from "../template/template.js";
+import type { DesiredIdentity, DesiredState, SkippedMsi } from "../model/desired.js";
+
+// The types live in src/model (the syncer and the FIC controller both read them); said here too for the syncer's own modules.
+export type { DesiredIdentity, DesiredState, SkippedMsi };
 
 export interface DesiredStateOptions {
   namespaceTemplate: CompiledTemplate;
@@ -24,37 +28,6 @@ export interface DesiredStateOptions {
   expiry?: { annotation: string; value: string };
   /** `--workloadidentity.enable`: identities also carry their MSI's tenant (for ServiceAccounts). */
   workloadIdentity?: boolean;
-}
-
-/**
- * One AzureIdentity as the operator wants it. `labels` and `annotations` hold only the keys the
- * operator owns; a null value means "owned, and must be absent".
- */
-export interface DesiredIdentity {
-  namespace: string;
-  name: string;
-  labels: Record<string, string>;
-  annotations: Record<string, string | null>;
-  spec: { type: 0; resourceID: string; clientID: string };
-  subscriptionId: string;
-  msiId: string;
-  /** Where the MSI lives, as Azure spells it (for its federated identity credentials). */
-  resourceGroup: string;
-  msiName: string;
-}
-
-export interface SkippedMsi {
-  msiId: string;
-  subscriptionId: string;
-  reason: string;
-  /** The valid namespaces it was tagged for (told with an Event); none when the template failed. */
-  namespaces: string[];
-}
-
-export interface DesiredState {
-  /** namespace -> identity name -> desired identity (namespaces as tagged, whether they exist or not). */
-  byNamespace: Map<string, Map<string, DesiredIdentity>>;
-  skipped: SkippedMsi[];
 }
 
 /** The names and values Go templates of the original operator see. */

@@ -79,3 +79,28 @@ test("retryLater adds a key again after its own doubling backoff; forget starts 
   await tick(100);
   assert.equal(runs.length, 3, "stopped: no more runs");
 });
+
+test("shutdown() drops waiting keys and resolves only once the running ones have finished", async () => {
+  const started: string[] = [];
+  const release = new Map<string, () => void>();
+  const queue = new WorkQueue(
+    1,
+    (key) =>
+      new Promise<void>((resolve) => {
+        started.push(key);
+        release.set(key, resolve);
+      }),
+    () => assert.fail("no errors expected"),
+  );
+  queue.add("running");
+  queue.add("waiting");
+  let finished = false;
+  const shutdown = queue.shutdown().then(() => (finished = true));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(finished, false, "the running key has not returned");
+  queue.add("late");
+  release.get("running")!();
+  await shutdown;
+  assert.deepEqual(started, ["running"], "neither the waiting key nor one added after shutdown ran");
+  assert.equal(queue.length, 0);
+});

@@ -69,7 +69,7 @@ export class WorkQueue {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Drops waiting keys and scheduled retries; running ones finish. */
+  /** Drops waiting keys and scheduled retries; running ones finish (shutdown() waits for them). */
   stop(): void {
     this.stopped = true;
     for (const timer of this.retryTimers.values()) clearTimeout(timer);
@@ -79,6 +79,12 @@ export class WorkQueue {
     this.order.length = 0;
     this.dirty.clear();
     this.settle();
+  }
+
+  /** stop(), then resolves once no key is running any more: nothing of the queue is left in flight. */
+  shutdown(): Promise<void> {
+    this.stop();
+    return this.drain();
   }
 
   private pump(): void {

@@ -1,14 +1,13 @@
-import type { V1Namespace, V1ServiceAccount } from "@kubernetes/client-node";
+import type { V1Namespace } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Msi, SubscriptionListing } from "../azure/types.js";
 
 export type { SubscriptionListing };
 import type { Informer } from "../kube/informer.js";
-import { lookupLabelKeys, lookupValuesOf } from "../kube/lookup.js";
+import { lookupLabelKeys } from "../kube/lookup.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { FicOutcome, FicSyncer } from "../workload/fic-syncer.js";
-import { desiredFics, type FicContext } from "../workload/plan.js";
+import type { FicOutcome, FicReconciler } from "../model/fic.js";
 import { desiredState, type DesiredStateOptions } from "./desired.js";
 import { pruneGate } from "./prune.js";
 import { WorkQueue } from "./queue.js";
@@ -16,9 +15,6 @@ import { addOutcome, emptyOutcome, namespaceIsLive, reconcileNamespace, type Lis
 import type { WriteVerb } from "../kube/errors.js";
 import { NotLeaderError, type IdentityWriter } from "./writer.js";
 import type { SyncReport } from "./report.js";
-
-/** ServiceAccount events within this window share one FIC pass. */
-const FIC_EVENT_DELAY_MS = 250;
 
 export interface SyncerOptions {
   intervalMs: number;
@@ -32,11 +28,12 @@ export interface SyncerOptions {
   desiredOptions: (now: Date) => DesiredStateOptions;
 }
 
-/** The workload identity mode's part of a sync: labelled ServiceAccounts and their FICs. */
+/**
+ * The workload identity mode's part of a sync: the FIC controller (src/workload/fic-controller.ts),
+ * which also follows ServiceAccount events itself. A full sync hands it each listing and waits for it.
+ */
 export interface WorkloadSync {
-  fics: FicSyncer;
-  serviceAccounts: Informer<V1ServiceAccount>;
-  context: FicContext;
+  fics: FicReconciler;
 }
 
 export interface SyncerDeps {
@@ -52,6 +49,11 @@ export interface SyncerDeps {
   log: Logger;
   /** Told what a sync did or could not do (for Events). */
   report?: SyncReport;
+  /**
+   * The term's signal: aborted when leadership is lost or the process shuts down. The syncer then
+   * halts at once (listing aborted, nothing new started) as if stop() had been called.
+   */
+  signal?: AbortSignal;
   now?: () => Date;
 }
 
@@ -81,9 +83,10 @@ export class Syncer {
   private running: Promise<SyncSummary> | undefined;
   private accumulator: NamespaceOutcome | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private ficTimer: NodeJS.Timeout | undefined;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly abort = new AbortController();
+  /** Aborted by stop() or by the end of the term. */
+  private readonly signal: AbortSignal;
   private active = false;
   private stopped = false;
   private freshListingWanted = false;
@@ -94,6 +97,7 @@ export class Syncer {
     private readonly deps: SyncerDeps,
   ) {
     this.now = deps.now ?? (() => new Date());
+    this.signal = deps.signal ? AbortSignal.any([this.abort.signal, deps.signal]) : this.abort.signal;
     this.reconcileDeps = {
       identities: deps.identities,
       namespaces: deps.namespaces,
@@ -108,16 +112,14 @@ export class Syncer {
       options.concurrency,
       (namespace) => this.reconcile(namespace),
       (namespace, error) => {
-        if (!(error instanceof NotLeaderError)) deps.log.error({ namespace, err: (error as Error).message }, "namespace reconcile failed");
+        if (error instanceof NotLeaderError) deps.log.debug({ namespace }, "namespace reconcile stopped: no longer the leader");
+        else deps.log.error({ namespace, err: (error as Error).message }, "namespace reconcile failed");
       },
     );
     if (options.watch) this.subscribe();
-    // In workload identity mode a deleted or relabelled ServiceAccount revokes its FIC at once, watch or not.
-    const accounts = deps.workload?.serviceAccounts;
-    if (accounts) {
-      const changed = () => this.scheduleFicPass();
-      this.unsubscribe.push(accounts.on("add", changed), accounts.on("update", changed), accounts.on("delete", changed));
-    }
+    // The term's end halts everything at once; stop() then only waits for what is in flight.
+    this.signal.addEventListener("abort", () => this.halt(), { once: true });
+    if (this.signal.aborted) this.halt();
   }
 
   /** Starts syncing (the caller has become leader and the caches have synced). */
@@ -128,19 +130,37 @@ export class Syncer {
     void this.runAndReschedule();
   }
 
-  /** Stops for good: no more syncs, the Azure listing in flight is aborted, the caches' handlers removed. */
-  stop(): void {
+  /**
+   * Stops for good: no more syncs, the Azure listing in flight is aborted, the caches' handlers
+   * removed. Resolves once no reconcile, write or FIC pass of this syncer is in flight, so nothing
+   * of it can act in a later term.
+   */
+  async stop(): Promise<void> {
+    if (!this.abort.signal.aborted) this.abort.abort(new Error("syncer stopped"));
+    this.halt();
+    await Promise.allSettled([this.running, this.queue.shutdown(), this.deps.workload?.fics.stop()]);
+  }
+
+  /** Nothing new starts: timers cleared, waiting keys and retries dropped, handlers removed. */
+  private halt(): void {
     this.active = false;
     this.stopped = true;
     clearTimeout(this.timer);
-    clearTimeout(this.ficTimer);
-    this.abort.abort(new Error("syncer stopped"));
     this.queue.stop();
+    void this.deps.workload?.fics.stop();
     for (const unsubscribe of this.unsubscribe.splice(0)) unsubscribe();
+  }
+
+  /** Rejects with the reason the syncer stopped (leadership lost, shutdown), if it did. */
+  private throwIfStopped(): void {
+    this.signal.throwIfAborted();
+    if (this.stopped) throw new Error("syncer stopped");
   }
 
   private async runAndReschedule(): Promise<void> {
     await this.fullSync().catch((error: unknown) => {
+      // A sync cut short by the end of the term did not fail: nothing to tell.
+      if (this.stopped) return;
       this.deps.log.error({ err: (error as Error).message }, "sync failed");
       this.deps.report?.({ kind: "syncFailed", reason: (error as Error).message });
     });
@@ -149,20 +169,26 @@ export class Syncer {
     this.timer = setTimeout(() => void this.runAndReschedule(), this.options.intervalMs);
   }
 
-  /** One full sync; concurrent callers share the one in progress. */
+  /** One full sync; concurrent callers share the one in progress. Rejects once the syncer has stopped. */
   fullSync(): Promise<SyncSummary> {
     this.running ??= this.doFullSync().finally(() => (this.running = undefined));
     return this.running;
   }
 
-  /** One full sync with a fresh Azure listing whatever --sync.locktime says (a requested "sync now"), after the one in progress. */
+  /**
+   * One full sync with a fresh Azure listing whatever --sync.locktime says (a requested "sync now"),
+   * after the one in progress. Once the term has ended (or the syncer stopped) while waiting, no
+   * fresh sync starts: it rejects.
+   */
   async fullSyncFresh(): Promise<SyncSummary> {
     await this.running?.catch(() => undefined);
+    this.throwIfStopped();
     this.freshListingWanted = true;
     return this.fullSync();
   }
 
   private async doFullSync(): Promise<SyncSummary> {
+    this.throwIfStopped();
     const started = Date.now();
     const writesBefore = this.deps.writer.writes();
     const log = this.deps.log;
@@ -176,11 +202,12 @@ export class Syncer {
         "sync.locktime not yet over: reconciling from the last Azure listing",
       );
     } else {
-      const listings = await this.deps.listAzure(this.abort.signal).catch((error: unknown) => {
+      const listings = await this.deps.listAzure(this.signal).catch((error: unknown) => {
         // No per-subscription result to record (e.g. the subscription list itself failed): still a failed run.
-        this.deps.metrics.recordSyncRun("failed");
+        if (!this.stopped) this.deps.metrics.recordSyncRun("failed");
         throw error;
       });
+      this.throwIfStopped();
       this.lastListingAt = Date.now();
       failedSubscriptions = listings.filter((part) => !part.complete).map((part) => part.subscriptionId);
       const msis = this.mergeWithPrevious(listings);
@@ -194,6 +221,8 @@ export class Syncer {
     await this.queue.drain();
     const outcome = this.accumulator;
     this.accumulator = undefined;
+    // Stopped while the namespaces were reconciled: no FIC pass starts on the old term's listing.
+    this.throwIfStopped();
     const fics = this.deps.workload ? await this.ficPass(this.deps.workload, listing, !reuse) : undefined;
     const writesAfter = this.deps.writer.writes();
     const writes = {
@@ -268,41 +297,13 @@ export class Syncer {
   }
 
   /**
-   * FICs for the labelled ServiceAccounts. After a fresh listing every MSI of a complete subscription
-   * is looked at (so a removed tag revokes); otherwise only the wanted ones and those holding ours.
+   * FICs for the labelled ServiceAccounts, through the FIC controller. After a fresh listing every MSI
+   * of a complete subscription is looked at (so a removed tag revokes); otherwise only the wanted ones
+   * and those holding ours.
    */
   private ficPass(workload: WorkloadSync, listing: ListingState, fresh: boolean): Promise<FicOutcome> {
-    const accounts = workload.serviceAccounts.list().map((account) => ({
-      namespace: account.metadata?.namespace ?? "",
-      name: account.metadata?.name ?? "",
-      uid: account.metadata?.uid,
-      labels: account.metadata?.labels ?? {},
-    }));
-    const { byMsi, unmatched } = desiredFics(accounts, listing.desired, workload.context);
-    for (const account of unmatched) {
-      this.deps.log.debug({ serviceAccount: `${account.namespace}/${account.name}` }, "ServiceAccount's lookup labels name no MSI tagged for its namespace");
-      const lookup = lookupValuesOf(account.labels, workload.context.lookupKeys);
-      if (lookup)
-        this.deps.report?.({ kind: "serviceAccountUnmatched", serviceAccount: { namespace: account.namespace, name: account.name, uid: account.uid }, lookup });
-    }
     const scan = fresh ? listing.completeMsis.map((msi) => ({ subscriptionId: msi.subscriptionId, resourceGroup: msi.resourceGroup, name: msi.name })) : [];
-    return workload.fics.sync({ wanted: byMsi, scan, complete: listing.complete }, this.abort.signal);
-  }
-
-  /** A ServiceAccount changed: one FIC pass from the last listing, soon, once for a burst of events. */
-  private scheduleFicPass(): void {
-    if (this.ficTimer || !this.deps.workload) return;
-    this.ficTimer = setTimeout(() => {
-      this.ficTimer = undefined;
-      const listing = this.listing;
-      const workload = this.deps.workload;
-      if (!this.active || this.stopped || !listing || !workload) return;
-      // The pass logs its own failures; a failing one is retried at the next event or full sync.
-      void this.ficPass(workload, listing, false).then((outcome) => {
-        if (outcome.created + outcome.updated + outcome.deleted + outcome.errors > 0)
-          this.deps.log.info({ ...outcome }, "federated identity credentials reconciled after a ServiceAccount event");
-      });
-    }, FIC_EVENT_DELAY_MS);
+    return workload.fics.sync({ desired: listing.desired, scan, complete: listing.complete });
   }
 
   private namespacesToReconcile(listing: ListingState): Set<string> {

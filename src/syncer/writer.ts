@@ -19,9 +19,10 @@ export class NotLeaderError extends Error {
 }
 
 /**
- * The syncer's only way to change the cluster. Every request first asks `canWrite` (the Lease),
+ * The syncer's only way to change the cluster. Every request first asks `canWrite` (its term),
  * so writes stop the moment leadership is lost, and each request is counted (the zero-write steady
- * state is measured here). Conflicts and throttling are retried.
+ * state is measured here). Conflicts and throttling are retried; a retry asleep in its backoff is
+ * woken by `retry.signal` (the term's) and gives up, so it can never wake in a later term.
  */
 export class IdentityWriter {
   private readonly counts: Record<WriteVerb, number> = { create: 0, patch: 0, delete: 0 };
@@ -110,6 +111,17 @@ export class IdentityWriter {
   }
 
   private async write<T>(resource: string, verb: WriteVerb, request: () => Promise<unknown>): Promise<T> {
+    try {
+      return await this.attempts(resource, verb, request);
+    } catch (error) {
+      // Whatever ended the attempts (an abort, the last failure), a writer that may no longer write
+      // says so: the caller stops its pass instead of counting a failure and going on.
+      if (!this.canWrite() || this.retry.signal?.aborted) throw new NotLeaderError();
+      throw error;
+    }
+  }
+
+  private attempts<T>(resource: string, verb: WriteVerb, request: () => Promise<unknown>): Promise<T> {
     return withRetry(async () => {
       if (!this.canWrite()) throw new NotLeaderError();
       this.counts[verb]++;

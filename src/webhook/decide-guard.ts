@@ -18,10 +18,27 @@ export interface GuardPolicy {
   namespaceTags: readonly string[];
 }
 
+/** Who may write the guarded kinds, from the --webhook.allow.* flags, once the operator's own user is known. */
+export function guardPolicyFrom(
+  operatorUser: string,
+  allow: { allowUsers: readonly string[]; allowGroups: readonly string[]; allowMic: readonly string[] },
+  namespaceTags: readonly string[],
+): GuardPolicy {
+  return {
+    operatorUser,
+    adminUsers: new Set(allow.allowUsers),
+    adminGroups: new Set(allow.allowGroups),
+    micUsers: new Set(allow.allowMic),
+    namespaceTags,
+  };
+}
+
 /**
  * Kubernetes' own controllers that must be able to delete whatever a namespace holds. The shipped
- * webhook configurations skip them with matchConditions (so cleanup never waits on this webhook);
- * this is the same rule for API servers that do not evaluate matchConditions.
+ * webhook configurations skip them with matchConditions (so cleanup never waits on this webhook),
+ * and so the admins, the operator (AzureIdentity) and MIC (AzureAssignedIdentity): whom
+ * decideGuarded allows whatever the object. This is the same rule for API servers that do not
+ * evaluate matchConditions; test/support/match-conditions.ts holds the two together.
  */
 export const NAMESPACE_CLEANUP_USERS: ReadonlySet<string> = new Set([
   "system:serviceaccount:kube-system:namespace-controller",

@@ -5,7 +5,7 @@ import jsonpatch from "fast-json-patch";
 import { lookupLabelKeys } from "../kube/lookup.js";
 import type { AzureIdentity } from "../kube/resources.js";
 import { azureIdentityPatch, decideBinding, type BindingPolicy } from "./decide-binding.js";
-import { decideGuarded, type GuardedKind, type GuardPolicy } from "./decide-guard.js";
+import { decideGuarded, guardPolicyFrom, type GuardedKind, type GuardPolicy } from "./decide-guard.js";
 import { loadReview } from "./fixtures.js";
 import { admissionResponse } from "./respond.js";
 
@@ -215,4 +215,8 @@ describe("mutate AzureIdentityBinding", () => {
     const review = loadReview("binding-create-labelled");
     assert.equal(decideBinding(review.request, { ...bindingPolicy(), lookupKeys: undefined }).patch, undefined);
   });
+});
+
+test("guardPolicyFrom: the --webhook.allow.* flags and the operator's own user, as the guard reads them", () => {
+  assert.deepEqual(guardPolicyFrom(OPERATOR, { allowUsers: ["break-glass"], allowGroups: ["system:masters"], allowMic: [MIC] }, ["k8snamespace"]), policy);
 });

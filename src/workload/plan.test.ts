@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { lookupLabelKeys } from "../kube/lookup.js";
-import type { DesiredIdentity, DesiredState } from "../syncer/desired.js";
+import type { DesiredIdentity, DesiredState } from "../model/desired.js";
 import { clusterNameFor, FIC_AUDIENCE, ficName } from "./names.js";
 import { desiredFics, MAX_FICS_PER_MSI, planMsi, type DesiredFic, type FederatedCredential } from "./plan.js";
 

@@ -1,6 +1,6 @@
 import type { FederatedCredential, MsiRef } from "../azure/types.js";
 import { lookupValuesOf, sameLookup, type LookupValues } from "../kube/lookup.js";
-import type { DesiredIdentity, DesiredState } from "../syncer/desired.js";
+import type { DesiredIdentity, DesiredState } from "../model/desired.js";
 import { FIC_AUDIENCE, ficName, ownedFicPrefix, serviceAccountSubject } from "./names.js";
 
 /** Azure allows this many federated identity credentials on one MSI. */

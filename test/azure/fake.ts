@@ -49,7 +49,9 @@ export interface RecordedRequest {
   clientId?: string;
   scope?: string;
   clientAuth?: "secret" | "assertion";
-  /** ARM requests: the application whose bearer token authorised it (the `caller` of Azure's activity log). */
+  /** The client's User-Agent: the operator names its instance there, so a test can tell replicas apart. */
+  userAgent?: string;
+  /** ARM requests: the application whose bearer token authorised it (the `caller` of Azure's activity log, which a client cannot forge). */
   caller?: string;
 }
 
@@ -281,6 +283,7 @@ export class FakeAzure {
     const path = url.split("?", 1)[0] ?? "/";
     const kind = KIND_PATTERNS.find(([, pattern]) => pattern.test(path))?.[0] ?? "unknown";
     const record: RecordedRequest = { method: req.method ?? "GET", path, url, kind, status: 0, at: Date.now() };
+    if (req.headers["user-agent"]) record.userAgent = req.headers["user-agent"];
     this.requests.push(record);
     this.peakInFlight = Math.max(this.peakInFlight, ++this.inFlight);
     res.once("close", () => this.inFlight--);

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { loadAllYaml, type KubernetesObject, type V1Deployment, type V1Service } from "@kubernetes/client-node";
 import { parseConfig } from "../../src/config/config.js";
+import { KUSTOMIZE_IMAGE } from "../../tools/manifests.js";
 import { Helm } from "../support/helm.js";
 import { loadManifest, MANIFESTS_ROOT, podEnv } from "../support/manifests.js";
 import { scrapeProblems, selects } from "./scrape-targets.js";
@@ -22,7 +23,7 @@ type Monitor = KubernetesObject & {
 };
 
 async function render(set: string): Promise<KubernetesObject[]> {
-  const result = await helm.template({ release: "platform", namespace: "identity", extra: ["--set", set] });
+  const result = await helm.template({ release: "platform", namespace: "identity", extra: ["--set", `${KUSTOMIZE_IMAGE},${set}`] });
   assert.equal(result.code, 0, result.stderr);
   return plain(loadAllYaml(result.stdout));
 }

@@ -18,6 +18,15 @@ defaults), so nothing here adds Helm-only labels: `helm install` adds its own ow
 app.kubernetes.io/name: azure-msi-operator
 {{- end -}}
 
+{{/*
+The operator's own user as the API server names it (what its SelfSubjectReview returns at start-up):
+the Deployment runs as the ServiceAccount of this name in the release namespace.
+*/}}
+{{- define "amo.operatorUser" -}}system:serviceaccount:{{ .Release.Namespace }}:{{ include "amo.fullname" . }}{{- end -}}
+
+{{/* A CEL list of string literals, ['a', 'b']: values.schema.json refuses quotes, backslashes and whitespace in these names. */}}
+{{- define "amo.celList" -}}[{{ range $i, $name := . }}{{ if $i }}, {{ end }}{{ squote $name }}{{ end }}]{{- end -}}
+
 {{- define "amo.webhookService" -}}{{ include "amo.fullname" . }}-webhook{{- end -}}
 {{- define "amo.leaseName" -}}{{ include "amo.fullname" . }}-leader{{- end -}}
 {{- define "amo.selfManagedSecret" -}}{{ include "amo.fullname" . }}-webhook-tls{{- end -}}
