@@ -43,6 +43,8 @@ export interface AppDeps {
   watchTimeoutSeconds?: number;
   /** How often the leader checks certificates; defaults to a tenth of the serving validity, 10 s to 10 min. */
   certCheckIntervalMs?: number;
+  /** A server that cannot listen once it has its certificate (the webhook): main exits on it; default: logged. */
+  onFatal?: (error: Error) => void;
 }
 
 export function correlatorOptionsFrom(config: Config): CorrelatorOptions {
@@ -99,7 +101,7 @@ export class App {
     const serveWebhooks = config.webhook.enable && config.command === "run";
     const certSource = serveWebhooks ? this.certSource() : undefined;
     this.webhook = certSource
-      ? new WebhookDuty(config, certSource, this.identities, () => guardPolicyFrom(config, this.operatorUser), deps.metrics, deps.log)
+      ? new WebhookDuty(config, certSource, this.identities, () => guardPolicyFrom(config, this.operatorUser), deps.metrics, deps.log, deps.onFatal)
       : undefined;
     const certManager = serveWebhooks && !config.webhook.tls.files ? this.certManager() : undefined;
     const leaderDuties: LeaderDutyFactory[] = [];
