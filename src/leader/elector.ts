@@ -52,6 +52,8 @@ export class LeaderElector {
   private cycle: Promise<void> = Promise.resolve();
   /** Aborted by stop(): ends the try in flight at once. */
   private stopping = new AbortController();
+  /** The stop in progress or done; a second stop() (the duty's, then the manager's) waits for it. */
+  private stopped: Promise<void> | undefined;
 
   constructor(
     private readonly api: CoordinationV1Api,
@@ -71,14 +73,21 @@ export class LeaderElector {
     if (this.running) return;
     this.running = true;
     this.stopping = new AbortController();
+    this.stopped = undefined;
     this.schedule(0);
   }
 
   /**
    * Stops campaigning (a try in flight is abandoned); when leading, gives the Lease up so another
-   * replica takes over at once. Resolves within RELEASE_TIMEOUT_MS whatever the API server does.
+   * replica takes over at once. Resolves within RELEASE_TIMEOUT_MS whatever the API server does;
+   * stopping again only waits for the first stop.
    */
-  async stop(release = true): Promise<void> {
+  stop(release = true): Promise<void> {
+    this.stopped ??= this.halt(release);
+    return this.stopped;
+  }
+
+  private async halt(release: boolean): Promise<void> {
     this.running = false;
     clearTimeout(this.timer);
     this.stopping.abort(new Error("leader election stopped"));
