@@ -42,7 +42,7 @@ test("bring-your-own files are loaded, reloaded when they change, and a broken p
 
 // Issue 22 item 4: against f48d249 a ready() waiter was never released, so the webhook's stop() (and
 // with it SIGTERM) never completed while no certificate had loaded.
-test("ready() waiters are released when the source stops, or when their own signal aborts, before any certificate", async () => {
+test("ready() waiters are released when the source stops, or when their own signal aborts, before any certificate", { timeout: 10_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), "amo-byo-"));
   const source = new FileCertSource(join(dir, "absent.crt"), join(dir, "absent.key"), pino({ level: "silent" }), 50);
   try {

@@ -38,7 +38,7 @@ function duty(config: Config, certFile: string, keyFile: string, onFatal: (error
   return new WebhookDuty(config, source, identities, guard, new Metrics({ defaultMetrics: false }), silent, onFatal);
 }
 
-describe("WebhookDuty: stop without a certificate, and a port it cannot listen on", () => {
+describe("WebhookDuty: stop without a certificate, and a port it cannot listen on", { timeout: 20_000 }, () => {
   let dir: string;
   let certFile: string;
   let keyFile: string;

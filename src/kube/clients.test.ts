@@ -25,7 +25,7 @@ async function listen(server: Server | HttpServer): Promise<number> {
   return typeof address === "object" && address ? address.port : 0;
 }
 
-describe("every Kubernetes request has a deadline", () => {
+describe("every Kubernetes request has a deadline", { timeout: 20_000 }, () => {
   const sockets = new Set<Socket>();
   /** Accepts every connection and never sends a byte. */
   const hole = createServer((socket) => {

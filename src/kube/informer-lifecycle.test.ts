@@ -81,7 +81,7 @@ async function silentWatchServer() {
   };
 }
 
-test("a watch that gets no answer fails at its connect deadline, and the informer tries again", async () => {
+test("a watch that gets no answer fails at its connect deadline, and the informer tries again", { timeout: 10_000 }, async () => {
   const api = await silentWatchServer();
   const errors: string[] = [];
   let failed: (() => void) | undefined;
@@ -112,7 +112,7 @@ test("a watch that gets no answer fails at its connect deadline, and the informe
   }
 });
 
-test("stop() ends a watch whose answer has not come, closing its connection", async () => {
+test("stop() ends a watch whose answer has not come, closing its connection", { timeout: 10_000 }, async () => {
   const api = await silentWatchServer();
   const { core } = kubeClients(api.kubeConfig);
   const informer = new Informer<V1Namespace>(api.kubeConfig, { path: "/api/v1/namespaces", list: (params) => core.listNamespace(params) });
