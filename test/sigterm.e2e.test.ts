@@ -212,6 +212,19 @@ describe("SIGTERM matrix: exit 0 within --shutdown.delay + 10 s in every state",
     }
   });
 
+  test("with the API server black-holed from the start (start-up still waiting for its first answer)", async (t) => {
+    proxy.blackhole();
+    const proc = await start("sigterm-api-hole-start", { kubeconfig: viaProxy });
+    try {
+      // The ops server is up (the first duty); the first request to the API server gets no answer.
+      await eventually(async () => (await proc.get("/healthz").catch(() => ({ status: 0 }))).status === 200 || undefined, 30_000, "/healthz");
+      assert.ok(!proc.logs.some(logged("starting")), "start-up has not heard from the API server");
+      await sigterm(t, "API server black-holed from the start", proc);
+    } finally {
+      proxy.heal();
+    }
+  });
+
   // Issue 22 item 10: against f48d249 the webhook's listen failure was only logged; the process ran on.
   test("a webhook port in use ends the process with exit code 1 and one line saying why", async (t) => {
     const occupier: Server = createServer();
