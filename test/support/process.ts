@@ -107,11 +107,11 @@ export class OperatorProcess {
 
   /**
    * SIGTERM, and the process must end by itself within `graceMs` (its --shutdown.delay plus 10 s is
-   * the product's promise; the default covers the tests' short delays). One that does not is
+   * the product's promise; the default covers the shipped 5 s delay with room to spare). One that does not is
    * SIGKILLed and this throws: a process that ignores SIGTERM is a failure, not a detail to clean up.
    * How it exited is in `exited`.
    */
-  async stop(graceMs = 15_000): Promise<void> {
+  async stop(graceMs = 20_000): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.child.kill("SIGTERM");
     let killed = false;
