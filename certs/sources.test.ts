@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { generateCa, issueCert, type Pem } from "./pki.js";
-import { FileCertSource } from "./sources.js";
+import { CertSourceStoppedError, FileCertSource } from "./sources.js";
 
 const HOUR = 3_600_000;
 
@@ -34,6 +34,28 @@ test("bring-your-own files are loaded, reloaded when they change, and a broken p
     await writeFile(certFile, first.cert);
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(source.current()?.cert, second.cert);
+  } finally {
+    source.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+// Issue 22 item 4: against f48d249 a ready() waiter was never released, so the webhook's stop() (and
+// with it SIGTERM) never completed while no certificate had loaded.
+test("ready() waiters are released when the source stops, or when their own signal aborts, before any certificate", { timeout: 10_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), "amo-byo-"));
+  const source = new FileCertSource(join(dir, "absent.crt"), join(dir, "absent.key"), pino({ level: "silent" }), 50);
+  try {
+    source.start();
+    const controller = new AbortController();
+    const mine = source.ready(controller.signal);
+    const others = [source.ready(), source.ready()];
+    controller.abort();
+    await assert.rejects(mine, CertSourceStoppedError);
+    source.stop();
+    for (const waiting of others) await assert.rejects(waiting, CertSourceStoppedError);
+    await assert.rejects(source.ready(), CertSourceStoppedError, "after stop, at once");
+    assert.equal(source.current(), undefined);
   } finally {
     source.stop();
     await rm(dir, { recursive: true, force: true });

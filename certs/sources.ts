@@ -8,14 +8,26 @@ import type { Pem } from "./pki.js";
 import { servingPemFromSecret } from "./secret.js";
 import { certificateWindow } from "./state.js";
 
+/** ready() of a source that was stopped (or whose caller gave up) before any certificate loaded. */
+export class CertSourceStoppedError extends Error {
+  constructor() {
+    super("certificate source stopped before a serving certificate loaded");
+    this.name = "CertSourceStoppedError";
+  }
+}
+
 /** Where a replica gets its serving certificate from, and tells the server when it changes. */
 export interface CertSource {
-  /** Resolves with the first usable certificate. */
-  ready(): Promise<Pem>;
+  /**
+   * Resolves with the first usable certificate; rejects with CertSourceStoppedError when the source
+   * is stopped or `signal` aborts first, so a shutdown never waits for a certificate that will not come.
+   */
+  ready(signal?: AbortSignal): Promise<Pem>;
   current(): Pem | undefined;
   onChange(listener: (pem: Pem) => void): void;
   /** Starts reading (a watch, a file poll); nothing happens before. */
   start(): void;
+  /** Stops reading and releases every ready() waiter. */
   stop(): void;
 }
 
@@ -33,13 +45,38 @@ export function usablePair(pem: Pem): string | undefined {
 abstract class BaseSource implements CertSource {
   protected pem: Pem | undefined;
   private readonly listeners: ((pem: Pem) => void)[] = [];
-  private readyWaiters: ((pem: Pem) => void)[] = [];
+  private readyWaiters: { resolve: (pem: Pem) => void; reject: (error: Error) => void }[] = [];
+  private stopped = false;
 
   constructor(protected readonly log: Logger) {}
 
-  ready(): Promise<Pem> {
+  ready(signal?: AbortSignal): Promise<Pem> {
     if (this.pem) return Promise.resolve(this.pem);
-    return new Promise((resolve) => this.readyWaiters.push(resolve));
+    if (this.stopped || signal?.aborted) return Promise.reject(new CertSourceStoppedError());
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.readyWaiters = this.readyWaiters.filter((other) => other !== waiter);
+        reject(new CertSourceStoppedError());
+      };
+      const waiter = {
+        resolve: (pem: Pem) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(pem);
+        },
+        reject: (error: Error) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.readyWaiters.push(waiter);
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.halt();
+    for (const waiter of this.readyWaiters.splice(0)) waiter.reject(new CertSourceStoppedError());
   }
 
   current(): Pem | undefined {
@@ -59,12 +96,13 @@ abstract class BaseSource implements CertSource {
     }
     this.pem = pem;
     this.log.info({ origin, notAfter: new Date(certificateWindow(pem.cert).notAfter).toISOString() }, "serving certificate loaded");
-    for (const resolve of this.readyWaiters.splice(0)) resolve(pem);
+    for (const waiter of this.readyWaiters.splice(0)) waiter.resolve(pem);
     for (const listener of this.listeners) listener(pem);
   }
 
   abstract start(): void;
-  abstract stop(): void;
+  /** Stops the reading start() began. */
+  protected abstract halt(): void;
 }
 
 /** Every replica: the serving certificate from the operator's Secret, kept current by a watch. */
@@ -91,7 +129,7 @@ export class SecretCertSource extends BaseSource {
     this.informer.start();
   }
 
-  stop(): void {
+  protected halt(): void {
     this.informer.stop();
   }
 }
@@ -125,7 +163,7 @@ export class FileCertSource extends BaseSource {
     }
   }
 
-  stop(): void {
+  protected halt(): void {
     for (const path of this.paths) unwatchFile(path);
   }
 }

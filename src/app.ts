@@ -42,6 +42,8 @@ export interface AppDeps {
   watchTimeoutSeconds?: number;
   /** How often the leader checks certificates; defaults to a tenth of the serving validity, 10 s to 10 min. */
   certCheckIntervalMs?: number;
+  /** A server that cannot listen once it has its certificate (the webhook): main exits on it; default: logged. */
+  onFatal?: (error: Error) => void;
 }
 
 /**
@@ -87,7 +89,7 @@ export class App {
     const serveWebhooks = config.webhook.enable && config.command === "run";
     const certSource = serveWebhooks ? this.certSource() : undefined;
     const guardPolicy = () => guardPolicyFrom(this.operatorUser, config.webhook, config.azureIdentity.namespaceTemplate.tags);
-    this.webhook = certSource ? new WebhookDuty(config, certSource, this.identities, guardPolicy, deps.metrics, deps.log) : undefined;
+    this.webhook = certSource ? new WebhookDuty(config, certSource, this.identities, guardPolicy, deps.metrics, deps.log, deps.onFatal) : undefined;
     // In order: certificates first (their first pass puts the caBundle in place before the syncer's
     // first writes meet the fail-closed webhooks), then the syncer and its "sync now".
     const leaderDuties: LeaderDutyFactory[] = [];

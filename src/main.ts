@@ -5,8 +5,18 @@
 import { loadConfig } from "./config/cli.js";
 import { createOperator } from "./operator.js";
 
+/**
+ * How long past --shutdown.delay a shutdown may take before the backstop ends the process. Every
+ * wait in a shutdown is bounded or aborted well within this; the backstop exits non-zero and names
+ * what was left, so a hang shows as a failure instead of being hidden.
+ */
+const SHUTDOWN_GRACE_MS = 10_000;
+
 const config = loadConfig();
-const { app, log } = await createOperator(config, process.env).catch((error: unknown) => {
+let stopping = false;
+// Set below, once the logger exists; a server can only fail to listen after start() began.
+let onFatal: (error: Error) => void = () => undefined;
+const { app, log } = await createOperator(config, process.env, { onFatal: (error) => onFatal(error) }).catch((error: unknown) => {
   process.stderr.write(`azure-msi-operator: ${(error as Error).message}\n`);
   process.exit(2);
 });
@@ -34,24 +44,43 @@ if (config.command === "sync" && config.once) {
   process.exit(summary.result === "success" ? 0 : 1);
 }
 
-let stopping = false;
+/** Shuts down once, then exits with `code`; past the delay plus SHUTDOWN_GRACE_MS the backstop exits 1. */
+function shutdown(code: number, delayMs: number): void {
+  if (stopping) return;
+  stopping = true;
+  const budgetMs = delayMs + SHUTDOWN_GRACE_MS;
+  setTimeout(() => {
+    log.fatal({ budgetMs, stillRunning: process.getActiveResourcesInfo() }, "shutdown did not finish in time: exiting anyway");
+    process.exit(1);
+  }, budgetMs);
+  // Both outcomes are handled here, and the process exits in either.
+  void app.shutdown(delayMs).then(
+    () => process.exit(code),
+    (error: unknown) => {
+      log.error({ err: (error as Error).message }, "shutdown failed");
+      process.exit(1);
+    },
+  );
+}
+
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {
     if (stopping) return;
-    stopping = true;
     log.info({ signal }, "signal received");
-    // Both outcomes are handled here, and the process exits in either.
-    void app.shutdown().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: (error as Error).message }, "shutdown failed");
-        process.exit(1);
-      },
-    );
+    shutdown(0, config.shutdown.delayMs);
   });
 }
 
+// A replica that cannot serve admission is restarted by the kubelet, not left NotReady for good.
+onFatal = (error) => {
+  if (stopping) return;
+  log.fatal({ err: error.message }, `${error.message}: exiting`);
+  shutdown(1, 0);
+};
+
 await app.start().catch((error: unknown) => {
+  // A shutdown aborts a start-up in progress; it decides the exit code.
+  if (stopping) return;
   log.fatal({ err: (error as Error).message }, "start-up failed");
   process.exit(1);
 });

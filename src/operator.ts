@@ -20,6 +20,8 @@ export interface OperatorOverrides {
   azureAttemptTimeoutMs?: number;
   watchTimeoutSeconds?: number;
   certCheckIntervalMs?: number;
+  /** What to do when a server cannot listen once its certificate arrived (main: exit non-zero). */
+  onFatal?: (error: Error) => void;
 }
 
 /** Feeds azurerm_api_request and azurerm_api_ratelimit from every Azure attempt. */
@@ -101,6 +103,7 @@ export async function createOperator(
     listAzure,
     ...(overrides.watchTimeoutSeconds ? { watchTimeoutSeconds: overrides.watchTimeoutSeconds } : {}),
     ...(overrides.certCheckIntervalMs ? { certCheckIntervalMs: overrides.certCheckIntervalMs } : {}),
+    ...(overrides.onFatal ? { onFatal: overrides.onFatal } : {}),
   });
   return { app, metrics, log };
 }

@@ -7,7 +7,7 @@ import { FakeAzure } from "./azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE, type AuditEvent } from "./controlplane/controlplane.js";
 import { freePort } from "./controlplane/processes.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
-import { OperatorProcess } from "./support/process.js";
+import { OperatorProcess, stopAll } from "./support/process.js";
 import { TcpProxy } from "./support/tcp-proxy.js";
 import { installWebhooks, waitForCaBundles } from "./support/webhooks.js";
 import { createTeamNamespace } from "./support/developers.js";
@@ -148,9 +148,12 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
   });
   after(async () => {
     polling = false;
-    await Promise.all(processes.map((proc) => proc.stop().catch(() => undefined)));
-    await Promise.all([apiProxy?.close(), balancer?.close()]);
-    await Promise.all([plane?.stop(), fake?.close()]);
+    try {
+      await stopAll(processes);
+    } finally {
+      await Promise.all([apiProxy?.close(), balancer?.close()]);
+      await Promise.all([plane?.stop(), fake?.close()]);
+    }
   });
 
   test("two replicas: exactly one leads and syncs, both serve admission", async () => {

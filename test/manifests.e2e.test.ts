@@ -30,7 +30,7 @@ import { AAD_POD_IDENTITY_CRDS, ControlPlane, OPERATOR_NAMESPACE, OPERATOR_SERVI
 import { freePort } from "./controlplane/processes.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
 import { loadManifest, MANIFESTS_ROOT, podEnv } from "./support/manifests.js";
-import { OperatorProcess } from "./support/process.js";
+import { OperatorProcess, stopAll } from "./support/process.js";
 import {
   describeRequest,
   describeRule,
@@ -150,9 +150,12 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     webhookPort = await freePort();
   });
   after(async () => {
-    await Promise.all(processes.map((proc) => proc.stop().catch(() => undefined)));
-    await Promise.all([plane?.stop(), fake?.close()]);
-    await rm(auditDir, { recursive: true, force: true });
+    try {
+      await stopAll(processes);
+    } finally {
+      await Promise.all([plane?.stop(), fake?.close()]);
+      await rm(auditDir, { recursive: true, force: true });
+    }
   });
 
   test("kubectl kustomize renders every object, and `images:` overrides the placeholder image", async () => {

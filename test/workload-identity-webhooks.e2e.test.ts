@@ -15,7 +15,7 @@ import { freePort } from "./controlplane/processes.js";
 import { allowServiceAccountWrites, createTeamNamespace } from "./support/developers.js";
 import { loadManifest, podEnv, withOverlayPatches, WORKLOAD_IDENTITY_OVERLAY } from "./support/manifests.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
-import { OperatorProcess } from "./support/process.js";
+import { OperatorProcess, stopAll } from "./support/process.js";
 import { installWebhooks, kustomize, waitForCaBundles } from "./support/webhooks.js";
 
 const GROUP = "aadpodidentity.k8s.io";
@@ -115,8 +115,11 @@ describe("workload identity: the ServiceAccount webhooks", () => {
     );
   });
   after(async () => {
-    await Promise.all(processes.map((proc) => proc.stop().catch(() => undefined)));
-    await Promise.all([plane?.stop(), fake?.close()]);
+    try {
+      await stopAll(processes);
+    } finally {
+      await Promise.all([plane?.stop(), fake?.close()]);
+    }
   });
 
   test("kubectl kustomize renders the overlay as the manifest unit test reads it: the same webhook configurations, the mode on", async () => {

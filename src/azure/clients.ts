@@ -45,11 +45,36 @@ export interface AzureClients {
  * "untrusted authority". With it off, MSAL reads `<host>/<tenant>/v2.0/.well-known/openid-configuration`.
  */
 export function createCredential(environment: AzureEnvironment, retry: SdkRetryOptions = DEFAULT_SDK_RETRY): TokenCredential {
-  return new DefaultAzureCredential({
-    authorityHost: environment.activeDirectoryEndpoint,
-    disableInstanceDiscovery: !isKnownAuthorityHost(environment.activeDirectoryEndpoint),
-    retryOptions: retry,
-  });
+  return abortableCredential(
+    new DefaultAzureCredential({
+      authorityHost: environment.activeDirectoryEndpoint,
+      disableInstanceDiscovery: !isKnownAuthorityHost(environment.activeDirectoryEndpoint),
+      retryOptions: retry,
+    }),
+  );
+}
+
+/**
+ * MSAL's token requests do not honour the caller's abort signal: with Entra black-holed, an aborted
+ * listing (leadership lost, SIGTERM) would wait for a token that never comes. This gives up waiting
+ * when the signal aborts; the token request itself may still finish in the background, but what it
+ * was for is not sent (the SDK's transport refuses a request whose signal has aborted).
+ */
+export function abortableCredential(credential: TokenCredential): TokenCredential {
+  return {
+    getToken(scopes, options) {
+      const signal = options?.abortSignal;
+      const token = credential.getToken(scopes, options);
+      if (!signal) return token;
+      const aborted = () => new Error("token request abandoned: the operation was aborted");
+      if (signal.aborted) return Promise.reject(aborted());
+      return new Promise((resolve, reject) => {
+        const onAbort = () => reject(aborted());
+        signal.addEventListener("abort", onAbort, { once: true });
+        token.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+      });
+    },
+  };
 }
 
 /**

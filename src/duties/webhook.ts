@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { serviceNames } from "../../certs/manager.js";
-import type { CertSource } from "../../certs/sources.js";
+import { CertSourceStoppedError, type CertSource } from "../../certs/sources.js";
 import { certificateWindow } from "../../certs/state.js";
 import type { Config } from "../config/config.js";
 import type { Informer } from "../kube/informer.js";
@@ -10,12 +10,14 @@ import type { Duty } from "../lifecycle/duty.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { GuardPolicy } from "../webhook/decide-guard.js";
 import { startWebhookServer, type WebhookServer } from "../webhook/server.js";
-import { listenHost } from "./listen.js";
+import { ListenError, listenHost } from "./listen.js";
 
 /**
  * The admission HTTPS server on every replica. It serves once the certificate exists, which on a
  * fresh cluster only the leader creates, so start() does not wait for it: waiting would keep this
- * replica from ever campaigning for the Lease.
+ * replica from ever campaigning for the Lease. So a failure to listen comes later, and goes to
+ * `onFatal`: the process exits on it (a replica that cannot serve admission must be restarted, not
+ * left NotReady with a green /healthz).
  */
 export class WebhookDuty implements Duty {
   readonly name = "webhook server";
@@ -30,6 +32,7 @@ export class WebhookDuty implements Duty {
     private readonly guard: () => GuardPolicy,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly onFatal: (error: Error) => void = (error) => log.error({ err: error.message }, "webhook server failed to start"),
   ) {}
 
   get port(): number | undefined {
@@ -47,7 +50,11 @@ export class WebhookDuty implements Duty {
       this.server?.updateTls(pem);
     });
     this.certSource.start();
-    this.serving = this.serve().catch((error: unknown) => this.log.error({ err: (error as Error).message }, "webhook server failed to start"));
+    this.serving = this.serve().catch((error: unknown) => {
+      // Stopped before a certificate loaded: nothing failed.
+      if (error instanceof CertSourceStoppedError && this.stopped) return;
+      this.onFatal(error as Error);
+    });
   }
 
   private async serve(): Promise<void> {
@@ -57,8 +64,9 @@ export class WebhookDuty implements Duty {
     const lookupKeys = lookupLabelKeys(config.kubernetes.labelFormat);
     const identitiesIn = (namespace: string) => this.identities.list(namespace);
     const guardPolicy = this.guard();
-    this.server = await startWebhookServer({
-      host: listenHost(config.webhook.bind.host),
+    const host = listenHost(config.webhook.bind.host);
+    const server = await startWebhookServer({
+      host,
       port: config.webhook.bind.port,
       tls: pem,
       guardPolicy,
@@ -72,7 +80,15 @@ export class WebhookDuty implements Duty {
       },
       metrics: this.metrics,
       log: this.log,
+    }).catch((error: unknown) => {
+      throw new ListenError("webhook server (--webhook.bind)", host, config.webhook.bind.port, error);
     });
+    // Stopped while it was starting to listen: close it here, stop() found nothing to close.
+    if (this.stopped) {
+      await server.close();
+      return;
+    }
+    this.server = server;
     this.log.info(
       { port: this.server.port, sans: serviceNames(config.webhook.serviceName, config.instance.namespace).concat(config.webhook.tls.sans) },
       "webhook serving",
@@ -84,6 +100,7 @@ export class WebhookDuty implements Duty {
     this.server?.drain();
   }
 
+  /** Resolves also when no certificate ever loaded: stopping the source releases the wait for one. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.certSource.stop();

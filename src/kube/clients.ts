@@ -6,8 +6,18 @@ import {
   CoreV1Api,
   createConfiguration,
   CustomObjectsApi,
+  EventsV1Api,
+  IsomorphicFetchHttpLibrary,
   KubeConfig,
+  Observable,
+  ResponseContext,
   ServerConfiguration,
+  WellKnownApi,
+  wrapHttpLibrary,
+  type Configuration,
+  type ConfigurationOptions,
+  type HttpLibrary,
+  type ObservableMiddleware,
   type RequestContext,
   type SecurityAuthentication,
 } from "@kubernetes/client-node";
@@ -19,6 +29,82 @@ export interface KubeClients {
   coordination: CoordinationV1Api;
   admission: AdmissionregistrationV1Api;
   authentication: AuthenticationV1Api;
+  events: EventsV1Api;
+  wellKnown: WellKnownApi;
+}
+
+/**
+ * How long any Kubernetes request may take, answer and body included, unless its caller set a
+ * shorter deadline (the Lease's renew deadline). A connection whose packets are dropped, not reset,
+ * would otherwise hold its caller forever: TCP never tells. client-go's default client has none
+ * either, but every controller passes a context with one; here it is the one place all requests pass.
+ */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+/** A Kubernetes request that got no (complete) answer within its deadline; retryable, like a network error. */
+export class RequestTimeoutError extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what}: no answer within ${ms} ms`);
+    this.name = "RequestTimeoutError";
+  }
+}
+
+/**
+ * Per-call options: the request is also given up the moment `signal` aborts (a leadership term that
+ * ended, the elector's renew deadline, shutdown), with the signal's reason as its error.
+ */
+export function abortable(signal: AbortSignal): ConfigurationOptions<ObservableMiddleware> {
+  return {
+    middleware: [
+      {
+        pre: (context) => {
+          const earlier = context.getSignal();
+          context.setSignal(earlier ? AbortSignal.any([earlier, signal]) : signal);
+          return new Observable(Promise.resolve(context));
+        },
+        post: (response) => new Observable(Promise.resolve(response)),
+      },
+    ],
+    middlewareMergeStrategy: "append",
+  };
+}
+
+/**
+ * client-node's fetch with a deadline on every request: from sending until the body is read, so a
+ * server that answers the headers and then goes silent cannot hold the caller either.
+ */
+export function deadlineHttp(timeoutMs: number, inner: HttpLibrary = new IsomorphicFetchHttpLibrary()): HttpLibrary {
+  return wrapHttpLibrary({
+    async send(request: RequestContext): Promise<ResponseContext> {
+      const what = `${request.getHttpMethod()} ${new URL(request.getUrl()).pathname}`;
+      const deadline = new AbortController();
+      const timer = setTimeout(() => deadline.abort(new RequestTimeoutError(what, timeoutMs)), timeoutMs);
+      const caller = request.getSignal();
+      request.setSignal(caller ? AbortSignal.any([caller, deadline.signal]) : deadline.signal);
+      // node-fetch rejects with its own AbortError whatever the reason: say which deadline it was.
+      const why = (error: unknown): unknown => (deadline.signal.aborted ? deadline.signal.reason : caller?.aborted ? caller.reason : error);
+      const settled = () => clearTimeout(timer);
+      let response: ResponseContext;
+      try {
+        response = await inner.send(request).toPromise();
+      } catch (error) {
+        settled();
+        throw why(error);
+      }
+      const read = <T>(body: () => Promise<T>) =>
+        body().then(
+          (value) => (settled(), value),
+          (error: unknown) => {
+            settled();
+            throw why(error);
+          },
+        );
+      return new ResponseContext(response.httpStatusCode, response.headers, {
+        text: () => read(() => response.body.text()),
+        binary: () => read(() => response.body.binary()),
+      });
+    },
+  });
 }
 
 /** --kubeconfig when given, else KUBECONFIG / ~/.kube/config / in-cluster, as client-go does. */
@@ -62,14 +148,19 @@ function tlsOptions(options: AgentOptions): AgentOptions {
   return Object.fromEntries(TLS_FIELDS.filter((field) => options[field] !== undefined).map((field) => [field, options[field]]));
 }
 
-export function kubeClients(kubeConfig: KubeConfig): KubeClients {
+/** What KubeConfig.makeApiClient builds, with pooled connections and a deadline on every request. */
+export function apiConfiguration(kubeConfig: KubeConfig, timeoutMs = REQUEST_TIMEOUT_MS): Configuration {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error("the kubeconfig has no current cluster");
-  // What KubeConfig.makeApiClient builds, with pooled connections.
-  const configuration = createConfiguration({
+  return createConfiguration({
     baseServer: new ServerConfiguration(cluster.server, {}),
     authMethods: { default: pooledAuthentication(kubeConfig) },
+    httpApi: deadlineHttp(timeoutMs),
   });
+}
+
+export function kubeClients(kubeConfig: KubeConfig, timeoutMs = REQUEST_TIMEOUT_MS): KubeClients {
+  const configuration = apiConfiguration(kubeConfig, timeoutMs);
   return {
     kubeConfig,
     core: new CoreV1Api(configuration),
@@ -77,6 +168,8 @@ export function kubeClients(kubeConfig: KubeConfig): KubeClients {
     coordination: new CoordinationV1Api(configuration),
     admission: new AdmissionregistrationV1Api(configuration),
     authentication: new AuthenticationV1Api(configuration),
+    events: new EventsV1Api(configuration),
+    wellKnown: new WellKnownApi(configuration),
   };
 }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { EventsV1Api, setHeaderOptions, V1MicroTime, type KubeConfig } from "@kubernetes/client-node";
+import { abortable, apiConfiguration } from "./clients.js";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics/metrics.js";
 import { kubeErrorMessage, statusCode } from "./errors.js";
@@ -7,8 +8,12 @@ import { DEFAULT_CORRELATOR, EventCorrelator, type CorrelatorOptions, type Event
 
 export type { ObjectEvent, ObjectRef } from "./event-correlator.js";
 
-const MERGE_PATCH = setHeaderOptions("Content-Type", "application/merge-patch+json");
 export const REPORTING_CONTROLLER = "azure-msi-operator";
+/**
+ * How long close() waits for the Events in flight before it gives them up: they are best effort, and
+ * shutdown must not wait a whole request deadline for an API server that does not answer.
+ */
+export const CLOSE_GRACE_MS = 2_000;
 
 /** Sink for what the operator reports about an object; the recorder below, or nothing. */
 export interface EventSink {
@@ -29,6 +34,10 @@ export class EventRecorder implements EventSink {
   private readonly chains = new WeakMap<EventSeries, Promise<void>>();
   private readonly inflight = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
+  /** Aborted when close() gives up on the writes still in flight. */
+  private readonly abort = new AbortController();
+  private readonly callOptions = abortable(this.abort.signal);
+  private readonly patchOptions = setHeaderOptions("Content-Type", "application/merge-patch+json", this.callOptions);
 
   constructor(
     kubeConfig: KubeConfig,
@@ -38,7 +47,7 @@ export class EventRecorder implements EventSink {
     private readonly options: CorrelatorOptions = DEFAULT_CORRELATOR,
     private readonly now: () => number = Date.now,
   ) {
-    this.api = kubeConfig.makeApiClient(EventsV1Api);
+    this.api = new EventsV1Api(apiConfiguration(kubeConfig));
     this.correlator = new EventCorrelator(options, now());
   }
 
@@ -62,12 +71,25 @@ export class EventRecorder implements EventSink {
     for (const series of this.correlator.due(this.now())) this.write(series, "patch");
   }
 
-  /** Stops the timer, writes the counts that are due and waits for the writes in flight (at shutdown, and before a one-shot sync exits). */
-  async close(): Promise<void> {
+  /**
+   * Stops the timer, writes the counts that are due and waits for the writes in flight (at shutdown,
+   * and before a one-shot sync exits), at most `graceMs` or until `signal` aborts: then they are
+   * aborted, logged as failed, and close() resolves.
+   */
+  async close(graceMs = CLOSE_GRACE_MS, signal?: AbortSignal): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
     this.flush();
-    while (this.inflight.size > 0) await Promise.all([...this.inflight]);
+    if (this.inflight.size === 0) return;
+    const giveUp = AbortSignal.any([AbortSignal.timeout(graceMs), ...(signal ? [signal] : [])]);
+    const onGiveUp = () => this.abort.abort(new Error(`shutting down: Event writes still in flight after ${graceMs} ms given up`));
+    giveUp.addEventListener("abort", onGiveUp, { once: true });
+    try {
+      // An aborted write settles at once (its failure is logged), so this loop ends soon after giving up.
+      while (this.inflight.size > 0) await Promise.all([...this.inflight]);
+    } finally {
+      giveUp.removeEventListener("abort", onGiveUp);
+    }
   }
 
   private write(series: EventSeries, kind: "create" | "patch"): void {
@@ -98,7 +120,7 @@ export class EventRecorder implements EventSink {
       reportingInstance: this.instance,
     };
     try {
-      await this.api.createNamespacedEvent({ namespace: regarding.namespace, body });
+      await this.api.createNamespacedEvent({ namespace: regarding.namespace, body }, this.callOptions);
       this.metrics?.events.inc({ outcome: "created" });
     } catch (error) {
       this.failed(series, error);
@@ -109,7 +131,7 @@ export class EventRecorder implements EventSink {
     if (!series.name) return this.create(series, count);
     const body = { series: { count, lastObservedTime: new V1MicroTime(series.lastObservedMs) } };
     try {
-      await this.api.patchNamespacedEvent({ name: series.name, namespace: series.event.regarding.namespace, body }, MERGE_PATCH);
+      await this.api.patchNamespacedEvent({ name: series.name, namespace: series.event.regarding.namespace, body }, this.patchOptions);
       this.metrics?.events.inc({ outcome: "patched" });
     } catch (error) {
       // The API server drops Events after its --event-ttl (1 h by default): then it is created again, with its count.

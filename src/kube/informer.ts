@@ -1,5 +1,8 @@
-import { Watch, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { request as httpRequest, type IncomingMessage, type RequestOptions } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { backoffDelay, type BackoffPolicy } from "../retry/backoff.js";
+import { REQUEST_TIMEOUT_MS, RequestTimeoutError } from "./clients.js";
 import { objectKey } from "./resources.js";
 
 /** waitForSync() of an informer that was stopped (or whose caller gave up) before it synced. */
@@ -38,6 +41,8 @@ export interface InformerOptions<T> {
   idleGraceMs?: number;
   /** A list page that takes longer is abandoned and retried (default 60 s): a hung connection must not freeze the cache. */
   listTimeoutMs?: number;
+  /** A watch whose answer (status and headers) takes longer is abandoned and retried (default: the request deadline, 30 s). */
+  watchConnectTimeoutMs?: number;
   backoff?: BackoffPolicy;
   onError?: (error: Error, context: string) => void;
 }
@@ -45,6 +50,53 @@ export interface InformerOptions<T> {
 interface WatchEvent {
   type?: string;
   object?: KubernetesObject & { code?: number };
+}
+
+/** A watch the API server refused: its HTTP status (410 Gone: our resourceVersion is too old). */
+class WatchRefusedError extends Error {
+  constructor(
+    readonly statusCode: number,
+    body: string,
+  ) {
+    super(`watch refused: HTTP ${statusCode} ${body.slice(0, 200)}`);
+    this.name = "WatchRefusedError";
+  }
+}
+
+/**
+ * Opens a watch request and resolves with the response stream once the API server answered 200.
+ * Unlike client-node's Watch, the connection attempt itself is abortable: `signal` (a deadline, a stop)
+ * ends it whether or not the server ever answers, where Watch.watch() only returns its controller once
+ * the answer is in, so a black-holed connection could be neither timed out nor stopped.
+ */
+async function openWatch(kubeConfig: KubeConfig, path: string, params: Record<string, string>, signal: AbortSignal): Promise<IncomingMessage> {
+  const cluster = kubeConfig.getCurrentCluster();
+  if (!cluster) throw new Error("the kubeconfig has no current cluster");
+  const url = new URL(cluster.server + path);
+  url.searchParams.set("watch", "true");
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+  // The kubeconfig's TLS settings, agent and credentials (a token read afresh on each call).
+  const options: RequestOptions = {};
+  await kubeConfig.applyToHTTPSOptions(options);
+  signal.throwIfAborted();
+  const send = url.protocol === "http:" ? httpRequest : httpsRequest;
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const request = send(url, { ...options, method: "GET", signal }, (response) => {
+      if (response.statusCode === 200) {
+        resolve(response);
+        return;
+      }
+      let body = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => (body += chunk));
+      response.on("end", () => reject(new WatchRefusedError(response.statusCode ?? 0, body)));
+      response.on("error", reject);
+    });
+    request.on("error", (error) => reject(signal.aborted ? (signal.reason as Error) : error));
+    // As client-node's Watch does: TCP keep-alive probes, so a peer that vanished is noticed even between watches.
+    request.on("socket", (socket) => socket.setKeepAlive(true, 30_000));
+    request.end();
+  });
 }
 
 const WATCH_IDLE_GRACE_MS = 10_000;
@@ -78,7 +130,6 @@ export class Informer<T extends KubernetesObject> {
   private readonly store = new Map<string, Map<string, T>>();
   private count = 0;
   private readonly handlers: Record<InformerEvent, Handler<T>[]> = { add: [], update: [], delete: [] };
-  private readonly watch: Watch;
   private resourceVersion = "";
   private running = false;
   private hasSynced = false;
@@ -93,11 +144,9 @@ export class Informer<T extends KubernetesObject> {
   private generation = 0;
 
   constructor(
-    kubeConfig: KubeConfig,
+    private readonly kubeConfig: KubeConfig,
     private readonly options: InformerOptions<T>,
-  ) {
-    this.watch = new Watch(kubeConfig);
-  }
+  ) {}
 
   /** Calls `handler` on every `event` until the returned function is called. */
   on(event: InformerEvent, handler: Handler<T>): () => void {
@@ -290,24 +339,65 @@ export class Informer<T extends KubernetesObject> {
     }
   }
 
+  /**
+   * One watch: abandoned when no answer comes within the connect deadline, when it outlives the
+   * server-side timeout by a grace (armIdleTimer), and at once on stop or restart.
+   */
   private async startWatch(generation: number): Promise<void> {
     const timeoutSeconds = this.watchTimeoutSeconds();
-    const params: Record<string, string | number | boolean> = {
+    const params: Record<string, string> = {
       resourceVersion: this.resourceVersion,
-      allowWatchBookmarks: true,
-      timeoutSeconds,
+      allowWatchBookmarks: "true",
+      timeoutSeconds: String(timeoutSeconds),
     };
     if (this.options.labelSelector) params.labelSelector = this.options.labelSelector;
     if (this.options.fieldSelector) params.fieldSelector = this.options.fieldSelector;
     this.armIdleTimer(generation, timeoutSeconds);
-    const controller = await this.watch.watch(
-      this.options.path,
-      params,
-      (type: string, object: WatchEvent["object"]) => this.onEvent(generation, type, object),
-      (error: unknown) => this.onWatchDone(generation, error),
-    );
-    if (generation === this.generation) this.abortWatch = () => controller.abort();
-    else controller.abort();
+    const abort = new AbortController();
+    this.abortWatch = () => abort.abort(new Error(`watch of ${this.options.path} stopped`));
+    const connectMs = this.options.watchConnectTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    const connectTimer = setTimeout(() => abort.abort(new RequestTimeoutError(`watch ${this.options.path}`, connectMs)), connectMs);
+    let response: IncomingMessage;
+    try {
+      response = await openWatch(this.kubeConfig, this.options.path, params, abort.signal);
+    } catch (error) {
+      // Refused (410 Gone: re-list at once), timed out or failed: the same path as a watch that ended.
+      this.onWatchDone(generation, error);
+      return;
+    } finally {
+      clearTimeout(connectTimer);
+    }
+    if (generation !== this.generation) {
+      response.destroy();
+      return;
+    }
+    let buffer = "";
+    let done = false;
+    const finish = (error: unknown) => {
+      if (done) return;
+      done = true;
+      response.destroy();
+      this.onWatchDone(generation, error);
+    };
+    response.setEncoding("utf8");
+    response.on("data", (chunk: string) => {
+      buffer += chunk;
+      const lines = buffer.split("\n");
+      buffer = lines.pop() ?? "";
+      for (const line of lines) {
+        if (!line.trim()) continue;
+        let event: WatchEvent;
+        try {
+          event = JSON.parse(line) as WatchEvent;
+        } catch {
+          continue; // as client-node's Watch: a line that is not JSON is skipped
+        }
+        this.onEvent(generation, event.type ?? "", event.object);
+      }
+    });
+    response.on("end", () => finish(null));
+    response.on("error", (error) => finish(error));
+    response.on("close", () => finish(response.complete ? null : new Error(`watch of ${this.options.path}: connection closed mid-answer`)));
   }
 
   private watchTimeoutSeconds(): number {

@@ -1,4 +1,3 @@
-import { WellKnownApi } from "@kubernetes/client-node";
 import type { KubeClients } from "./clients.js";
 
 /**
@@ -6,7 +5,7 @@ import type { KubeClients } from "./clients.js";
  * AKS publishes as its OIDC issuer URL). Every authenticated caller may read it.
  */
 export async function discoverIssuer(clients: KubeClients): Promise<string> {
-  const document = await clients.kubeConfig.makeApiClient(WellKnownApi).getServiceAccountIssuerOpenIDConfiguration();
+  const document = await clients.wellKnown.getServiceAccountIssuerOpenIDConfiguration();
   const issuer = (JSON.parse(typeof document === "string" ? document : JSON.stringify(document)) as { issuer?: unknown }).issuer;
   if (typeof issuer !== "string" || !issuer.startsWith("https://")) {
     throw new Error(`the API server's /.well-known/openid-configuration has no https issuer (${JSON.stringify(issuer)}); set --workloadidentity.issuer`);

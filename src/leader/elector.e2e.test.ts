@@ -4,10 +4,12 @@
 // API server) so a test knows how many tries happened before it asserts that nothing changed.
 import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { CoordinationV1Api, RbacAuthorizationV1Api, V1MicroTime, type V1Lease } from "@kubernetes/client-node";
+import { CoordinationV1Api, KubeConfig, RbacAuthorizationV1Api, V1MicroTime, type V1Lease } from "@kubernetes/client-node";
 import pino from "pino";
 import { ControlPlane, OPERATOR_NAMESPACE } from "../../test/controlplane/controlplane.js";
 import { applyOperatorRbac, eventually } from "../../test/support/operator.js";
+import { TcpProxy } from "../../test/support/tcp-proxy.js";
+import { kubeClients } from "../kube/clients.js";
 import { statusCode } from "../kube/errors.js";
 import { Metrics } from "../metrics/metrics.js";
 import { LeaderElector, type LeaseOptions } from "./elector.js";
@@ -30,6 +32,8 @@ function instrumented(api: CoordinationV1Api) {
     reads: 0,
     beforeRead: undefined as (() => void) | undefined,
     beforeCreate: undefined as (() => void) | undefined,
+    /** While set, Lease reads wait for it (a test changes the Lease between two tries). */
+    gate: undefined as Promise<void> | undefined,
   };
   const wrapped = new Proxy(api, {
     get(target, property, receiver) {
@@ -40,6 +44,8 @@ function instrumented(api: CoordinationV1Api) {
         if (property === "readNamespacedLease") {
           probe.reads++;
           probe.beforeRead?.();
+          const gate = probe.gate;
+          if (gate) return gate.then(() => method.apply(target, args));
         }
         if (property === "createNamespacedLease") probe.beforeCreate?.();
         return method.apply(target, args);
@@ -78,10 +84,10 @@ describe("LeaderElector against a real API server", () => {
   let admin: CoordinationV1Api;
   const running: LeaderElector[] = [];
 
-  const candidate = (identity: string, timing: Partial<LeaseOptions>, now?: () => number): Candidate => {
+  const candidate = (identity: string, timing: Partial<LeaseOptions>, now?: () => number, direct?: CoordinationV1Api): Candidate => {
     const metrics = new Metrics({ defaultMetrics: false });
     const events: string[] = [];
-    const { api, probe } = instrumented(plane.api("operator", CoordinationV1Api));
+    const { api, probe } = instrumented(direct ?? plane.api("operator", CoordinationV1Api));
     const options: LeaseOptions = {
       namespace: OPERATOR_NAMESPACE,
       name: LEASE,
@@ -403,5 +409,68 @@ describe("LeaderElector against a real API server", () => {
       "replica-a",
       "a stopped candidate still holds the Lease: every other replica waits out the 15 s lease duration",
     );
+  });
+  // Issue 22 item 6: against f48d249 the try on the black-holed connection never ended, so the loss
+  // was never signalled ("stopped" never came) and the replica never campaigned again.
+  test("a leader cut off by a black hole (packets dropped, not reset) signals loss by its renew deadline, and campaigns again once the API server answers", async (t) => {
+    const apiPort = Number(new URL(plane.server).port);
+    const proxy = await TcpProxy.start(() => apiPort);
+    const direct = plane.kubeConfig("operator");
+    const viaProxy = new KubeConfig();
+    viaProxy.loadFromOptions({
+      clusters: direct.clusters.map((cluster) => ({ ...cluster, server: `https://127.0.0.1:${proxy.port}` })),
+      users: direct.users,
+      contexts: direct.contexts,
+      currentContext: direct.currentContext,
+    });
+    // The operator's own clients (their 30 s request deadline is far beyond the renew deadline: the
+    // elector's own deadline is what must end the try).
+    const renewDeadlineMs = 2_000;
+    const a = candidate("replica-a", { durationMs: 3_000, renewDeadlineMs, retryPeriodMs: 100 }, undefined, kubeClients(viaProxy).coordination);
+    try {
+      a.elector.start();
+      await eventually(() => a.elector.isLeader() || undefined, 10_000, "a leads");
+      await tries(a, 1);
+      proxy.blackhole();
+      const cutAt = performance.now();
+      await eventually(() => a.events.includes("stopped") || undefined, renewDeadlineMs + 5_000, "a signals the loss");
+      const lostAfterMs = performance.now() - cutAt;
+      t.diagnostic(`loss signalled ${Math.round(lostAfterMs)} ms after the cut (renew deadline ${renewDeadlineMs} ms)`);
+      assert.ok(lostAfterMs <= renewDeadlineMs + 500, `loss signalled ${Math.round(lostAfterMs)} ms after the cut (renew deadline ${renewDeadlineMs} ms)`);
+      assert.equal(a.elector.isLeader(), false);
+      assert.equal(await gauge(a.metrics), 0);
+
+      proxy.heal();
+      await eventually(() => (a.events.length === 3 && a.elector.isLeader()) || undefined, 10_000, "a campaigns again and leads");
+      assert.deepEqual(a.events, ["started", "stopped", "started"]);
+    } finally {
+      await a.elector.stop(false);
+      await proxy.close();
+    }
+  });
+
+  // Issue 22 item 8: against f48d249 isLeader() was time-only, so with the clock standing still it
+  // stayed true although the Lease now named another replica, which wrote as leader too.
+  test("a renewal that finds the Lease deleted and re-created by another replica ends the term at once, whatever the clock says", async () => {
+    const clock = new ManualClock();
+    const a = candidate("replica-a", { durationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 50 }, clock.now);
+    a.elector.start();
+    await eventually(() => a.elector.isLeader() || undefined, 10_000, "a leads");
+    // Between two of a's tries (its next read held back), the Lease is deleted and replica-b creates it.
+    let open = () => undefined as void;
+    a.probe.gate = new Promise<void>((resolve) => (open = resolve));
+    await tries(a, 0);
+    await admin.deleteNamespacedLease({ name: LEASE, namespace: OPERATOR_NAMESPACE });
+    await heldBy("replica-b", 3, Date.now(), 0);
+    a.probe.gate = undefined;
+    open();
+    // The clock stands still: only the observed holder can end the term.
+    await eventually(() => a.events.includes("stopped") || undefined, 10_000, "a sees replica-b's Lease");
+    assert.equal(a.elector.isLeader(), false, "not leader the moment a try saw another holder");
+    assert.deepEqual(a.events, ["started", "stopped"]);
+    await tries(a, 3);
+    const lease = await readLease();
+    assert.equal(lease.spec?.holderIdentity, "replica-b", "a leaves the other holder's Lease alone");
+    assert.equal(a.elector.isLeader(), false);
   });
 });

@@ -303,6 +303,8 @@ export class FakeAzure {
       req.socket.destroy();
       return;
     }
+    // Left unanswered; close() destroys the socket.
+    if (fault?.type === "hang") return;
     if (fault?.type === "delay") {
       await this.sleep(fault.ms);
       if (res.destroyed || req.socket.destroyed) return;
@@ -353,7 +355,7 @@ export class FakeAzure {
     }
   }
 
-  private faultAnswer(fault: Exclude<FakeFault, { type: "reset" | "delay" }>, request: FakeRequest): ArmAnswer {
+  private faultAnswer(fault: Exclude<FakeFault, { type: "reset" | "delay" | "hang" }>, request: FakeRequest): ArmAnswer {
     const entra = request.kind === "token" || request.kind === "openid";
     switch (fault.type) {
       case "malformed":

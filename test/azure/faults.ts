@@ -19,6 +19,8 @@ export type FakeFault =
   | { type: "delay"; ms: number }
   /** The socket is destroyed before any answer. */
   | { type: "reset" }
+  /** No answer, ever: the connection stays open and silent (a black-holed Azure) until the client gives up or the fake closes. */
+  | { type: "hang" }
   /** 200 with a body that is not valid JSON (a truncated listing by default). */
   | { type: "malformed"; body?: string }
   /** An AAD error from the token endpoint. */
@@ -35,6 +37,7 @@ export const faults = {
   armError: (status: number, code: string): FakeFault => ({ type: "status", status, code }),
   delay: (ms: number): FakeFault => ({ type: "delay", ms }),
   reset: (): FakeFault => ({ type: "reset" }),
+  hang: (): FakeFault => ({ type: "hang" }),
   malformed: (body?: string): FakeFault => ({ type: "malformed", ...(body === undefined ? {} : { body }) }),
   tokenError: (fields: Omit<Extract<FakeFault, { type: "token-error" }>, "type"> = {}): FakeFault => ({ type: "token-error", ...fields }),
 };

@@ -354,8 +354,14 @@ export class ControlPlane {
   }
 
   async stop(): Promise<void> {
-    for (const managed of [...this.processes].reverse()) await stopProcess(managed);
+    // Every process is stopped even when one needed SIGKILL; that one then fails the caller.
+    const failures: unknown[] = [];
+    for (const managed of [...this.processes].reverse()) await stopProcess(managed).catch((error: unknown) => failures.push(error));
     this.reaper.dispose();
+    if (failures.length > 0) {
+      await rm(this.dir, { recursive: true, force: true });
+      throw failures[0];
+    }
     await rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -25,13 +25,22 @@ export function startProcess(name: string, command: string, args: string[], logF
   return { name, child, logFile, exited };
 }
 
-/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
-export async function stopProcess(process: ManagedProcess, graceMs = 5_000): Promise<void> {
+/**
+ * SIGTERM; resolves once the process is gone. One still running after `graceMs` is SIGKILLed and
+ * this throws: every process a test starts must end on SIGTERM (a test that means to crash one
+ * kills it itself, explicitly).
+ */
+export async function stopProcess(process: ManagedProcess, graceMs = 15_000): Promise<void> {
   if (process.child.exitCode !== null || process.child.signalCode !== null) return;
   process.child.kill("SIGTERM");
-  const timer = setTimeout(() => process.child.kill("SIGKILL"), graceMs);
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = true;
+    process.child.kill("SIGKILL");
+  }, graceMs);
   await process.exited;
   clearTimeout(timer);
+  if (killed) throw new Error(`${process.name} did not end within ${graceMs} ms of SIGTERM and was SIGKILLed; see ${process.logFile}`);
 }
 
 export async function freePort(): Promise<number> {

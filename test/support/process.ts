@@ -105,13 +105,39 @@ export class OperatorProcess {
     this.child.kill(signal);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * SIGTERM, and the process must end by itself within `graceMs` (its --shutdown.delay plus 10 s is
+   * the product's promise; the default covers the shipped 5 s delay with room to spare). One that does not is
+   * SIGKILLed and this throws: a process that ignores SIGTERM is a failure, not a detail to clean up.
+   * How it exited is in `exited`.
+   */
+  async stop(graceMs = 20_000): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.child.kill("SIGTERM");
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), 10_000);
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      this.child.kill("SIGKILL");
+    }, graceMs);
     await this.exited;
     clearTimeout(timer);
+    if (killed) {
+      const tail = this.logs
+        .slice(-5)
+        .map((line) => String(line.msg))
+        .join(" | ");
+      throw new Error(`${this.name} did not end within ${graceMs} ms of SIGTERM and was SIGKILLed; last log lines: ${tail}`);
+    }
   }
+}
+
+/** Stops every process (SIGTERM, all at once), then throws if any of them needed SIGKILL. */
+export async function stopAll(processes: readonly OperatorProcess[]): Promise<void> {
+  const results = await Promise.allSettled(processes.map((proc) => proc.stop()));
+  const failures = results.flatMap((result) => (result.status === "rejected" ? [result.reason as Error] : []));
+  const [first, ...more] = failures;
+  if (first && more.length === 0) throw first;
+  if (first) throw new AggregateError(failures, failures.map((failure) => failure.message).join("; "));
 }
 
 export interface ProcessResult {

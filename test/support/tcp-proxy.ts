@@ -9,6 +9,7 @@ export class TcpProxy {
   private readonly pairs = new Set<[Socket, Socket]>();
   private readonly frozen = new Set<Socket>();
   private cut = false;
+  private holeActive = false;
   private constructor(
     private readonly server: Server,
     private readonly pick: () => number | undefined,
@@ -29,6 +30,14 @@ export class TcpProxy {
   }
 
   private forward(client: Socket): void {
+    if (this.holeActive) {
+      // Accepted and then ignored: what a client sees when packets are dropped, not refused.
+      this.frozen.add(client);
+      client.on("error", () => undefined);
+      client.on("close", () => this.frozen.delete(client));
+      client.pause();
+      return;
+    }
     const target = this.cut ? undefined : this.pick();
     if (target === undefined) {
       client.destroy();
@@ -72,11 +81,23 @@ export class TcpProxy {
     this.pairs.clear();
   }
 
+  /**
+   * A black hole: established connections go silent (as freeze()) and new ones are accepted but never
+   * answered, nothing reset, nothing closed; a client learns only from its own deadlines. heal() ends it
+   * for new connections (the silent ones stay silent, as after a real outage).
+   */
+  blackhole(): void {
+    this.holeActive = true;
+    this.freeze();
+  }
+
   heal(): void {
     this.cut = false;
+    this.holeActive = false;
   }
 
   async close(): Promise<void> {
+    this.holeActive = false;
     this.partition();
     for (const socket of this.frozen) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
