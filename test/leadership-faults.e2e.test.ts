@@ -350,7 +350,8 @@ describe("leadership under faults: one writer at a time, in Kubernetes and in Az
           `FIC deletes ${azureWrites.filter((request) => request.method === "DELETE").length}, of wanted FICs: ${wantedDeleted.length}; ` +
           `FICs at the end ${wantedNow.length}`,
       );
-      assert.ok(terms >= 5, `the Lease changed hands ${terms} times`);
+      assert.deepEqual(finalFics, wantedNow, "FICs at the end are exactly the wanted ones");
+    assert.ok(terms >= 5, `the Lease changed hands ${terms} times`);
       assert.ok(azureWrites.length > 0 && kubeWrites.length > 0, "the churn made writes on both sides");
       assert.deepEqual(violations, [], "every write came from the Lease holder");
       assert.deepEqual(
