@@ -27,7 +27,7 @@ const DURATION_MS = 3_000;
 const RENEW_DEADLINE_MS = 2_000;
 const RETRY_PERIOD_MS = 250;
 /** How long the Lease flaps (CHURN_MS to soak longer). */
-const CHURN_MS = Number(process.env.CHURN_MS ?? 150_000);
+const CHURN_MS = Number(process.env.CHURN_MS ?? 180_000);
 const NAMESPACES = ["team-1", "team-2", "team-3"];
 const ACCOUNTS_PER_NAMESPACE = 6;
 /** MSI name -> the namespaces its tag names (fixed: the churn is in Kubernetes and in leadership). */
