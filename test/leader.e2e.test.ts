@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import { CoreV1Api, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { FakeAzure } from "./azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE, type AuditEvent } from "./controlplane/controlplane.js";
-import { freePort } from "./controlplane/processes.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
 import { OperatorProcess } from "./support/process.js";
 import { TcpProxy } from "./support/tcp-proxy.js";
@@ -33,7 +32,6 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
   let kubeconfigB: string;
 
   const start = async (name: string, kubeconfig: string, allow: string) => {
-    const webhookPort = await freePort();
     const proc = await OperatorProcess.start(name, {
       kubeconfig,
       env,
@@ -42,14 +40,13 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
         ...LEASE,
         "--sync.watch",
         "--shutdown.delay=2s",
-        `--webhook.bind=127.0.0.1:${webhookPort}`,
+        "--webhook.bind=127.0.0.1:0",
         "--webhook.tls.san=127.0.0.1",
         `--webhook.allow.users=${allow}`,
       ],
     });
     processes.push(proc);
     ready.set(proc, 0);
-    (proc as OperatorProcess & { webhookPort: number }).webhookPort = webhookPort;
     return proc;
   };
   const leaderOf = (candidates: OperatorProcess[]) =>
@@ -140,7 +137,7 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
     });
     void (async () => {
       while (polling) {
-        for (const proc of ready.keys()) ready.set(proc, (await proc.ready()) ? (proc as OperatorProcess & { webhookPort: number }).webhookPort : 0);
+        for (const proc of ready.keys()) ready.set(proc, (await proc.ready()) ? await proc.webhookPort() : 0);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     })();

@@ -3,7 +3,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { ControlPlane } from "../../test/controlplane/controlplane.js";
-import { freePort } from "../../test/controlplane/processes.js";
+import { reservePort } from "../../test/controlplane/ports.js";
 import { applyOperatorRbac, eventually, operatorWrites } from "../../test/support/operator.js";
 import { kubeClients } from "../kube/clients.js";
 import { kubeErrorMessage, statusCode } from "../kube/errors.js";
@@ -319,7 +319,7 @@ describe("IdentityWriter against a real API server", () => {
     assert.equal((await getIdentity("w-retry", desired.name))?.metadata?.labels?.["team.example/owner"], undefined);
 
     // Nothing listens on this port: connection refused, no HTTP status.
-    const port = await freePort();
+    const port = await reservePort();
     const direct = plane.kubeConfig("operator");
     const unreachable = new KubeConfig();
     unreachable.loadFromOptions({

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, rmSync } from "node:fs";
-import { createServer } from "node:net";
 
 /** A child process whose output goes to a log file, so a failing test can show why. */
 export interface ManagedProcess {
@@ -32,18 +31,6 @@ export async function stopProcess(process: ManagedProcess, graceMs = 5_000): Pro
   const timer = setTimeout(() => process.child.kill("SIGKILL"), graceMs);
   await process.exited;
   clearTimeout(timer);
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
 }
 
 /**
