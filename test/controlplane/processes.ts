@@ -14,11 +14,9 @@ export function startProcess(name: string, command: string, args: string[], logF
   const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
+  // Once the output is read to its end and on disk: a failed process's log says why (e.g. a port taken).
   const exited = new Promise<number | null>((resolve) => {
-    child.on("exit", (code) => {
-      log.end();
-      resolve(code);
-    });
+    child.on("close", (code) => log.end(() => resolve(code)));
     child.on("error", () => resolve(null));
   });
   return { name, child, logFile, exited };
