@@ -6,6 +6,7 @@ import { CoreV1Api, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { FakeAzure } from "./azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE, type AuditEvent } from "./controlplane/controlplane.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
+import { leaseRenewals } from "./support/lease.js";
 import { OperatorProcess } from "./support/process.js";
 import { TcpProxy } from "./support/tcp-proxy.js";
 import { installWebhooks, waitForCaBundles } from "./support/webhooks.js";
@@ -157,7 +158,8 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
     await waitForCaBundles(plane);
     await eventually(async () => ((await a.ready()) && (await b.ready())) || undefined, 30_000, "both ready");
     await a.waitForLog((line) => line.msg === "sync finished");
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    // b is ready (its caches synced, so it campaigns); four renewals of a are four of b's retry periods.
+    await leaseRenewals(plane, "replica-a", 4);
     assert.equal(b.logs.some(isLeaderLine), false, "b does not lead");
     assert.equal(
       b.logs.some((line) => line.msg === "sync finished"),
@@ -193,8 +195,9 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
       "b syncs the new namespace",
     );
     apiProxy.heal();
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
-    const writes = operatorWrites(await plane.auditEvents());
+    // Six renewals of b: six of a's retry periods with its connection back, time for a stale write to show.
+    await leaseRenewals(plane, "replica-b", 6);
+    const writes = operatorWrites(await plane.auditEventsSettled());
     const lastA = Math.max(...writes.filter((event) => event.user.username === USER_A).map((event) => Date.parse(event.stageTimestamp)));
     const firstBAfter = Math.min(...writes.filter((event) => event.user.username === USER_B).map((event) => Date.parse(event.requestReceivedTimestamp)));
     assert.ok(lastA < firstBAfter, "every write of a came before the first write of b");

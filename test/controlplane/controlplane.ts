@@ -174,6 +174,7 @@ export class ControlPlane {
     try {
       await this.waitReady();
     } catch (error) {
+      await Promise.all(this.processes.filter((p) => p.child.exitCode !== null).map((p) => p.exited));
       const taken = await this.bindFailures();
       if (taken.length === 0) throw error;
       for (const managed of this.processes.splice(0).reverse()) await stopProcess(managed);
@@ -244,8 +245,13 @@ export class ControlPlane {
 
   /** A raw GET as the admin, for readiness probes and /version. */
   adminGet(path: string): Promise<{ status: number; body: string }> {
+    return this.adminRequest("GET", path);
+  }
+
+  private adminRequest(method: string, path: string): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
-      const req = request(`${this.server}${path}`, { ca: this.pki.ca.cert, cert: this.pki.admin.cert, key: this.pki.admin.key, timeout: 5_000 }, (res) => {
+      const options = { method, ca: this.pki.ca.cert, cert: this.pki.admin.cert, key: this.pki.admin.key, timeout: 5_000 };
+      const req = request(`${this.server}${path}`, options, (res) => {
         let body = "";
         res.on("data", (chunk: Buffer) => (body += chunk.toString()));
         res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
@@ -363,7 +369,27 @@ export class ControlPlane {
     return result.stdout;
   }
 
-  /** Every write the API server audited, in order. */
+  /**
+   * Every write the API server audited, including each whose response reached its client before this
+   * call, however late its audit line reaches the file (the log is written per request, not as a
+   * transaction with the answer). This makes a write of its own (a dry-run delete of a ConfigMap that does not exist: it changes
+   * nothing) and reads the log until that write is in it. Use it before asserting that a write did
+   * NOT happen, instead of waiting a while.
+   */
+  async auditEventsSettled(timeoutMs = 10_000): Promise<AuditEvent[]> {
+    const marker = `audit-barrier-${randomBytes(6).toString("hex")}`;
+    await this.adminRequest("DELETE", `/api/v1/namespaces/default/configmaps/${marker}?dryRun=All`);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const events = await this.auditEvents();
+      const index = events.findIndex((event) => event.objectRef?.name === marker && event.stage === "ResponseComplete");
+      if (index >= 0) return events.filter((event) => event.objectRef?.name !== marker);
+      if (Date.now() > deadline) throw new Error(`the audit log did not record ${marker} within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  /** Every write the API server audited, in order (see auditEventsSettled for writes just answered). */
   async auditEvents(): Promise<AuditEvent[]> {
     const text = await readFile(join(this.dir, "audit.log"), "utf8").catch(() => "");
     return text
