@@ -29,19 +29,5 @@ export default tseslint.config(
     files: ["**/*.test.ts", "test/**", "bench/**", "demo/**"],
     rules: { "max-lines-per-function": "off", complexity: "off" },
   },
-  // Layers (ARCHITECTURE.md, "Layers"): each imports only the ones below it, so no back-edge creeps in.
-  layer(["src/retry/**", "src/template/**"], ["../**"], "retry and template are the bottom layer: they import nothing else of ours"),
-  layer(["src/lifecycle/**"], ["../*", "!../retry"], "the duty model knows only src/retry; duties come to it from above"),
-  layer(
-    ["src/{config,kube,azure,metrics,events,leader,webhook,syncer,workload,ops}/**", "src/log.ts", "certs/**"],
-    ["**/duties/**", "**/lifecycle/**", "**/app.js", "**/operator.js", "**/main.js", "**/commands/**"],
-    "domain code takes canWrite/signal (a Term's) in its deps; it never imports duties, the lifecycle or the composition root",
-  ),
-  layer(["src/duties/**", "src/commands/**"], ["**/app.js", "**/operator.js", "**/main.js"], "the composition root imports duties, never the reverse"),
-  { files: ["eslint.config.js"], ...tseslint.configs.disableTypeChecked },
+  { files: ["eslint.config.js", ".dependency-cruiser.js"], ...tseslint.configs.disableTypeChecked },
 );
-
-/** Production files in `files` may not import what `forbidden` matches (gitignore-style, relative specifiers). */
-function layer(files, forbidden, message) {
-  return { files, ignores: ["**/*.test.ts"], rules: { "no-restricted-imports": ["error", { patterns: [{ group: forbidden, message }] }] } };
-}

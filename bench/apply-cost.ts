@@ -4,7 +4,7 @@
 import { CustomObjectsApi } from "@kubernetes/client-node";
 import { FakeAzure } from "../test/azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "../test/controlplane/controlplane.js";
-import { freePort } from "../test/controlplane/processes.js";
+import { reservePort } from "../test/controlplane/ports.js";
 import { applyOperatorRbac } from "../test/support/operator.js";
 import { OperatorProcess } from "../test/support/process.js";
 import { installWebhooks, waitForCaBundles } from "../test/support/webhooks.js";
@@ -29,7 +29,7 @@ try {
     clientId: "88888888-0000-0000-0000-000000000008",
     tags: { k8snamespace: "warm-up,with-webhooks,without-webhooks" },
   });
-  const port = await freePort();
+  const port = await reservePort();
   await installWebhooks(plane, port);
   // Its own process (the bundle, as deployed): the load generator must not share the webhook's event loop.
   operator = await OperatorProcess.start("bench", {

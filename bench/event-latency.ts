@@ -5,7 +5,6 @@
 import { CoreV1Api, Watch } from "@kubernetes/client-node";
 import { FakeAzure } from "../test/azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "../test/controlplane/controlplane.js";
-import { freePort } from "../test/controlplane/processes.js";
 import { applyOperatorRbac } from "../test/support/operator.js";
 import { OperatorProcess } from "../test/support/process.js";
 import { AAD_GROUP, AAD_VERSION, AZURE_IDENTITIES } from "../src/kube/resources.js";
@@ -62,7 +61,7 @@ try {
   operator = await OperatorProcess.start("events", {
     kubeconfig: plane.kubeconfigPath("operator"),
     env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE },
-    flags: ["run", "--sync.watch", `--webhook.bind=127.0.0.1:${await freePort()}`, "--webhook.tls.san=127.0.0.1"],
+    flags: ["run", "--sync.watch", "--webhook.bind=127.0.0.1:0", "--webhook.tls.san=127.0.0.1"],
   });
   const firstSync = await operator.waitForLog((line) => line.msg === "sync finished", 120_000);
   await watching;

@@ -3,7 +3,6 @@
 //   npm run bench:handover -- --runs=10
 import { FakeAzure } from "../test/azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "../test/controlplane/controlplane.js";
-import { freePort } from "../test/controlplane/processes.js";
 import { applyOperatorRbac } from "../test/support/operator.js";
 import { OperatorProcess } from "../test/support/process.js";
 import { flag, machine, percentile } from "./common.js";
@@ -16,7 +15,7 @@ const start = async () => {
   const proc = await OperatorProcess.start(`replica-${counter++}`, {
     kubeconfig: plane.kubeconfigPath("operator"),
     env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE },
-    flags: ["run", "--lease.enable", "--shutdown.delay=1s", `--webhook.bind=127.0.0.1:${await freePort()}`, "--webhook.tls.san=127.0.0.1"],
+    flags: ["run", "--lease.enable", "--shutdown.delay=1s", "--webhook.bind=127.0.0.1:0", "--webhook.tls.san=127.0.0.1"],
   });
   alive.push(proc);
   return proc;

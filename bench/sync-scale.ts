@@ -12,7 +12,6 @@
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { FakeAzure } from "../test/azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "../test/controlplane/controlplane.js";
-import { freePort } from "../test/controlplane/processes.js";
 import { AAD_GROUP, AAD_VERSION, AZURE_IDENTITIES, OWNED_SELECTOR } from "../src/kube/resources.js";
 import { applyOperatorRbac, eventually, operatorWrites } from "../test/support/operator.js";
 import { OperatorProcess } from "../test/support/process.js";
@@ -102,14 +101,7 @@ try {
     const proc = await OperatorProcess.start(name, {
       kubeconfig: plane.kubeconfigPath("operator"),
       env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE, NODE_OPTIONS: nodeOptions },
-      flags: [
-        "run",
-        "--lease.enable",
-        "--sync.concurrency=16",
-        "--shutdown.delay=0s",
-        `--webhook.bind=127.0.0.1:${await freePort()}`,
-        "--webhook.tls.san=127.0.0.1",
-      ],
+      flags: ["run", "--lease.enable", "--sync.concurrency=16", "--shutdown.delay=0s", "--webhook.bind=127.0.0.1:0", "--webhook.tls.san=127.0.0.1"],
       compiled,
       ...(main ? { main } : {}),
     });

@@ -9,7 +9,7 @@ import { Writable } from "node:stream";
 import { AdmissionregistrationV1Api, CoreV1Api, type KubernetesObject, type V1Secret } from "@kubernetes/client-node";
 import pino, { type Logger } from "pino";
 import { ControlPlane, OPERATOR_NAMESPACE, OPERATOR_USER } from "../test/controlplane/controlplane.js";
-import { freePort } from "../test/controlplane/processes.js";
+import { reservePort } from "../test/controlplane/ports.js";
 import { applyOperatorRbac, eventually } from "../test/support/operator.js";
 import { installWebhooks } from "../test/support/webhooks.js";
 import { statusCode } from "../src/kube/errors.js";
@@ -131,7 +131,7 @@ describe("CertManager against a real API server", () => {
     await applyOperatorRbac(plane);
     core = plane.api("admin", CoreV1Api);
     admission = plane.api("admin", AdmissionregistrationV1Api);
-    webhookPort = await freePort();
+    webhookPort = await reservePort();
   });
   beforeEach(async () => {
     const gone = (error: unknown) => {

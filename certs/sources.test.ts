@@ -21,7 +21,16 @@ test("bring-your-own files are loaded, reloaded when they change, and a broken p
   const first = await leaf(ca, "first.example");
   await writeFile(certFile, first.cert);
   await writeFile(keyFile, first.key);
-  const source = new FileCertSource(certFile, keyFile, pino({ level: "silent" }), 50);
+  // The source's own words are the proof that it read the broken pair and kept the working one.
+  const rejected: { resolve: (line: Record<string, unknown>) => void }[] = [];
+  const sink = {
+    write(chunk: string) {
+      const line = JSON.parse(chunk) as Record<string, unknown>;
+      if (line.msg === "serving certificate not loaded: keeping the previous one") for (const waiter of rejected.splice(0)) waiter.resolve(line);
+    },
+  };
+  const nextRejection = () => new Promise<Record<string, unknown>>((resolve) => rejected.push({ resolve }));
+  const source = new FileCertSource(certFile, keyFile, pino({ level: "error" }, sink), 50);
   source.start();
   try {
     assert.equal((await source.ready()).cert, first.cert);
@@ -31,8 +40,9 @@ test("bring-your-own files are loaded, reloaded when they change, and a broken p
     await writeFile(certFile, second.cert);
     assert.equal((await changed).cert, second.cert);
     // A certificate with someone else's key: rejected, the working pair stays.
+    const rejection = nextRejection();
     await writeFile(certFile, first.cert);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.match(String((await rejection).problem), /key/i, "the pair was read and refused");
     assert.equal(source.current()?.cert, second.cert);
   } finally {
     source.stop();

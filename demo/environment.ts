@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { FakeAzure } from "../test/azure/fake.js";
 import { controlPlaneAssets } from "../test/controlplane/assets.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "../test/controlplane/controlplane.js";
-import { freePort } from "../test/controlplane/processes.js";
+import { reservePort } from "../test/controlplane/ports.js";
 import { applyOperatorRbac } from "../test/support/operator.js";
 import { OperatorProcess } from "../test/support/process.js";
 import { installWebhooks, waitForCaBundles } from "../test/support/webhooks.js";
@@ -105,7 +105,7 @@ export class DemoEnvironment {
     await plane.kubectlOrThrow("admin", ["apply", "-f", "-"], { stdin: janeRbacYaml() });
     await writeFile(join(dir, "jane-azureidentity.yaml"), janeIdentityYaml());
     await writeFile(join(dir, "jane-binding.yaml"), janeBindingYaml());
-    this.webhookPort = await freePort();
+    this.webhookPort = await reservePort();
     await installWebhooks(plane, this.webhookPort);
     this.print(
       `Cluster: namespaces ${TEAM_NAMESPACES.join(", ")}; jane (group dev-team) may edit aad-pod-identity objects there; operator RBAC from manifests/base/rbac.yaml; webhooks registered at https://127.0.0.1:${this.webhookPort}`,

@@ -155,6 +155,7 @@ export class App {
   async start(): Promise<void> {
     const { config, log, metrics } = this.deps;
     await this.manager.startDuty(this.ops);
+    log.info({ port: this.ops.port }, "ops serving");
     this.events.start();
     this.operatorUser = await whoAmI(this.clients.authentication);
     log.info({ user: this.operatorUser, identity: this.identity, command: config.command }, "starting");

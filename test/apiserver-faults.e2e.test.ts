@@ -12,7 +12,7 @@ import type { AzureIdentity } from "../src/kube/resources.js";
 import { OWNED_SELECTOR } from "../src/kube/resources.js";
 import { FakeAzure, type FakeIdentity } from "./azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT } from "./controlplane/controlplane.js";
-import { freePort } from "./controlplane/processes.js";
+import { reservePort } from "./controlplane/ports.js";
 import { applyOperatorRbac, eventually, operatorWrites, startOperator, type RunningOperator } from "./support/operator.js";
 import { TcpProxy } from "./support/tcp-proxy.js";
 import { installWebhooks, waitForCaBundles } from "./support/webhooks.js";
@@ -164,7 +164,7 @@ describe("API server faults: restart, cut watches, 409 conflicts, APF 429s", () 
     });
     await createNamespace("steady");
     addMsis("steady", 10, () => "steady");
-    webhookPort = await freePort();
+    webhookPort = await reservePort();
     await installWebhooks(plane, webhookPort);
   });
   after(async () => {

@@ -8,7 +8,7 @@ import { CoreV1Api, CustomObjectsApi, EventsV1Api, type EventsV1Event } from "@k
 import { FakeAzure } from "./azure/fake.js";
 import { faults } from "./azure/faults.js";
 import { ControlPlane, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, OPERATOR_USER } from "./controlplane/controlplane.js";
-import { freePort } from "./controlplane/processes.js";
+import { reservePort } from "./controlplane/ports.js";
 import { createTeamNamespace } from "./support/developers.js";
 import { applyOperatorRbac, eventually, startOperator, type RunningOperator } from "./support/operator.js";
 import { installWebhooks } from "./support/webhooks.js";
@@ -66,7 +66,7 @@ describe("Events: what a developer and an admin read in kubectl describe", () =>
       clientId: "77777777-0000-0000-0000-000000000003",
       tags: { k8snamespace: "team-a" },
     });
-    const port = await freePort();
+    const port = await reservePort();
     await installWebhooks(plane, port);
     operator = await startOperator(
       plane,

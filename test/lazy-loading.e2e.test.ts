@@ -8,7 +8,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeAzure } from "./azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "./controlplane/controlplane.js";
-import { freePort } from "./controlplane/processes.js";
 import { AZURE_SDK, filesOf, loadedFiles, SELFSIGNED, SYNCER, tracingNodeOptions } from "./support/module-trace.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
 import { OperatorProcess } from "./support/process.js";
@@ -38,7 +37,7 @@ async function replica(name: string): Promise<{ proc: OperatorProcess; files: ()
   const proc = await OperatorProcess.start(name, {
     kubeconfig: plane.kubeconfigPath("operator"),
     env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE, NODE_OPTIONS: tracingNodeOptions(trace) },
-    flags: ["run", ...LEASE, "--shutdown.delay=0s", `--webhook.bind=127.0.0.1:${await freePort()}`, "--webhook.tls.san=127.0.0.1"],
+    flags: ["run", ...LEASE, "--shutdown.delay=0s", "--webhook.bind=127.0.0.1:0", "--webhook.tls.san=127.0.0.1"],
   });
   processes.push(proc);
   return { proc, files: () => loadedFiles(trace) };

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { CoreV1Api, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { FakeAzure } from "./azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE, type AuditEvent } from "./controlplane/controlplane.js";
-import { freePort } from "./controlplane/processes.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
+import { leaseRenewals } from "./support/lease.js";
 import { OperatorProcess, stopAll } from "./support/process.js";
 import { TcpProxy } from "./support/tcp-proxy.js";
 import { installWebhooks, waitForCaBundles } from "./support/webhooks.js";
@@ -33,7 +33,6 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
   let kubeconfigB: string;
 
   const start = async (name: string, kubeconfig: string, allow: string) => {
-    const webhookPort = await freePort();
     const proc = await OperatorProcess.start(name, {
       kubeconfig,
       env,
@@ -42,14 +41,13 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
         ...LEASE,
         "--sync.watch",
         "--shutdown.delay=2s",
-        `--webhook.bind=127.0.0.1:${webhookPort}`,
+        "--webhook.bind=127.0.0.1:0",
         "--webhook.tls.san=127.0.0.1",
         `--webhook.allow.users=${allow}`,
       ],
     });
     processes.push(proc);
     ready.set(proc, 0);
-    (proc as OperatorProcess & { webhookPort: number }).webhookPort = webhookPort;
     return proc;
   };
   const leaderOf = (candidates: OperatorProcess[]) =>
@@ -140,7 +138,7 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
     });
     void (async () => {
       while (polling) {
-        for (const proc of ready.keys()) ready.set(proc, (await proc.ready()) ? (proc as OperatorProcess & { webhookPort: number }).webhookPort : 0);
+        for (const proc of ready.keys()) ready.set(proc, (await proc.ready()) ? await proc.webhookPort() : 0);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     })();
@@ -163,7 +161,8 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
     await waitForCaBundles(plane);
     await eventually(async () => ((await a.ready()) && (await b.ready())) || undefined, 30_000, "both ready");
     await a.waitForLog((line) => line.msg === "sync finished");
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    // b is ready (its caches synced, so it campaigns); four renewals of a are four of b's retry periods.
+    await leaseRenewals(plane, "replica-a", 4);
     assert.equal(b.logs.some(isLeaderLine), false, "b does not lead");
     assert.equal(
       b.logs.some((line) => line.msg === "sync finished"),
@@ -199,8 +198,9 @@ describe("one process per replica: Lease leadership, handover, partition", () =>
       "b syncs the new namespace",
     );
     apiProxy.heal();
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
-    const writes = operatorWrites(await plane.auditEvents());
+    // Six renewals of b: six of a's retry periods with its connection back, time for a stale write to show.
+    await leaseRenewals(plane, "replica-b", 6);
+    const writes = operatorWrites(await plane.auditEventsSettled());
     const lastA = Math.max(...writes.filter((event) => event.user.username === USER_A).map((event) => Date.parse(event.stageTimestamp)));
     const firstBAfter = Math.min(...writes.filter((event) => event.user.username === USER_B).map((event) => Date.parse(event.requestReceivedTimestamp)));
     assert.ok(lastA < firstBAfter, "every write of a came before the first write of b");

@@ -27,7 +27,7 @@ import { FLAGS } from "../src/config/flags.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../src/kube/resources.js";
 import { FakeAzure } from "./azure/fake.js";
 import { AAD_POD_IDENTITY_CRDS, ControlPlane, OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, OPERATOR_USER } from "./controlplane/controlplane.js";
-import { freePort } from "./controlplane/processes.js";
+import { reservePort } from "./controlplane/ports.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
 import { loadManifest, MANIFESTS_ROOT, podEnv } from "./support/manifests.js";
 import { OperatorProcess, stopAll } from "./support/process.js";
@@ -147,7 +147,7 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     rendered = await kustomize(MANIFESTS_ROOT);
     rbac = await loadManifest("rbac.yaml");
     env = { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE };
-    webhookPort = await freePort();
+    webhookPort = await reservePort();
   });
   after(async () => {
     try {

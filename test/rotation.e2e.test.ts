@@ -7,7 +7,7 @@ import pino from "pino";
 import { CertManager } from "../certs/manager.js";
 import { FakeAzure } from "./azure/fake.js";
 import { ControlPlane } from "./controlplane/controlplane.js";
-import { freePort } from "./controlplane/processes.js";
+import { reservePort } from "./controlplane/ports.js";
 import { applyOperatorRbac, eventually, startOperator, type RunningOperator } from "./support/operator.js";
 import { installWebhooks, waitForCaBundles } from "./support/webhooks.js";
 import { createTeamNamespace } from "./support/developers.js";
@@ -32,7 +32,7 @@ describe("certificate rotation under load", () => {
       clientId: "66666666-0000-0000-0000-000000000006",
       tags: { k8snamespace: "team-r" },
     });
-    const port = await freePort();
+    const port = await reservePort();
     await installWebhooks(plane, port);
     operator = await startOperator(
       plane,

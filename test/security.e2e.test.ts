@@ -12,7 +12,7 @@ import type { AzureIdentity, AzureIdentityBinding } from "../src/kube/resources.
 import { ADMISSION_BODY_LIMIT, VALIDATE_IDENTITY_PATH } from "../src/webhook/server.js";
 import { FakeAzure, faults } from "./azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "./controlplane/controlplane.js";
-import { freePort } from "./controlplane/processes.js";
+import { reservePort } from "./controlplane/ports.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
 import { OperatorProcess } from "./support/process.js";
 import { atLeast } from "../src/log.js";
@@ -82,7 +82,7 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
     // Error paths log too: the first listings meet a rejected token and a server error.
     fake.inject({ fault: faults.armError(401, "InvalidAuthenticationToken"), times: 2 });
     fake.inject({ fault: faults.status(500), times: 1 });
-    mainPort = await freePort();
+    mainPort = await reservePort();
     await installWebhooks(plane, mainPort);
     main = await OperatorProcess.start("security-main", {
       kubeconfig: plane.kubeconfigPath("operator"),
@@ -207,13 +207,13 @@ describe("security: jane against the guard, the webhook port, secrets in logs an
   });
 
   test("with --webhook.binding.strict: creating or relabelling a binding to another namespace's MSI is denied", { timeout: 120_000 }, async () => {
-    const strictPort = await freePort();
     strict = await OperatorProcess.start("security-strict", {
       kubeconfig: plane.kubeconfigPath("operator"),
       env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE },
-      flags: ["run", "--log.debug", ...LEASE, "--webhook.binding.strict", `--webhook.bind=127.0.0.1:${strictPort}`, "--webhook.tls.san=127.0.0.1"],
+      flags: ["run", "--log.debug", ...LEASE, "--webhook.binding.strict", "--webhook.bind=127.0.0.1:0", "--webhook.tls.san=127.0.0.1"],
     });
     await eventually(() => strict!.ready(), 40_000, "strict replica ready");
+    const strictPort = await strict.webhookPort();
     await repointMutating(plane, strictPort);
     try {
       const create = await eventually(

@@ -8,6 +8,7 @@ import { CoordinationV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { FakeAzure } from "./azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "./controlplane/controlplane.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
+import { leaseRenewals } from "./support/lease.js";
 import { OperatorProcess } from "./support/process.js";
 import { createTeamNamespace } from "./support/developers.js";
 import { LOG_LEVELS } from "../src/log.js";
@@ -124,12 +125,13 @@ describe("sync now and JSON logs end to end", () => {
   test("the same value is handled once, also by a new leader", { timeout: 90_000 }, async () => {
     assert.equal((await annotate("admin", "r2")).code, 0, "the same value again");
     b = await start("sync-now-b");
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    // Each renewal is a Lease update the leader checks for a request: two of them, and r2 was looked at again.
+    await leaseRenewals(plane, "sync-now-a", 2, { name: LEASE });
     assert.equal(requested(a, "r2").length, 1, "the leader did not run it again");
     await a.stop();
     await b.waitForLog((line) => line.msg === "became leader", 30_000);
     await b.waitForLog((line) => line.msg === "sync finished", 30_000);
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await leaseRenewals(plane, "sync-now-b", 2, { name: LEASE });
     assert.deepEqual(requested(b, "r2"), [], "the new leader read r2 as handled from the Lease");
 
     // A new value reaches the new leader (the interval since r2 is over by now).

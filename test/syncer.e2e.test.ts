@@ -111,8 +111,7 @@ describe("syncer end to end", () => {
     const second = await syncOnce(["--azureidentity.namespaced", "--azureidentity.expiry", "--azureidentity.expiry.duration=48h"]);
     assert.deepEqual(second.summary.writes, { create: 0, patch: 0, delete: 0 });
     assert.equal(second.summary.unchanged, 2);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.deepEqual(operatorWrites(await plane.auditEvents(), secondStarted), [], "the API server saw no write from the operator");
+    assert.deepEqual(operatorWrites(await plane.auditEventsSettled(), secondStarted), [], "the API server saw no write from the operator");
     const summaryLine = second.op.logs.find((line) => line.msg === "sync finished");
     assert.ok(
       summaryLine && ["created", "updated", "unchanged", "deleted", "skipped", "errors", "durationMs"].every((key) => key in summaryLine),

@@ -9,7 +9,7 @@ import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import type { AzureIdentity } from "../src/kube/resources.js";
 import { FakeAzure } from "./azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE, type KubectlResult } from "./controlplane/controlplane.js";
-import { freePort } from "./controlplane/processes.js";
+import { reservePort } from "./controlplane/ports.js";
 import { createTeamNamespace } from "./support/developers.js";
 import { shippedEnv } from "./support/manifests.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
@@ -130,7 +130,7 @@ describe("takeover paths: AzureAssignedIdentity, AzurePodIdentityException, cros
       clientId: "22222222-0000-0000-0000-0000000000a7",
       tags: { k8snamespace: "team-b" },
     });
-    const port = await freePort();
+    const port = await reservePort();
     await installWebhooks(plane, port);
     operator = await OperatorProcess.start("azure-msi-operator-takeover", {
       kubeconfig: plane.kubeconfigPath("operator"),
@@ -296,7 +296,7 @@ describe("takeover paths: AzureAssignedIdentity, AzurePodIdentityException, cros
     insecure = await OperatorProcess.start("azure-msi-operator-insecure", {
       kubeconfig: plane.kubeconfigPath("operator"),
       env,
-      flags: [`--webhook.bind=127.0.0.1:${await freePort()}`, "--webhook.tls.san=127.0.0.1"],
+      flags: ["--webhook.bind=127.0.0.1:0", "--webhook.tls.san=127.0.0.1"],
     });
     const warning = await insecure.waitForLog((line) => /identities are not namespaced/.test(String(line.msg)), 30_000);
     assert.equal(warning.level, "warn", "a warning, level as zap names it");

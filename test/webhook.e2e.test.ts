@@ -5,7 +5,7 @@ import { CustomObjectsApi } from "@kubernetes/client-node";
 import type { AzureIdentity, AzureIdentityBinding } from "../src/kube/resources.js";
 import { FakeAzure } from "./azure/fake.js";
 import { ControlPlane } from "./controlplane/controlplane.js";
-import { freePort } from "./controlplane/processes.js";
+import { reservePort } from "./controlplane/ports.js";
 import { applyOperatorRbac, eventually, startOperator, type RunningOperator } from "./support/operator.js";
 import { installWebhooks, repointMutating, waitForCaBundles } from "./support/webhooks.js";
 import { ACCEPTED_FINDINGS, promtoolCheck } from "./support/promtool.js";
@@ -57,7 +57,7 @@ describe("admission webhooks through the real API server", () => {
       clientId: "55555555-0000-0000-0000-000000000005",
       tags: { k8snamespace: "team-b" },
     });
-    port = await freePort();
+    port = await reservePort();
     await installWebhooks(plane, port);
     operator = await startOperator(plane, fake.credentialEnv(), [`--webhook.bind=127.0.0.1:${port}`, "--webhook.tls.san=127.0.0.1", "--sync.watch"]);
     await waitForCaBundles(plane);
@@ -160,14 +160,15 @@ describe("admission webhooks through the real API server", () => {
   });
 
   test("a second replica sharing the Secret serves requests the API server accepts; strict denies", async () => {
-    const secondPort = await freePort();
     second = await startOperator(plane, fake.credentialEnv(), [
-      `--webhook.bind=127.0.0.1:${secondPort}`,
+      "--webhook.bind=127.0.0.1:0",
       "--webhook.tls.san=127.0.0.1",
       "--webhook.binding.strict",
       "--lease.enable",
     ]);
     await eventually(() => second!.app.notReady() === undefined || undefined, 20_000, "second replica ready");
+    const secondPort = second.app.webhookPort;
+    assert.ok(secondPort, "the second replica's webhook listens");
     await repointMutating(plane, secondPort);
     await eventually(
       async () => {

@@ -11,7 +11,7 @@ import { WI_CLIENT_ID_ANNOTATION, WI_TENANT_ID_ANNOTATION, type AzureIdentity } 
 import { MUTATE_SERVICE_ACCOUNT_PATH } from "../src/webhook/server.js";
 import { FakeAzure, type FakeIdentity } from "./azure/fake.js";
 import { ControlPlane, type KubectlResult } from "./controlplane/controlplane.js";
-import { freePort } from "./controlplane/processes.js";
+import { reservePort } from "./controlplane/ports.js";
 import { allowServiceAccountWrites, createTeamNamespace } from "./support/developers.js";
 import { loadManifest, podEnv, withOverlayPatches, WORKLOAD_IDENTITY_OVERLAY } from "./support/manifests.js";
 import { applyOperatorRbac, eventually } from "./support/operator.js";
@@ -59,6 +59,7 @@ describe("workload identity: the ServiceAccount webhooks", () => {
     const pattern = new RegExp(`^azuremsi_admission_requests_total\\{webhook="${webhook}",[^}]*\\} (\\d+)$`, "gm");
     return [...text.matchAll(pattern)].reduce((sum, match) => sum + Number(match[1]), 0);
   };
+  /** A replica whose webhook listens on `port` (0: any; the port it bound is read from its log). */
   const start = async (name: string, port: number, extraEnv: Record<string, string> = {}) => {
     const proc = await OperatorProcess.start(name, {
       kubeconfig: plane.kubeconfigPath("operator"),
@@ -95,7 +96,7 @@ describe("workload identity: the ServiceAccount webhooks", () => {
       clientId: "d4000002-0000-0000-0000-0000000000d4",
       tags: { k8snamespace: "team-b" },
     });
-    const port = await freePort();
+    const port = await reservePort();
     installed = await installWebhooks(plane, port, { overlay: WORKLOAD_IDENTITY_OVERLAY });
     // The overlay's Deployment env, as its pod sees it: the mode is on because the overlay says so.
     const deployment = rendered.find((object) => object.kind === "Deployment") as V1Deployment;
@@ -229,8 +230,8 @@ describe("workload identity: the ServiceAccount webhooks", () => {
 
   test("with --workloadidentity.strict a labelled ServiceAccount whose MSI is not tagged for its namespace is denied", { timeout: 90_000 }, async () => {
     // A second replica with strict on (a follower), and the ServiceAccount mutating webhook pointed at it.
-    const strictPort = await freePort();
-    await start("azure-msi-operator-wi-strict", strictPort, { WORKLOADIDENTITY_STRICT: "true" });
+    const strictReplica = await start("azure-msi-operator-wi-strict", 0, { WORKLOADIDENTITY_STRICT: "true" });
+    const strictPort = await strictReplica.webhookPort();
     const mutating = installed.find((object) => object.kind === "MutatingWebhookConfiguration") as { webhooks: { clientConfig: { url: string } }[] };
     const index = mutating.webhooks.findIndex((webhook) => webhook.clientConfig.url.endsWith(MUTATE_SERVICE_ACCOUNT_PATH));
     const point = (port: number) =>

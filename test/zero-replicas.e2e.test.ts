@@ -19,7 +19,7 @@ import { AAD_GROUP } from "../src/kube/resources.js";
 import type { GuardedKind } from "../src/webhook/decide-guard.js";
 import { KUSTOMIZE_IMAGE } from "../tools/manifests.js";
 import { ControlPlane, OPERATOR_USER, type KubectlResult } from "./controlplane/controlplane.js";
-import { freePort } from "./controlplane/processes.js";
+import { reservePort } from "./controlplane/ports.js";
 import { createTeamNamespace } from "./support/developers.js";
 import { Helm } from "./support/helm.js";
 import { webhookConfigurationsFor } from "./support/manifests.js";
@@ -114,7 +114,7 @@ describe("zero replicas: whom the guard allows anyway skips the webhook; jane is
     deployment = objects.find((object) => object.kind === "Deployment") as V1Deployment;
     // Nothing listens there: the port was free a moment ago and no replica is started (any other
     // listener would fail TLS verification just the same).
-    const port = await freePort();
+    const port = await reservePort();
     const configurations = await webhookConfigurationsFor(
       `https://127.0.0.1:${port}`,
       objects.filter((object) => /^(Validating|Mutating)WebhookConfiguration$/.test(object.kind ?? "")),

@@ -14,6 +14,30 @@ async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<voi
   }
 }
 
+async function eventuallyAsync(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return true;
+}
+
+/** Requests the API server has finished for namespaced ConfigMaps, by verb (its own apiserver_request_total). */
+async function configMapRequests(plane: ControlPlane, verb: "LIST" | "WATCH"): Promise<number> {
+  const { body } = await plane.adminGet("/metrics");
+  return body
+    .split("\n")
+    .filter(
+      (line) =>
+        line.startsWith("apiserver_request_total{") &&
+        line.includes('resource="configmaps"') &&
+        line.includes('scope="namespace"') &&
+        line.includes(`verb="${verb}"`),
+    )
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
+}
+
 describe("Informer against a real API server", () => {
   let plane: ControlPlane;
   let core: CoreV1Api;
@@ -68,18 +92,26 @@ describe("Informer against a real API server", () => {
       watchTimeoutSeconds: 1,
       list: (params) => core.listNamespacedConfigMap({ namespace: "cache", ...params }),
     });
+    const [listsBefore, watchesBefore] = [await configMapRequests(plane, "LIST"), await configMapRequests(plane, "WATCH")];
     informer.start();
     try {
       await informer.waitForSync();
-      await new Promise((resolve) => setTimeout(resolve, 2_500)); // at least one server-side watch end
+      const lists = await configMapRequests(plane, "LIST");
+      assert.ok(lists > listsBefore, "the informer's list is counted");
+      // The server ends the first watch after 1-1.25 s: the API server counts a watch once it is over.
+      const ended = await eventuallyAsync(async () => (await configMapRequests(plane, "WATCH")) > watchesBefore, 15_000);
+      assert.ok(ended, "the server ended a watch");
       await core.createNamespacedConfigMap({ namespace: "cache", body: { metadata: { name: "after-rewatch" } } });
       await eventually(() => informer.get("cache", "after-rewatch") !== undefined);
+      assert.equal(await configMapRequests(plane, "LIST"), lists, "caught up by watching again from its resourceVersion, not by re-listing");
     } finally {
       informer.stop();
     }
   });
 
   test("a failing list is retried until it succeeds (never gives up)", async () => {
+    // Its own object: what earlier tests left in the namespace is theirs.
+    await core.createNamespacedConfigMap({ namespace: "cache", body: { metadata: { name: "listed-after-retries" } } });
     let calls = 0;
     const errors: string[] = [];
     const informer = new Informer<V1ConfigMap>(plane.kubeConfig("admin"), {
@@ -93,7 +125,7 @@ describe("Informer against a real API server", () => {
       await informer.waitForSync();
       assert.equal(calls, 3);
       assert.deepEqual(errors, ["refused 1", "refused 2"]);
-      assert.ok(informer.get("cache", "cm-0"));
+      assert.ok(informer.get("cache", "listed-after-retries"), "the third list's content is in the cache");
     } finally {
       informer.stop();
     }
@@ -123,7 +155,9 @@ describe("Informer against a real API server", () => {
     informer.start();
     try {
       await informer.waitForSync();
-      await new Promise((resolve) => setTimeout(resolve, 500)); // the watch is open now
+      // The watch is open once an object created after the list reaches the cache.
+      await core.createNamespacedConfigMap({ namespace: "cache", body: { metadata: { name: "before-silence" } } });
+      await eventually(() => informer.get("cache", "before-silence") !== undefined);
       proxy.freeze();
       await core.createNamespacedConfigMap({ namespace: "cache", body: { metadata: { name: "while-silent" } } });
       await eventually(() => informer.get("cache", "while-silent") !== undefined, 15_000);

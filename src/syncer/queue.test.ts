@@ -2,31 +2,49 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { WorkQueue } from "./queue.js";
 
-const tick = (ms = 5) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A promise the test settles itself: a worker holds its key until the test lets it go. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open = () => {};
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+/** Lets the queue's promise callbacks (a finished worker, the next key started) run. */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 test("a key waits once, runs again if re-added while running, and concurrency is bounded", async () => {
   const runs: string[] = [];
-  let running = 0;
-  let peak = 0;
+  const held = new Map<string, ReturnType<typeof gate>[]>();
   const queue = new WorkQueue(
     2,
     async (key) => {
-      running++;
-      peak = Math.max(peak, running);
       runs.push(key);
-      await tick();
-      running--;
+      const hold = gate();
+      held.set(key, [...(held.get(key) ?? []), hold]);
+      await hold.promise;
     },
     () => assert.fail("no errors expected"),
   );
+  const release = async (key: string) => {
+    held.get(key)?.shift()?.open();
+    await settle();
+  };
   queue.add("a");
   queue.add("b");
   queue.add("c");
   queue.add("c");
   queue.add("a"); // running: runs again afterwards
+  assert.deepEqual(runs, ["a", "b"], "two at a time; c waits");
+  assert.equal(queue.length, 3, "a and b running, c waiting once");
+  await release("a");
+  assert.deepEqual(runs, ["a", "b", "c"], "c takes a's slot; a's second run waits for a slot");
+  await release("b");
+  assert.deepEqual(runs, ["a", "b", "c", "a"]);
+  await release("c");
+  await release("a");
   await queue.drain();
-  assert.deepEqual(runs.sort(), ["a", "a", "b", "c"]);
-  assert.equal(peak, 2);
+  assert.deepEqual(runs, ["a", "b", "c", "a"]);
+  assert.equal(queue.length, 0);
 });
 
 test("errors are reported per key and do not stop the queue", async () => {
@@ -47,37 +65,49 @@ test("errors are reported per key and do not stop the queue", async () => {
   assert.deepEqual(done, ["good"]);
 });
 
-test("retryLater adds a key again after its own doubling backoff; forget starts it over; stop cancels", async () => {
-  const runs: number[] = [];
-  const started = Date.now();
+test("retryLater adds a key again after its own doubling backoff; forget starts it over; stop cancels", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  let runs = 0;
   const queue = new WorkQueue(
     1,
-    async () => void runs.push(Date.now() - started),
+    async () => void runs++,
     () => undefined,
     { initialMs: 20, maxMs: 80 },
   );
+  const advance = async (ms: number) => {
+    t.mock.timers.tick(ms);
+    await settle();
+  };
   queue.retryLater("ns");
   queue.retryLater("ns"); // one retry at a time per key
   assert.equal(queue.retrying, 1);
-  await tick(60);
-  assert.equal(runs.length, 1);
-  assert.ok(runs[0]! >= 15, `first retry after ~20 ms, not ${runs[0]}`);
-  queue.retryLater("ns"); // second failure: ~40 ms
-  const second = Date.now();
-  await tick(30);
-  assert.equal(runs.length, 1, "not yet: the backoff doubled");
-  await tick(40);
-  assert.equal(runs.length, 2);
-  assert.ok(Date.now() - second >= 35);
-  queue.forget("ns");
-  queue.retryLater("ns"); // after forget: ~20 ms again
-  await tick(35);
-  assert.equal(runs.length, 3);
+  await advance(19);
+  assert.equal(runs, 0, "not before 20 ms");
+  await advance(1);
+  assert.equal(runs, 1, "the first retry at 20 ms");
+  assert.equal(queue.retrying, 0);
+
+  queue.retryLater("ns"); // second failure: 40 ms
+  await advance(39);
+  assert.equal(runs, 1, "not yet: the backoff doubled");
+  await advance(1);
+  assert.equal(runs, 2);
+
+  queue.retryLater("ns"); // third: 80 ms, the cap
+  queue.forget("ns"); // the key succeeded meanwhile: the retry already scheduled stays, the next starts over
+  await advance(80);
+  assert.equal(runs, 3);
+  queue.retryLater("ns");
+  await advance(19);
+  assert.equal(runs, 3);
+  await advance(1);
+  assert.equal(runs, 4, "after forget: 20 ms again");
+
   queue.retryLater("ns");
   queue.stop();
   assert.equal(queue.retrying, 0);
-  await tick(100);
-  assert.equal(runs.length, 3, "stopped: no more runs");
+  await advance(1_000);
+  assert.equal(runs, 4, "stopped: the scheduled retry never runs");
 });
 
 test("shutdown() drops waiting keys and resolves only once the running ones have finished", async () => {

@@ -172,10 +172,9 @@ describe("reconcileNamespace against a real API server", () => {
     for (const object of objects) cache.observe(structuredClone(object));
     return cache;
   };
-  /** The operator's writes in `namespace` that the API server audited, after a pause so that late entries are in. */
+  /** The operator's writes in `namespace` that the API server audited, up to and including those just answered. */
   const auditedWrites = async (namespace: string) => {
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    return operatorWrites(await plane.auditEvents())
+    return operatorWrites(await plane.auditEventsSettled())
       .filter((event) => event.objectRef?.namespace === namespace)
       .map((event) => `${event.verb} ${event.objectRef?.resource}/${event.objectRef?.name ?? ""} ${event.responseStatus?.code}`);
   };

@@ -2,8 +2,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
-import { ControlPlane } from "../../test/controlplane/controlplane.js";
-import { freePort } from "../../test/controlplane/processes.js";
+import { ControlPlane, type AuditEvent } from "../../test/controlplane/controlplane.js";
+import { reservePort } from "../../test/controlplane/ports.js";
 import { applyOperatorRbac, eventually, operatorWrites } from "../../test/support/operator.js";
 import { kubeClients } from "../kube/clients.js";
 import { kubeErrorMessage, statusCode } from "../kube/errors.js";
@@ -83,17 +83,14 @@ describe("IdentityWriter against a real API server", () => {
     await plane
       .kubectlOrThrow("admin", ["patch", "azureidentity", name, "-n", namespace, "--type=merge", "-p", JSON.stringify(body), "-o", "json"])
       .then((out) => JSON.parse(out) as AzureIdentity);
-  /** The operator's writes in `namespace` that the API server audited, as "verb name code". */
-  const auditedWrites = async (namespace: string) =>
-    operatorWrites(await plane.auditEvents())
+  /** The operator's writes in `namespace` among `events`, as "verb name code". */
+  const writesIn = (events: AuditEvent[], namespace: string) =>
+    operatorWrites(events)
       .filter((event) => event.objectRef?.namespace === namespace)
       .map((event) => `${event.verb} ${event.objectRef?.resource}/${event.objectRef?.name ?? ""} ${event.responseStatus?.code}`);
-  /** Waits until the audit log holds `count` operator writes in `namespace`, then a little longer to see that no more come. */
-  const settledWrites = async (namespace: string, count: number) => {
-    await eventually(async () => (await auditedWrites(namespace)).length >= count || undefined, 10_000, `${count} audited writes in ${namespace}`);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    return auditedWrites(namespace);
-  };
+  const auditedWrites = async (namespace: string) => writesIn(await plane.auditEvents(), namespace);
+  /** Every write in `namespace` the API server audited, up to and including those just answered. */
+  const settledWrites = async (namespace: string) => writesIn(await plane.auditEventsSettled(), namespace);
 
   before(async () => {
     plane = await ControlPlane.start();
@@ -143,7 +140,7 @@ describe("IdentityWriter against a real API server", () => {
     );
     assert.deepEqual(writer.writes(), { create: 1, patch: 0, delete: 0 });
     assert.deepEqual(await writeMetric(metrics), { "azureidentities create success": 1 });
-    assert.deepEqual(await settledWrites("w-create", 1), [`create azureidentities/${desired.name} 201`]);
+    assert.deepEqual(await settledWrites("w-create"), [`create azureidentities/${desired.name} 201`]);
   });
 
   test("adoption: an existing unlabelled object is patched to the owned fields; foreign labels and annotations survive", async () => {
@@ -173,7 +170,7 @@ describe("IdentityWriter against a real API server", () => {
     assert.deepEqual(stored.spec, desired.spec);
     assert.deepEqual(writer.writes(), { create: 1, patch: 1, delete: 0 });
     assert.deepEqual(await writeMetric(metrics), { "azureidentities create error": 1, "azureidentities patch success": 1 });
-    assert.deepEqual(await settledWrites("w-adopt", 2), [`create azureidentities/${desired.name} 409`, `patch azureidentities/${desired.name} 200`]);
+    assert.deepEqual(await settledWrites("w-adopt"), [`create azureidentities/${desired.name} 409`, `patch azureidentities/${desired.name} 200`]);
   });
 
   test("a 409 on create is not retried; an object already as desired is returned without a patch", async () => {
@@ -185,7 +182,7 @@ describe("IdentityWriter against a real API server", () => {
     assert.equal(returned.metadata?.resourceVersion, existing.metadata?.resourceVersion, "not written");
     assert.deepEqual(writer.writes(), { create: 1, patch: 0, delete: 0 });
     assert.deepEqual(await writeMetric(metrics), { "azureidentities create error": 1 });
-    assert.deepEqual(await settledWrites("w-exists", 1), [`create azureidentities/${desired.name} 409`]);
+    assert.deepEqual(await settledWrites("w-exists"), [`create azureidentities/${desired.name} 409`]);
   });
 
   test("patch: a merge patch changes the given keys only (null removes a key); everything else is kept", async () => {
@@ -245,7 +242,7 @@ describe("IdentityWriter against a real API server", () => {
 
     assert.deepEqual(writer.writes(), { create: 0, patch: 0, delete: 3 }, "a failed precondition is not retried");
     assert.deepEqual(await writeMetric(metrics), { "azureidentities delete error": 2, "azureidentities delete success": 1 });
-    assert.deepEqual(await settledWrites("w-delete", 3), [
+    assert.deepEqual(await settledWrites("w-delete"), [
       `delete azureidentities/${desired.name} 409`,
       `delete azureidentities/${desired.name} 409`,
       `delete azureidentities/${desired.name} 200`,
@@ -257,7 +254,7 @@ describe("IdentityWriter against a real API server", () => {
     await writer.deleteIdentity("w-gone", "never-existed", { uid: "7c2d3b1e-0000-0000-0000-000000000000", resourceVersion: "1" });
     assert.deepEqual(writer.writes(), { create: 0, patch: 0, delete: 1 });
     assert.deepEqual(await writeMetric(metrics), { "azureidentities delete error": 1 });
-    assert.deepEqual(await settledWrites("w-gone", 1), ["delete azureidentities/never-existed 404"]);
+    assert.deepEqual(await settledWrites("w-gone"), ["delete azureidentities/never-existed 404"]);
   });
 
   test("not the leader: every write throws NotLeaderError and no request is made", async () => {
@@ -278,8 +275,7 @@ describe("IdentityWriter against a real API server", () => {
     }
     assert.deepEqual(writer.writes(), { create: 0, patch: 0, delete: 0 });
     assert.deepEqual(await writeMetric(metrics), {});
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.equal((await auditedWrites("w-leader")).length, before, "the API server saw no write");
+    assert.equal((await settledWrites("w-leader")).length, before, "the API server saw no write");
     assert.equal((await getIdentity("w-leader", desired.name))?.metadata?.resourceVersion, existing.metadata?.resourceVersion);
   });
 
@@ -298,7 +294,7 @@ describe("IdentityWriter against a real API server", () => {
     assert.ok(error instanceof NotLeaderError, String(error));
     assert.deepEqual(writer.writes(), { create: 0, patch: 1, delete: 0 });
     assert.deepEqual(await writeMetric(metrics), { "azureidentities patch error": 1 });
-    assert.deepEqual(await settledWrites("w-lost", 1), [`patch azureidentities/${desired.name} 409`]);
+    assert.deepEqual(await settledWrites("w-lost"), [`patch azureidentities/${desired.name} 409`]);
     assert.equal((await getIdentity("w-lost", desired.name))?.metadata?.resourceVersion, existing.metadata?.resourceVersion);
   });
 
@@ -312,14 +308,14 @@ describe("IdentityWriter against a real API server", () => {
     assert.equal(statusCode(await rejection(writer.patchIdentity("w-retry", "missing", { spec: { clientID: "x" } }))), 404);
     assert.deepEqual(writer.writes(), { create: 0, patch: 6, delete: 0 }, "a 404 is not retried");
     assert.deepEqual(await writeMetric(metrics), { "azureidentities patch error": 6 });
-    assert.deepEqual(await settledWrites("w-retry", 6), [
+    assert.deepEqual(await settledWrites("w-retry"), [
       ...Array<string>(5).fill(`patch azureidentities/${desired.name} 409`),
       "patch azureidentities/missing 404",
     ]);
     assert.equal((await getIdentity("w-retry", desired.name))?.metadata?.labels?.["team.example/owner"], undefined);
 
     // Nothing listens on this port: connection refused, no HTTP status.
-    const port = await freePort();
+    const port = await reservePort();
     const direct = plane.kubeConfig("operator");
     const unreachable = new KubeConfig();
     unreachable.loadFromOptions({

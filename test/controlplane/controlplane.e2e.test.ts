@@ -1,9 +1,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, type Server } from "node:net";
 import { AuthenticationV1Api, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { ControlPlane, OPERATOR_USER } from "./controlplane.js";
+import { listenOn, PortAllocator, portOf } from "./ports.js";
 
 const GROUP = "aadpodidentity.k8s.io";
 
@@ -122,5 +123,33 @@ describe("control plane teardown", () => {
       }),
       /ECONNREFUSED/,
     );
+  });
+});
+
+describe("control plane ports", () => {
+  test("a port taken between its reservation and kube-apiserver's bind: the boot is retried with fresh ports", async () => {
+    // Another process binds the first port the plane reserves (kube-apiserver's) the moment the
+    // allocator lets go of it: what a busy CI machine does by chance.
+    const thieves: Server[] = [];
+    let offers = 0;
+    const allocator = new PortAllocator(async () => {
+      const server = await listenOn(0);
+      const port = portOf(server);
+      if (offers++ === 0) server.once("close", () => void listenOn(port).then((thief) => thieves.push(thief)));
+      return server;
+    });
+    const plane = await ControlPlane.start({ crds: false, ports: allocator });
+    try {
+      assert.equal(thieves.length, 1, "the first port was taken");
+      const taken = portOf(thieves[0]!);
+      assert.equal(plane.boots, 2, "booted again after kube-apiserver could not bind");
+      assert.notEqual(Number(new URL(plane.server).port), taken);
+      assert.equal((await plane.adminGet("/readyz")).status, 200);
+    } finally {
+      await plane.stop();
+      // Not awaited: the thief still holds the connection of a readiness probe that found it, and
+      // unreferenced, it keeps nothing alive.
+      for (const thief of thieves) thief.close();
+    }
   });
 });

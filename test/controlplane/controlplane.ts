@@ -9,7 +9,8 @@ import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { controlPlaneAssets, type ControlPlaneAssets } from "./assets.js";
 import { kubeconfigYaml } from "./kubeconfig.js";
 import { ADMIN, DEVELOPER, makeControlPlanePki, type ControlPlanePki } from "./pki.js";
-import { freePort, Reaper, startProcess, stopProcess, type ManagedProcess } from "./processes.js";
+import { AddressInUseError, ports, withFreshPorts, type PortAllocator } from "./ports.js";
+import { Reaper, startProcess, stopProcess, type ManagedProcess } from "./processes.js";
 
 export { ADMIN, DEVELOPER };
 export const OPERATOR_NAMESPACE = "azure-msi-operator";
@@ -28,6 +29,8 @@ export interface ControlPlaneOptions {
   apiserverFlags?: string[];
   /** Kill the processes and exit on SIGINT/SIGTERM (default true); false when the caller stops the plane itself. */
   handleSignals?: boolean;
+  /** Where etcd's and kube-apiserver's ports come from (a test of the retry scripts the kernel). */
+  ports?: PortAllocator;
 }
 
 export interface KubectlResult {
@@ -50,6 +53,8 @@ export interface AuditEvent {
 }
 
 const READY_TIMEOUT_MS = 90_000;
+// What etcd and kube-apiserver (Go) write when a port they were told is taken.
+const BIND_FAILED = /bind: address already in use/;
 
 // Writes only: reads would flood the log and no test counts them.
 const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
@@ -74,24 +79,34 @@ export class ControlPlane {
   private readonly kubeconfigs = new Map<Who, string>();
   private apiserverArgs: string[] = [];
   private apiserverRestarts = 0;
+  private bootAttempts = 0;
+  private serverUrl = "";
 
   private constructor(
     readonly dir: string,
     readonly assets: ControlPlaneAssets,
     private readonly pki: ControlPlanePki,
-    readonly server: string,
     private readonly reaper: Reaper,
   ) {}
+
+  /** kube-apiserver's URL, known once it is up. */
+  get server(): string {
+    return this.serverUrl;
+  }
+
+  /** How many times etcd and kube-apiserver were started before they came up (1 unless a port was taken). */
+  get boots(): number {
+    return this.bootAttempts;
+  }
 
   static async start(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
     const assets = await controlPlaneAssets();
     const dir = await mkdtemp(join(tmpdir(), "amo-controlplane-"));
     const reaper = new Reaper(dir, { signals: options.handleSignals ?? true });
     const pki = await makeControlPlanePki();
-    const port = await freePort();
-    const plane = new ControlPlane(dir, assets, pki, `https://127.0.0.1:${port}`, reaper);
+    const plane = new ControlPlane(dir, assets, pki, reaper);
     try {
-      await plane.boot(port, options);
+      await plane.boot(options);
       return plane;
     } catch (error) {
       const logs = await plane.logTails();
@@ -100,7 +115,7 @@ export class ControlPlane {
     }
   }
 
-  private async boot(port: number, options: ControlPlaneOptions): Promise<void> {
+  private async boot(options: ControlPlaneOptions): Promise<void> {
     const file = (name: string) => join(this.dir, name);
     await Promise.all([
       writeFile(file("ca.crt"), this.pki.ca.cert),
@@ -111,10 +126,26 @@ export class ControlPlane {
       writeFile(file("sa.pub"), this.pki.serviceAccount.publicKey),
       writeFile(file("audit-policy.yaml"), AUDIT_POLICY),
     ]);
-    const [etcdClient, etcdPeer] = [await freePort(), await freePort()];
+    await withFreshPorts(3, (ports, attempt) => this.bootEtcdAndApiserver(ports, attempt, options), { allocator: options.ports ?? ports });
+    await this.writeKubeconfig("admin", { clientCert: this.pki.admin });
+    await this.writeKubeconfig("jane", { clientCert: this.pki.developer });
+    await this.createOperatorServiceAccount();
+    if (options.crds ?? true) await this.installCrds();
+    if (options.controllerManager) await this.startControllerManager();
+  }
+
+  /**
+   * etcd and kube-apiserver on the given ports. Both are told their ports, so one may meet a port
+   * another process took since it was reserved: then both are stopped and AddressInUseError says to
+   * try again with fresh ports (each attempt its own etcd data directory).
+   */
+  private async bootEtcdAndApiserver([port, etcdClient, etcdPeer]: number[], attempt: number, options: ControlPlaneOptions): Promise<void> {
+    this.bootAttempts = attempt;
+    const file = (name: string) => join(this.dir, name);
+    this.serverUrl = `https://127.0.0.1:${port}`;
     this.spawn("etcd", this.assets.etcd, [
       "--name=default",
-      `--data-dir=${file("etcd-data")}`,
+      `--data-dir=${file(`etcd-data-${attempt}`)}`,
       `--listen-client-urls=http://127.0.0.1:${etcdClient}`,
       `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
       `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
@@ -144,12 +175,23 @@ export class ControlPlane {
       ...(options.apiserverFlags ?? []),
     ];
     this.spawn("kube-apiserver", this.assets.kubeApiserver, this.apiserverArgs);
-    await this.waitReady();
-    await this.writeKubeconfig("admin", { clientCert: this.pki.admin });
-    await this.writeKubeconfig("jane", { clientCert: this.pki.developer });
-    await this.createOperatorServiceAccount();
-    if (options.crds ?? true) await this.installCrds();
-    if (options.controllerManager) await this.startControllerManager();
+    try {
+      await this.waitReady();
+    } catch (error) {
+      await Promise.all(this.processes.filter((p) => p.child.exitCode !== null).map((p) => p.exited));
+      const taken = await this.bindFailures();
+      if (taken.length === 0) throw error;
+      for (const managed of this.processes.splice(0).reverse()) await stopProcess(managed);
+      throw new AddressInUseError(`${taken.join(", ")}: bind: address already in use (boot ${attempt})`, { cause: error });
+    }
+  }
+
+  /** Names of the processes whose log says a bind failed. */
+  private async bindFailures(): Promise<string[]> {
+    const failed = await Promise.all(
+      this.processes.map(async (p) => (BIND_FAILED.test(await readFile(p.logFile, "utf8").catch(() => "")) ? p.name : undefined)),
+    );
+    return failed.filter((name) => name !== undefined);
   }
 
   /**
@@ -207,8 +249,13 @@ export class ControlPlane {
 
   /** A raw GET as the admin, for readiness probes and /version. */
   adminGet(path: string): Promise<{ status: number; body: string }> {
+    return this.adminRequest("GET", path);
+  }
+
+  private adminRequest(method: string, path: string): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
-      const req = request(`${this.server}${path}`, { ca: this.pki.ca.cert, cert: this.pki.admin.cert, key: this.pki.admin.key, timeout: 5_000 }, (res) => {
+      const options = { method, ca: this.pki.ca.cert, cert: this.pki.admin.cert, key: this.pki.admin.key, timeout: 5_000 };
+      const req = request(`${this.server}${path}`, options, (res) => {
         let body = "";
         res.on("data", (chunk: Buffer) => (body += chunk.toString()));
         res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
@@ -326,7 +373,27 @@ export class ControlPlane {
     return result.stdout;
   }
 
-  /** Every write the API server audited, in order. */
+  /**
+   * Every write the API server audited, including each whose response reached its client before this
+   * call, however late its audit line reaches the file (the log is written per request, not as a
+   * transaction with the answer). This makes a write of its own (a dry-run delete of a ConfigMap that does not exist: it changes
+   * nothing) and reads the log until that write is in it. Use it before asserting that a write did
+   * NOT happen, instead of waiting a while.
+   */
+  async auditEventsSettled(timeoutMs = 10_000): Promise<AuditEvent[]> {
+    const marker = `audit-barrier-${randomBytes(6).toString("hex")}`;
+    await this.adminRequest("DELETE", `/api/v1/namespaces/default/configmaps/${marker}?dryRun=All`);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const events = await this.auditEvents();
+      const index = events.findIndex((event) => event.objectRef?.name === marker && event.stage === "ResponseComplete");
+      if (index >= 0) return events.filter((event) => event.objectRef?.name !== marker);
+      if (Date.now() > deadline) throw new Error(`the audit log did not record ${marker} within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  /** Every write the API server audited, in order (see auditEventsSettled for writes just answered). */
   async auditEvents(): Promise<AuditEvent[]> {
     const text = await readFile(join(this.dir, "audit.log"), "utf8").catch(() => "");
     return text

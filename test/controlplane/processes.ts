@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, rmSync } from "node:fs";
-import { createServer } from "node:net";
 
 /** A child process whose output goes to a log file, so a failing test can show why. */
 export interface ManagedProcess {
@@ -15,11 +14,9 @@ export function startProcess(name: string, command: string, args: string[], logF
   const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
+  // Once the output is read to its end and on disk: a failed process's log says why (e.g. a port taken).
   const exited = new Promise<number | null>((resolve) => {
-    child.on("exit", (code) => {
-      log.end();
-      resolve(code);
-    });
+    child.on("close", (code) => log.end(() => resolve(code)));
     child.on("error", () => resolve(null));
   });
   return { name, child, logFile, exited };
@@ -41,18 +38,6 @@ export async function stopProcess(process: ManagedProcess, graceMs = 15_000): Pr
   await process.exited;
   clearTimeout(timer);
   if (killed) throw new Error(`${process.name} did not end within ${graceMs} ms of SIGTERM and was SIGKILLed; see ${process.logFile}`);
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
 }
 
 /**

@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { CustomObjectsApi, type KubernetesObject } from "@kubernetes/client-node";
 import { FakeAzure, faults } from "../azure/fake.js";
 import { ControlPlane, OPERATOR_NAMESPACE } from "../controlplane/controlplane.js";
-import { freePort } from "../controlplane/processes.js";
+import { reservePort } from "../controlplane/ports.js";
 import { createTeamNamespace } from "../support/developers.js";
 import { MANIFESTS_ROOT } from "../support/manifests.js";
 import { applyOperatorRbac, eventually, startOperator, type RunningOperator } from "../support/operator.js";
@@ -66,7 +66,7 @@ describe("monitoring manifests against a live operator", () => {
       clientId: "66666666-0000-0000-0000-000000000006",
       tags: { k8snamespace: "team-a" },
     });
-    const port = await freePort();
+    const port = await reservePort();
     await installWebhooks(plane, port);
     startedAt = Date.now() / 1000;
     operator = await startOperator(plane, fake.credentialEnv(), [

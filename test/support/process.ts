@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { request } from "node:http";
 import { fileURLToPath } from "node:url";
-import { freePort } from "../controlplane/processes.js";
 import { operatorBundle } from "./operator-bundle.js";
 
 // tsc's output, for measuring against the bundle (bench:sync --compiled).
@@ -22,18 +21,20 @@ export interface ProcessOptions {
  * `azure-msi-operator` as a real child process (node --unhandled-rejections=strict), by default from
  * the bundle the image ships (tools/bundle.ts, built and cached by test/support/operator-bundle.ts)
  * with no node_modules in reach, on the Node that runs the tests; JSON logs parsed as they come, its
- * ops port known, killable with any signal.
+ * ops server on a port it bound itself (:0, read from its "ops serving" line), killable with any signal.
  */
 export class OperatorProcess {
   readonly logs: Record<string, unknown>[] = [];
   readonly stderr: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The ops server's port, once the process has said it listens. */
+  readonly opsListening: Promise<number>;
   private listeners: (() => void)[] = [];
+  private boundOpsPort: number | undefined;
 
   private constructor(
     readonly name: string,
     readonly child: ChildProcess,
-    readonly opsPort: number,
   ) {
     let buffer = "";
     child.stdout?.on("data", (chunk: Buffer) => {
@@ -52,17 +53,37 @@ export class OperatorProcess {
     });
     child.stderr?.on("data", (chunk: Buffer) => this.stderr.push(chunk.toString()));
     this.exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+    this.opsListening = new Promise<number>((resolve, reject) => {
+      const check = () => {
+        const line = this.logs.find((candidate) => candidate.msg === "ops serving");
+        if (!line) return;
+        this.listeners = this.listeners.filter((listener) => listener !== check);
+        resolve((this.boundOpsPort = Number(line.port)));
+      };
+      this.listeners.push(check);
+      void this.exited.then(({ code, signal }) => {
+        this.listeners = this.listeners.filter((listener) => listener !== check);
+        reject(new Error(`${name} exited (${signal ?? code}) before its ops server listened; stderr: ${this.stderr.join("").slice(-2000)}`));
+      });
+    });
+    // A one-shot command never serves; only callers of get()/opsPort care.
+    this.opsListening.catch(() => undefined);
+  }
+
+  /** The ops server's port; known once `opsListening` has resolved. */
+  get opsPort(): number {
+    if (this.boundOpsPort === undefined) throw new Error(`${this.name}: ops server not listening yet (await opsListening)`);
+    return this.boundOpsPort;
   }
 
   static async start(name: string, options: ProcessOptions): Promise<OperatorProcess> {
-    const opsPort = await freePort();
     const main = options.main ?? (options.compiled ? COMPILED_MAIN : await operatorBundle());
     const child = spawn(
       process.execPath,
-      ["--unhandled-rejections=strict", main, "--log.json", `--kubeconfig=${options.kubeconfig}`, `--server.bind=127.0.0.1:${opsPort}`, ...options.flags],
+      ["--unhandled-rejections=strict", main, "--log.json", `--kubeconfig=${options.kubeconfig}`, "--server.bind=127.0.0.1:0", ...options.flags],
       { cwd: ROOT, env: { ...process.env, ...options.env, INSTANCE_POD: name }, stdio: ["ignore", "pipe", "pipe"] },
     );
-    return new OperatorProcess(name, child, opsPort);
+    return new OperatorProcess(name, child);
   }
 
   /** Resolves with the first log line (from now or earlier) that `match` accepts. */
@@ -84,9 +105,15 @@ export class OperatorProcess {
     });
   }
 
-  get(path: string): Promise<{ status: number; body: string }> {
+  /** The webhook server's port (started with --webhook.bind=…:0), once it serves. */
+  async webhookPort(timeoutMs = 40_000): Promise<number> {
+    return Number((await this.waitForLog((line) => line.msg === "webhook serving", timeoutMs)).port);
+  }
+
+  async get(path: string): Promise<{ status: number; body: string }> {
+    const port = await this.opsListening;
     return new Promise((resolve, reject) => {
-      const req = request({ host: "127.0.0.1", port: this.opsPort, path, timeout: 2_000 }, (res) => {
+      const req = request({ host: "127.0.0.1", port, path, timeout: 2_000 }, (res) => {
         let body = "";
         res.on("data", (chunk: Buffer) => (body += chunk.toString()));
         res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
