@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { CoreV1Api, CustomObjectsApi, type KubernetesObject, type V1Deployment, type V1ServiceAccount } from "@kubernetes/client-node";
 import { WI_CLIENT_ID_ANNOTATION, WI_TENANT_ID_ANNOTATION, type AzureIdentity } from "../src/kube/resources.js";
-import { MUTATE_SERVICE_ACCOUNT_PATH } from "../src/webhook/server.js";
+import { MUTATE_SERVICE_ACCOUNT_PATH, VALIDATE_SERVICE_ACCOUNT_PATH } from "../src/webhook/server.js";
 import { FakeAzure, type FakeIdentity } from "./azure/fake.js";
 import { ControlPlane, type KubectlResult } from "./controlplane/controlplane.js";
 import { reservePort } from "./controlplane/ports.js";
@@ -213,6 +213,20 @@ describe("workload identity: the ServiceAccount webhooks", () => {
     assert.ok((await calls(operator, "validate-serviceaccount")) > validated, "and, carrying the client ID now, to the validating one");
   });
 
+  test("a client ID the operator does not know (an app registration) is stored, with a warning kubectl shows, and counted", async () => {
+    const appRegistration = "a9900000-0000-0000-0000-0000000000a9";
+    const before = await calls(operator, "validate-serviceaccount");
+    const created = await jane(["create", "-f", "-"], serviceAccount("app-reg", "team-a", { annotations: { [WI_CLIENT_ID_ANNOTATION]: appRegistration } }));
+    ok(created, "create");
+    assert.match(
+      created.stderr,
+      new RegExp(`Warning: azure\\.workload\\.identity/client-id "${appRegistration}" is no managed identity this operator lists: it grants nothing`),
+    );
+    assert.equal((await annotationsOf("team-a", "app-reg"))[WI_CLIENT_ID_ANNOTATION], appRegistration);
+    assert.ok((await calls(operator, "validate-serviceaccount")) > before);
+    assert.match((await operator.get("/metrics")).body, /azuremsi_admission_unknown_client_ids_total\{result="allowed"\} [1-9]/);
+  });
+
   test("an admin may set any client ID; jane may then change the rest, but not set it to another one", async () => {
     ok(
       await admin(["create", "-f", "-"], serviceAccount("platform", "team-a", { annotations: { [WI_CLIENT_ID_ANNOTATION]: other.clientId } })),
@@ -221,35 +235,55 @@ describe("workload identity: the ServiceAccount webhooks", () => {
     assert.equal((await annotationsOf("team-a", "platform"))[WI_CLIENT_ID_ANNOTATION], other.clientId);
     ok(await jane(["label", "serviceaccount", "platform", "-n", "team-a", "tier=web"]), "jane labels it, the client ID as stored");
     refused(
-      await jane(["annotate", "serviceaccount", "platform", "-n", "team-a", "--overwrite", `${WI_CLIENT_ID_ANNOTATION}=00000000-0000-0000-0000-000000000bad`]),
+      await jane(["annotate", "serviceaccount", "platform", "-n", "team-a", "--overwrite", `${WI_CLIENT_ID_ANNOTATION}=${other.clientId.toUpperCase()}`]),
       DENIED,
       "jane changes it",
     );
     ok(await jane(["annotate", "serviceaccount", "platform", "-n", "team-a", "--overwrite", `${WI_CLIENT_ID_ANNOTATION}=${shop.clientId}`]), "to her own");
   });
 
-  test("with --workloadidentity.strict a labelled ServiceAccount whose MSI is not tagged for its namespace is denied", { timeout: 90_000 }, async () => {
-    // A second replica with strict on (a follower), and the ServiceAccount mutating webhook pointed at it.
-    const strictReplica = await start("azure-msi-operator-wi-strict", 0, { WORKLOADIDENTITY_STRICT: "true" });
-    const strictPort = await strictReplica.webhookPort();
-    const mutating = installed.find((object) => object.kind === "MutatingWebhookConfiguration") as { webhooks: { clientConfig: { url: string } }[] };
-    const index = mutating.webhooks.findIndex((webhook) => webhook.clientConfig.url.endsWith(MUTATE_SERVICE_ACCOUNT_PATH));
-    const point = (port: number) =>
-      plane.kubectlOrThrow("admin", [
-        "patch",
-        "mutatingwebhookconfiguration",
-        "azure-msi-operator",
-        "--type=json",
-        "-p",
-        JSON.stringify([{ op: "replace", path: `/webhooks/${index}/clientConfig/url`, value: `https://127.0.0.1:${port}${MUTATE_SERVICE_ACCOUNT_PATH}` }]),
-      ]);
-    await point(strictPort);
-    const denied = await jane(["create", "-f", "-"], serviceAccount("strict", "team-a", { labels: labelsFor("other") }));
-    refused(denied, /denied the request: no AzureIdentity for managed identity other .* tag the managed identity in Azure with k8snamespace: team-a/, "strict");
-    assert.equal(await read("team-a", "strict"), undefined, "not stored");
-    ok(await jane(["create", "-f", "-"], serviceAccount("strict-ok", "team-a", { labels: labelsFor("shop") })), "a matching one still passes");
-    assert.equal((await annotationsOf("team-a", "strict-ok"))[WI_CLIENT_ID_ANNOTATION], shop.clientId);
-  });
+  test(
+    "with --workloadidentity.strict a labelled ServiceAccount whose MSI is not tagged for its namespace, and an unknown client ID, are denied",
+    { timeout: 90_000 },
+    async () => {
+      // A second replica with strict on (a follower), and both ServiceAccount webhooks pointed at it.
+      const strictReplica = await start("azure-msi-operator-wi-strict", 0, { WORKLOADIDENTITY_STRICT: "true" });
+      const strictPort = await strictReplica.webhookPort();
+      const point = async (port: number, kind: string, path: string) => {
+        const configuration = installed.find((object) => object.kind === kind) as { webhooks: { clientConfig: { url: string } }[] };
+        const index = configuration.webhooks.findIndex((webhook) => webhook.clientConfig.url.endsWith(path));
+        await plane.kubectlOrThrow("admin", [
+          "patch",
+          kind.toLowerCase(),
+          "azure-msi-operator",
+          "--type=json",
+          "-p",
+          JSON.stringify([{ op: "replace", path: `/webhooks/${index}/clientConfig/url`, value: `https://127.0.0.1:${port}${path}` }]),
+        ]);
+      };
+      await point(strictPort, "MutatingWebhookConfiguration", MUTATE_SERVICE_ACCOUNT_PATH);
+      await point(strictPort, "ValidatingWebhookConfiguration", VALIDATE_SERVICE_ACCOUNT_PATH);
+      const unknown = await jane(
+        ["create", "-f", "-"],
+        serviceAccount("strict-app-reg", "team-a", { annotations: { [WI_CLIENT_ID_ANNOTATION]: "a9900000-0000-0000-0000-0000000000a9" } }),
+      );
+      refused(
+        unknown,
+        /denied the request: azure\.workload\.identity\/client-id "a9900000-.*" is no managed identity this operator lists, and --workloadidentity\.strict admits only/,
+        "unknown, strict",
+      );
+      assert.equal(await read("team-a", "strict-app-reg"), undefined, "not stored");
+      const denied = await jane(["create", "-f", "-"], serviceAccount("strict", "team-a", { labels: labelsFor("other") }));
+      refused(
+        denied,
+        /denied the request: no AzureIdentity for managed identity other .* tag the managed identity in Azure with k8snamespace: team-a/,
+        "strict",
+      );
+      assert.equal(await read("team-a", "strict"), undefined, "not stored");
+      ok(await jane(["create", "-f", "-"], serviceAccount("strict-ok", "team-a", { labels: labelsFor("shop") })), "a matching one still passes");
+      assert.equal((await annotationsOf("team-a", "strict-ok"))[WI_CLIENT_ID_ANNOTATION], shop.clientId);
+    },
+  );
 
   test(
     "with every replica down: a new namespace gets its default ServiceAccount, plain and labelled ones are created, a client ID is refused",

@@ -381,13 +381,19 @@ test("the flag table has unique names, env vars and short forms", () => {
 });
 
 test("workload identity flags: off by default, read from flags and env, a bad issuer or cluster name is one clear line", () => {
-  assert.deepEqual(parse().workloadIdentity, { enable: false, issuer: undefined, cluster: undefined, strict: false });
+  assert.deepEqual(parse().workloadIdentity, { enable: false, issuer: undefined, cluster: undefined, previousClusters: [], strict: false, ficNamespaceCap: 0 });
   assert.deepEqual(
-    parse(["--workloadidentity.enable", "--workloadidentity.issuer=https://oidc.example/abc/"], {
+    parse(["--workloadidentity.enable", "--workloadidentity.issuer=https://oidc.example/abc/", "--workloadidentity.fic.namespacecap=5"], {
       WORKLOADIDENTITY_CLUSTER: "prod-weu",
+      WORKLOADIDENTITY_CLUSTER_PREVIOUS: "prod-eu 735a6866f8",
       WORKLOADIDENTITY_STRICT: "true",
     }).workloadIdentity,
-    { enable: true, issuer: "https://oidc.example/abc/", cluster: "prod-weu", strict: true },
+    { enable: true, issuer: "https://oidc.example/abc/", cluster: "prod-weu", previousClusters: ["prod-eu", "735a6866f8"], strict: true, ficNamespaceCap: 5 },
+  );
+  assert.match(error(["--workloadidentity.fic.namespacecap=21"]), /--workloadidentity\.fic\.namespacecap/);
+  assert.equal(
+    error(["--workloadidentity.cluster.previous=a_b"]),
+    'invalid value "a_b" for --workloadidentity.cluster.previous: must be 1 to 24 letters, digits and dashes',
   );
   assert.equal(
     error(["--workloadidentity.issuer=http://oidc.example/"]),

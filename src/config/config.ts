@@ -48,7 +48,12 @@ export interface Config {
     issuer: string | undefined;
     /** Undefined: derived from the issuer. Lower-case letters, digits and dashes. */
     cluster: string | undefined;
+    /** Earlier names of this cluster (a rename): FICs named under them are still this cluster's. */
+    previousClusters: readonly string[];
+    /** Also refuses client IDs the operator does not know (not only another namespace's MSI). */
     strict: boolean;
+    /** At most this many FICs per namespace on one MSI; 0: only the fair share limits a namespace. */
+    ficNamespaceCap: number;
   };
   webhook: {
     enable: boolean;
@@ -149,7 +154,20 @@ function readWorkloadIdentity(r: FlagReader): Config["workloadIdentity"] {
       /^[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?$/.test(cluster) ? undefined : "must be 1 to 24 lower-case letters, digits and dashes",
     );
   }
-  return { enable: r.bool("workloadidentity.enable"), issuer, cluster, strict: r.bool("workloadidentity.strict") };
+  const previousClusters = r
+    .list("workloadidentity.cluster.previous")
+    .map((name) => name.trim())
+    .filter((name) => name !== "");
+  for (const name of previousClusters)
+    r.check("workloadidentity.cluster.previous", name, /^[A-Za-z0-9-]{1,24}$/.test(name) ? undefined : "must be 1 to 24 letters, digits and dashes");
+  return {
+    enable: r.bool("workloadidentity.enable"),
+    issuer,
+    cluster,
+    previousClusters,
+    strict: r.bool("workloadidentity.strict"),
+    ficNamespaceCap: r.int("workloadidentity.fic.namespacecap"),
+  };
 }
 
 const nonEmpty = (value: string | undefined) => (value === undefined || value.trim() === "" ? undefined : value.trim());

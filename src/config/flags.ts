@@ -450,11 +450,29 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     group: "Workload identity",
+    name: "workloadidentity.cluster.previous",
+    env: ["WORKLOADIDENTITY_CLUSTER_PREVIOUS"],
+    kind: "list",
+    default: [],
+    help: "names this cluster had before (--workloadidentity.cluster renamed): its FICs under them are adopted or revoked as its own (the default name, from the issuer, always counts)",
+  },
+  {
+    group: "Workload identity",
     name: "workloadidentity.strict",
     env: ["WORKLOADIDENTITY_STRICT"],
     kind: "bool",
     default: "false",
-    help: "deny labelled ServiceAccounts whose lookup labels match no identity of their namespace",
+    help: "deny labelled ServiceAccounts whose lookup labels match no identity of their namespace, and client-id annotations naming a client ID the operator does not know (without it: allowed with a warning)",
+  },
+  {
+    group: "Workload identity",
+    name: "workloadidentity.fic.namespacecap",
+    env: ["WORKLOADIDENTITY_FIC_NAMESPACECAP"],
+    kind: "int",
+    default: "0",
+    min: 0,
+    max: 20,
+    help: "at most this many federated identity credentials per namespace on one MSI (0: no cap; namespaces always get fair shares of Azure's 20)",
   },
 ];
 

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { SubscriptionListing } from "../azure/types.js";
 import type { Config } from "../config/config.js";
 import type { FicApi } from "../azure/fic.js";
-import { lookupBindings, lookupServiceAccounts, namespaces, type CacheOptions } from "../kube/caches.js";
+import { lookupBindings, workloadServiceAccounts, namespaces, type CacheOptions } from "../kube/caches.js";
 import type { EventSink, ObjectRef } from "../kube/events.js";
 import { ficEvent, syncEvent } from "../events/sync-events.js";
 import { discoverIssuer } from "../kube/issuer.js";
@@ -12,7 +12,7 @@ import { FicController, type FicHappening, type ServiceAccountView } from "../wo
 import { clusterNameFor } from "../workload/names.js";
 import type { KubeClients } from "../kube/clients.js";
 import type { Informer } from "../kube/informer.js";
-import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
+import { WI_CLIENT_ID_ANNOTATION, type AzureIdentity, type AzureIdentityBinding } from "../kube/resources.js";
 import type { V1ServiceAccount } from "@kubernetes/client-node";
 import type { Duty, Term } from "../lifecycle/duty.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -150,21 +150,37 @@ export class SyncerDuty implements Duty {
     if (!config.workloadIdentity.enable || !ficApi || !keys) return undefined;
     const issuer = config.workloadIdentity.issuer ?? (await discoverIssuer(clients));
     const cluster = config.workloadIdentity.cluster ?? clusterNameFor(issuer);
-    this.serviceAccounts = lookupServiceAccounts(clients, config.kubernetes.labelFormat, log, metrics, cacheOptions);
+    this.serviceAccounts = workloadServiceAccounts(clients, config.kubernetes.labelFormat, log, metrics, cacheOptions);
     if (!this.serviceAccounts) return undefined;
     log.info({ issuer, cluster }, "workload identity mode: keeping federated identity credentials for labelled ServiceAccounts");
     const accounts = this.serviceAccounts;
+    const namespaces = this.namespaces;
     const report = (happening: FicHappening) =>
-      this.deps.events.record(ficEvent(happening, accounts.get(happening.fic.namespace, happening.fic.serviceAccount)?.metadata?.uid));
+      this.deps.events.record(
+        ficEvent(
+          happening,
+          happening.kind === "overShare"
+            ? namespaces?.get(undefined, happening.share.namespace)?.metadata?.uid
+            : accounts.get(happening.fic.namespace, happening.fic.serviceAccount)?.metadata?.uid,
+        ),
+      );
     const view = (account: V1ServiceAccount): ServiceAccountView => ({
       namespace: account.metadata?.namespace ?? "",
       name: account.metadata?.name ?? "",
       uid: account.metadata?.uid,
       labels: account.metadata?.labels ?? {},
+      clientId: account.metadata?.annotations?.[WI_CLIENT_ID_ANNOTATION],
     });
     const fics = new FicController({
       api: ficApi,
-      context: { issuer, cluster, lookupKeys: keys, concurrency: config.sync.concurrency },
+      context: {
+        issuer,
+        cluster,
+        lookupKeys: keys,
+        concurrency: config.sync.concurrency,
+        namespaceCap: config.workloadIdentity.ficNamespaceCap,
+        previousClusters: config.workloadIdentity.previousClusters,
+      },
       serviceAccounts: () => accounts.list().map(view),
       canWrite: this.term.canWrite,
       signal: this.term.signal,

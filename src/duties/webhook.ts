@@ -76,6 +76,7 @@ export class WebhookDuty implements Duty {
         strict: config.workloadIdentity.strict,
         lookupKeys,
         identitiesIn,
+        allIdentities: () => this.identities.list(),
         namespaceTags: guardPolicy.namespaceTags,
       },
       metrics: this.metrics,

@@ -5,6 +5,7 @@ import type { LookupValues } from "../kube/lookup.js";
 import { AAD_API_VERSION } from "../kube/resources.js";
 import type { Subject, SyncHappening } from "../syncer/report.js";
 import type { FicHappening } from "../workload/fic-controller.js";
+import { MAX_FICS_PER_MSI } from "../workload/plan.js";
 
 const namespaceRef = (subject: Subject): ObjectRef => ({
   apiVersion: "v1",
@@ -81,8 +82,32 @@ export function syncEvent(happening: SyncHappening, pod: ObjectRef | undefined):
   }
 }
 
-/** The Event on a ServiceAccount for what happened to its federated identity credential. */
+/**
+ * The Event for what happened to a ServiceAccount's federated identity credential, on it (`uid`:
+ * the ServiceAccount's), or for a namespace over its share of an MSI's slots, on the namespace
+ * (`uid`: the namespace's).
+ */
 export function ficEvent(happening: FicHappening, uid: string | undefined): ObjectEvent {
+  if (happening.kind === "overShare") {
+    const { msi, share } = happening;
+    const waiting = share.asked - share.slots;
+    const why =
+      share.reason === "cap"
+        ? `the per-namespace cap (--workloadidentity.fic.namespacecap) is ${share.slots}`
+        : share.reason === "share"
+          ? `${share.asking} namespaces ask for its ${MAX_FICS_PER_MSI} slots and this namespace's fair share is ${share.share}` +
+            (share.holds > share.share ? ` (it holds ${share.holds} already: nothing is revoked to make room)` : "")
+          : `the managed identity has no free slot of Azure's ${MAX_FICS_PER_MSI}`;
+    return {
+      regarding: namespaceRef({ namespace: share.namespace, name: share.namespace, uid }),
+      type: "Warning",
+      reason: "FederatedCredentialShareExceeded",
+      note:
+        `ServiceAccounts of this namespace ask managed identity ${msi.name} (resource group ${msi.resourceGroup}, subscription ${msi.subscriptionId}) ` +
+        `for ${share.asked} federated identity credentials; the namespace has ${share.slots} slots: ${why}. ${waiting} wait`,
+      action: "CreateFederatedCredential",
+    };
+  }
   const { fic } = happening;
   const regarding = ref("v1", "ServiceAccount", { namespace: fic.namespace, name: fic.serviceAccount, uid });
   if (happening.kind === "skipped")

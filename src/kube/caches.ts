@@ -10,6 +10,7 @@ import {
   AZURE_IDENTITIES,
   AZURE_IDENTITY_BINDINGS,
   OWNED_SELECTOR,
+  WI_CLIENT_ID_ANNOTATION,
   type AzureIdentity,
   type AzureIdentityBinding,
 } from "./resources.js";
@@ -97,8 +98,15 @@ export function lookupBindings(
   return informer;
 }
 
-/** ServiceAccounts with all three lookup labels (workload identity mode): the rest are not ours to look at. */
-export function lookupServiceAccounts(
+/**
+ * ServiceAccounts that select an MSI (workload identity mode): all three lookup labels, or the
+ * client-id annotation alone, as Azure Workload Identity's docs set it. No selector can ask the API
+ * server for an annotation, so every ServiceAccount is listed and watched, and the cache keeps only
+ * those that select, trimmed to what the FIC controller reads (names, uid, resourceVersion, the
+ * lookup labels and the annotation): a cluster's many `default` accounts cost a pass of the list,
+ * not memory.
+ */
+export function workloadServiceAccounts(
   clients: KubeClients,
   labelFormat: string,
   log: Logger,
@@ -107,13 +115,30 @@ export function lookupServiceAccounts(
 ): Informer<V1ServiceAccount> | undefined {
   const keys = lookupLabelKeys(labelFormat);
   if (!keys) return undefined;
-  const labelSelector = [keys.name, keys.resourcegroup, keys.subscription].join(",");
+  const lookup = [keys.name, keys.resourcegroup, keys.subscription];
+  const keep = (account: V1ServiceAccount): V1ServiceAccount | undefined => {
+    const metadata = account.metadata ?? {};
+    const labels = Object.fromEntries(lookup.flatMap((key) => (metadata.labels?.[key] !== undefined ? [[key, metadata.labels[key]]] : [])));
+    const clientId = metadata.annotations?.[WI_CLIENT_ID_ANNOTATION];
+    const labelled = lookup.every((key) => labels[key]);
+    if (!labelled && !clientId?.trim()) return undefined;
+    return {
+      metadata: {
+        name: metadata.name,
+        namespace: metadata.namespace,
+        uid: metadata.uid,
+        resourceVersion: metadata.resourceVersion,
+        labels,
+        ...(clientId !== undefined ? { annotations: { [WI_CLIENT_ID_ANNOTATION]: clientId } } : {}),
+      },
+    };
+  };
   const informer = new Informer<V1ServiceAccount>(clients.kubeConfig, {
     path: "/api/v1/serviceaccounts",
-    labelSelector,
     watchTimeoutSeconds: options.watchTimeoutSeconds,
     list: (params) => clients.core.listServiceAccountForAllNamespaces(params),
     onError: onError("serviceaccounts", log, metrics),
+    keep,
   });
   trackSize(informer, "serviceaccounts", metrics);
   return informer;

@@ -135,6 +135,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly admissionUnknownClientIds = new Counter({
+    name: "azuremsi_admission_unknown_client_ids_total",
+    help: "ServiceAccount writes naming an azure.workload.identity/client-id the operator does not know (an app registration, another tool's MSI), by result (allowed with a warning; denied with --workloadidentity.strict)",
+    labelNames: ["result"],
+    registers: [this.registry],
+  });
+
   readonly namespacedIdentities = new Gauge({
     name: "azuremsi_identities_namespaced",
     help: "1 when identities carry aadpodidentity.k8s.io/Behavior: namespaced; 0: MIC matches them to pods of every namespace through a binding's selector",
@@ -149,7 +156,7 @@ export class Metrics {
   });
   readonly ficSkipped = new Counter({
     name: "azuremsi_fic_skipped_total",
-    help: "Federated identity credentials not made, by reason (limit: Azure's 20 per MSI; conflict: the name or the issuer and subject are taken)",
+    help: "Federated identity credentials not made, by reason (limit: Azure's 20 per MSI; share: the namespace's fair share of them is used up while others ask; cap: --workloadidentity.fic.namespacecap; conflict: the name is taken by another issuer)",
     labelNames: ["reason"],
     registers: [this.registry],
   });

@@ -59,6 +59,8 @@ export interface Decision {
   warnings?: string[];
   /** For metrics: allowed, denied, patched, unowned. */
   result: "allowed" | "denied" | "patched" | "unowned" | "error";
+  /** For metrics: the write named a client ID the operator does not know. */
+  unknownClientId?: true;
 }
 
 const stringMap = { type: "object", additionalProperties: { type: "string" } } as const;

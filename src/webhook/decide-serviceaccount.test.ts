@@ -35,6 +35,7 @@ const policy = (changes: Partial<ServiceAccountPolicy> = {}): ServiceAccountPoli
   strict: false,
   lookupKeys: keys,
   identitiesIn: (namespace) => CACHE.get(namespace) ?? [],
+  allIdentities: () => [...CACHE.values()].flat(),
   namespaceTags: ["k8snamespace"],
   ...changes,
 });
@@ -67,6 +68,24 @@ describe("mutate ServiceAccount (workload identity mode)", () => {
       [CLIENT_ID]: APP_CLIENT,
       [TENANT_ID]: APP_TENANT,
     });
+  });
+
+  test("labels and a client-id annotation that disagree: the labels decide, the annotation is replaced and the warning says so", () => {
+    const review = loadReview("serviceaccount-create-labelled");
+    review.request.object!.metadata!.annotations = { [CLIENT_ID]: OTHER_CLIENT.toUpperCase(), [TENANT_ID]: APP_TENANT };
+    const decision = mutateServiceAccount(review.request, policy());
+    assert.equal(decision.result, "patched");
+    assert.equal(decision.warnings?.length, 1);
+    assert.match(decision.warnings[0]!, /disagrees with the lookup labels \(managed identity app\): replaced by aaaaaaaa-.*the labels decide/);
+    // Agreeing in another case: patched to Azure's spelling, nothing to warn about.
+    review.request.object!.metadata!.annotations = { [CLIENT_ID]: APP_CLIENT.toUpperCase(), [TENANT_ID]: APP_TENANT };
+    assert.equal(mutateServiceAccount(review.request, policy()).warnings, undefined);
+    // Labels naming no identity of the namespace: the annotation is left, and the warning says it gets no FIC while the labels stay.
+    review.request.object!.metadata!.labels = { ...review.request.object!.metadata!.labels, [keys.name]: "other", [keys.resourcegroup]: "rg-b" };
+    review.request.object!.metadata!.annotations = { [CLIENT_ID]: APP_CLIENT };
+    const unmatched = mutateServiceAccount(review.request, policy());
+    assert.deepEqual([unmatched.allowed, unmatched.patch], [true, undefined]);
+    assert.match(unmatched.warnings?.[1] ?? "", /the lookup labels decide .* gets none while they match nothing/);
   });
 
   test("already right: no patch (idempotent under reinvocation)", () => {
@@ -228,10 +247,62 @@ describe("validate ServiceAccount (workload identity mode)", () => {
     );
   });
 
-  test("an empty value, or an identity being deleted, is no client ID of the namespace", () => {
-    assert.equal(validateServiceAccount(annotated(""), policy(), admins).allowed, false);
+  test("an empty value, or an identity being deleted, is no client ID of the namespace: unknown, so allowed with a warning, denied under strict", () => {
     const deleting = { ...CACHE.get("team-a")![0]!, metadata: { ...CACHE.get("team-a")![0]!.metadata, deletionTimestamp: new Date() } };
-    assert.equal(validateServiceAccount(annotated(APP_CLIENT), policy({ identitiesIn: () => [deleting] }), admins).allowed, false);
+    const onlyDeleting = { identitiesIn: () => [deleting], allIdentities: () => [deleting] };
+    for (const [request, changes] of [
+      [annotated(""), {}],
+      [annotated(APP_CLIENT), onlyDeleting],
+    ] as const) {
+      const lenient = validateServiceAccount(request, policy(changes), admins);
+      assert.deepEqual([lenient.allowed, lenient.unknownClientId, lenient.warnings?.length], [true, true, 1]);
+      const strict = validateServiceAccount(request, policy({ ...changes, strict: true }), admins);
+      assert.deepEqual([strict.allowed, strict.code, strict.unknownClientId], [false, 403, true]);
+    }
+    // Being deleted in team-b is no evidence that the client ID is team-b's.
+    const deletingInB = { ...deleting, metadata: { ...deleting.metadata, namespace: "team-b" } };
+    const decision = validateServiceAccount(annotated(APP_CLIENT), policy({ identitiesIn: () => [], allIdentities: () => [deletingInB] }), admins);
+    assert.equal(decision.allowed, true);
+  });
+
+  test("a client ID the operator does not know (an app registration, another tool's MSI): allowed with a warning and flagged for the metric; denied under strict", () => {
+    const appRegistration = "cccccccc-0000-0000-0000-00000000000c";
+    const decision = validateServiceAccount(annotated(appRegistration), policy(), admins);
+    assert.deepEqual([decision.allowed, decision.result, decision.unknownClientId], [true, "allowed", true]);
+    assert.match(decision.warnings?.[0] ?? "", /"cccccccc-0000-0000-0000-00000000000c" is no managed identity this operator lists: it grants nothing unless/);
+    const response = admissionResponse("admission.k8s.io/v1", "u", decision).response;
+    assert.ok((response.warnings?.[0]?.length ?? 0) <= 256, "fits the API server's warning length");
+    const strict = validateServiceAccount(annotated(appRegistration), policy({ strict: true }), admins);
+    assert.deepEqual([strict.allowed, strict.code, strict.result, strict.unknownClientId], [false, 403, "denied", true]);
+    assert.match(
+      strict.message ?? "",
+      /--workloadidentity\.strict admits only managed identities tagged for the namespace\. Azure tags decide .* k8snamespace: team-a/,
+    );
+    // Another namespace's MSI is refused whatever strict says, and is not "unknown".
+    for (const strictness of [false, true]) {
+      const foreign = validateServiceAccount(annotated(OTHER_CLIENT.toUpperCase()), policy({ strict: strictness }), admins);
+      assert.deepEqual([foreign.allowed, foreign.unknownClientId], [false, undefined]);
+    }
+  });
+
+  test("property: denied exactly when the client ID is another namespace's and not this one's, or unknown under strict", () => {
+    const clients = ["c1", "c2", "c3", "c4"];
+    const identities = fc.array(fc.record({ namespace: fc.constantFrom("team-a", "team-b", "team-c"), client: fc.constantFrom(...clients) }), { maxLength: 6 });
+    fc.assert(
+      fc.property(identities, fc.constantFrom(...clients), fc.boolean(), (held, client, strict) => {
+        const all = held.map(({ namespace, client: id }) => owned(namespace, "m", "rg", "s", id));
+        const decision = validateServiceAccount(
+          annotated(client),
+          policy({ strict, identitiesIn: (namespace) => all.filter((i) => i.metadata?.namespace === namespace), allIdentities: () => all }),
+          admins,
+        );
+        const own = held.some((h) => h.namespace === "team-a" && h.client === client);
+        const elsewhere = held.some((h) => h.namespace !== "team-a" && h.client === client);
+        assert.equal(decision.allowed, own || (!elsewhere && !strict));
+        assert.equal(decision.unknownClientId === true, !own && !elsewhere);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   test("the admins (users and groups) may set any client ID", () => {

@@ -126,7 +126,10 @@ describe("webhook server: the ServiceAccount routes", () => {
         if (broken) throw new Error("cache exploded");
         return namespace === "team-a" ? [identity] : [];
       },
-      serviceAccounts: {},
+      // team-b's MSI is the one the developer's fixture names.
+      serviceAccounts: {
+        allIdentities: () => [identity, { metadata: { name: "b", namespace: "team-b" }, spec: { clientID: "bbbbbbbb-0000-0000-0000-00000000000b" } }],
+      },
     });
   });
   after(async () => webhook?.close());
@@ -150,6 +153,16 @@ describe("webhook server: the ServiceAccount routes", () => {
     const validated = await answer(VALIDATE_SERVICE_ACCOUNT_PATH, "serviceaccount-create-annotated-by-developer");
     assert.equal(validated.allowed, false);
     assert.equal(validated.status?.code, 403);
+  });
+
+  test("a client ID the operator does not know: allowed with a warning, counted by result only", async () => {
+    const review = loadReview("serviceaccount-create-annotated-by-developer");
+    review.request.object!.metadata!.annotations!["azure.workload.identity/client-id"] = "cccccccc-0000-0000-0000-00000000000c";
+    const reply = await webhook.post(VALIDATE_SERVICE_ACCOUNT_PATH, JSON.stringify(review));
+    const { response } = JSON.parse(reply.body) as { response: { allowed: boolean; warnings?: string[] } };
+    assert.equal(response.allowed, true);
+    assert.match(response.warnings?.[0] ?? "", /is no managed identity this operator lists/);
+    assert.match(await webhook.metrics.registry.metrics(), /azuremsi_admission_unknown_client_ids_total\{result="allowed"\} 1\n/);
   });
 
   test("a decision that throws: validating denies with 500 and the reason, mutating allows untouched with a warning", async () => {

@@ -191,6 +191,7 @@ function addRoute(
     options.metrics.admissionRequests.inc(labels);
     options.metrics.admissionDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
     if (decision.result === "unowned") options.metrics.admissionUnowned.inc({ webhook, resource: review.request.resource.resource });
+    if (decision.unknownClientId) options.metrics.admissionUnknownClientIds.inc({ result: decision.allowed ? "allowed" : "denied" });
     if (decision.result === "denied") {
       const { operation, userInfo, namespace, name, dryRun } = review.request;
       options.log.info({ webhook, operation, user: userInfo.username, namespace, name, dryRun: dryRun ?? false }, "admission denied");

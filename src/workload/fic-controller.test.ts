@@ -7,8 +7,8 @@ import fc from "fast-check";
 import pino from "pino";
 import { Metrics } from "../metrics/metrics.js";
 import type { FicListing } from "../model/fic.js";
-import { FicController, type ServiceAccountView } from "./fic-controller.js";
-import { account, concurrentWriteError, context, identity, MemoryFicApi, msiRef, ourFic, state, until, type ApiCall } from "./fixtures.js";
+import { FicController, type FicHappening, type ServiceAccountView } from "./fic-controller.js";
+import { account, clientIdOf, concurrentWriteError, context, identity, MemoryFicApi, msiRef, ourFic, state, until, type ApiCall } from "./fixtures.js";
 import { desiredFics, msiKey, type MsiRef } from "./plan.js";
 
 const shop = msiRef("shop");
@@ -18,7 +18,7 @@ const spare = msiRef("spare");
 const desired = state(identity("team-a", shop), identity("team-b", other), identity("team-a", spare));
 const listing = (complete = true, scan: readonly MsiRef[] = [shop, other, spare]): FicListing => ({ desired, complete, scan });
 
-function setup(options: { concurrency?: number } = {}) {
+function setup(options: { concurrency?: number; namespaceCap?: number } = {}) {
   const api = new MemoryFicApi();
   const accounts: ServiceAccountView[] = [];
   const metrics = new Metrics({ defaultMetrics: false });
@@ -26,13 +26,15 @@ function setup(options: { concurrency?: number } = {}) {
   const gate = { leader: true, asked: 0 };
   const controller = new FicController({
     api,
-    context: { ...context, concurrency: options.concurrency ?? 4 },
+    context: { ...context, concurrency: options.concurrency ?? 4, namespaceCap: options.namespaceCap ?? 0 },
     serviceAccounts: () => accounts,
     canWrite: () => (gate.asked++, gate.leader),
     signal: term.signal,
     metrics,
     log: pino({ level: "silent" }),
+    report: (happening) => reported.push(happening),
   });
+  const reported: FicHappening[] = [];
   /** What an informer does: the cache changes, then its handler tells the controller. */
   const put = (next: ServiceAccountView) => {
     const index = accounts.findIndex((a) => a.namespace === next.namespace && a.name === next.name);
@@ -49,7 +51,7 @@ function setup(options: { concurrency?: number } = {}) {
   const wantedNames = (msi: MsiRef) => (desiredFics(accounts, desired, context).byMsi.get(msiKey(msi))?.wanted ?? []).map((fic) => fic.name).sort();
   const idle = () => until(() => controller.busy === 0 && api.held.length === 0, "the controller idle");
   cleanups.push(() => controller.stop());
-  return { api, accounts, metrics, term, gate, controller, put, remove, wantedNames, idle };
+  return { api, accounts, metrics, term, gate, controller, put, remove, wantedNames, idle, reported };
 }
 
 const cleanups: (() => void)[] = [];
@@ -157,6 +159,69 @@ describe("FicController: one MSI, one worker, the wanted state of the moment", (
     assert.equal(api.requests.length, requests);
     put(account("team-a", "api", spare));
     assert.equal(controller.queued, 2, "a lookup label changed: both MSIs");
+  });
+});
+
+describe("FicController: the client-id annotation alone, and fair shares", () => {
+  const annotated = (namespace: string, name: string, clientId: string | undefined): ServiceAccountView => ({ ...account(namespace, name), clientId });
+
+  test("an annotation-only ServiceAccount gets its FIC on the MSI tagged for its namespace, none on another's; a changed annotation moves it, from the events alone", async () => {
+    const { api, put, controller, idle } = setup();
+    put(annotated("team-a", "api", clientIdOf(shop).toUpperCase()));
+    put(annotated("team-a", "thief", clientIdOf(other))); // team-b's MSI
+    put(annotated("team-a", "app-registration", "99999999-0000-0000-0000-000000000000"));
+    await controller.sync(listing());
+    assert.deepEqual(api.names(shop), [ourFic("team-a", "api").name]);
+    assert.deepEqual(api.names(other), []);
+    put(annotated("team-a", "api", clientIdOf(spare)));
+    assert.equal(controller.queued, 2, "the MSI it named before and the one it names now");
+    await idle();
+    assert.deepEqual(api.names(shop), []);
+    assert.deepEqual(api.names(spare), [ourFic("team-a", "api").name]);
+    put(annotated("team-a", "api", undefined));
+    await idle();
+    assert.deepEqual(api.names(spare), [], "annotation removed: revoked");
+  });
+
+  test("with lookup labels, the annotation changes nothing (no Azure call); without them it is the selection", async () => {
+    const { api, put, controller } = setup();
+    put(account("team-a", "api", shop));
+    await controller.sync(listing(true, [shop]));
+    const requests = api.requests.length;
+    put({ ...account("team-a", "api", shop), clientId: clientIdOf(shop) });
+    put({ ...account("team-a", "api", shop), clientId: clientIdOf(spare) });
+    assert.equal(controller.queued, 0);
+    assert.equal(api.requests.length, requests);
+    put(annotated("team-a", "api", clientIdOf(spare)));
+    assert.equal(controller.queued, 2, "labels removed: the annotation now selects");
+  });
+
+  test("three namespaces asking one MSI for 30 FICs: 7, 7, 6, the rest skipped, each namespace told its share; nothing deleted; the next sync writes nothing", async () => {
+    const { api, put, controller, reported } = setup();
+    const shared = state(identity("team-a", shop), identity("team-b", shop), identity("team-c", shop));
+    for (const team of ["team-a", "team-b", "team-c"]) for (let i = 0; i < 10; i++) put(account(team, `sa-${i}`, shop));
+    const outcome = await controller.sync({ desired: shared, complete: true, scan: [shop] });
+    assert.deepEqual(outcome, { created: 20, updated: 0, unchanged: 0, deleted: 0, skipped: 10, errors: 0 });
+    const perTeam = (team: string) => api.names(shop).filter((name) => name.includes(`_${team}_`)).length;
+    assert.deepEqual([perTeam("team-a"), perTeam("team-b"), perTeam("team-c")], [7, 7, 6]);
+    const notes = reported.flatMap((h) => (h.kind === "overShare" ? [[h.share.namespace, h.share.slots, h.share.asked, h.share.reason]] : []));
+    assert.deepEqual(notes, [
+      ["team-a", 7, 10, "share"],
+      ["team-b", 7, 10, "share"],
+      ["team-c", 6, 10, "share"],
+    ]);
+    assert.equal(reported.filter((h) => h.kind === "skipped").length, 10, "each waiting ServiceAccount is told too");
+    const writes = api.writes().length;
+    assert.deepEqual(await controller.sync({ desired: shared, complete: true, scan: [shop] }), {
+      created: 0,
+      updated: 0,
+      unchanged: 20,
+      deleted: 0,
+      skipped: 10,
+      errors: 0,
+    });
+    assert.equal(api.writes().length, writes);
+    assert.ok(!api.writes().some((call) => call.method === "remove"), "no FIC deleted to make room");
   });
 });
 

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { azureStatus, type FicApi } from "../azure/fic.js";
-import { lookupValuesOf, sameLookup, type LookupValues } from "../kube/lookup.js";
+import { lookupValuesOf, type LookupValues } from "../kube/lookup.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { FicListing, FicOutcome, FicReconciler } from "../model/fic.js";
 import type { BackoffPolicy } from "../retry/backoff.js";
@@ -15,11 +15,18 @@ import {
   type LabelledServiceAccount,
   type MsiFics,
   type MsiRef,
+  type NamespaceShare,
+  isOurFic,
+  sameSelection,
+  selectionOf,
 } from "./plan.js";
-import { ownedFicPrefix } from "./names.js";
 
 /** What happened to one ServiceAccount's FIC (deletions are left out: the ServiceAccount may be gone). */
-export type FicHappening = { kind: "skipped"; fic: DesiredFic; reason: string } | { kind: "created" | "updated"; fic: DesiredFic };
+export type FicHappening =
+  | { kind: "skipped"; fic: DesiredFic; reason: string }
+  | { kind: "created" | "updated"; fic: DesiredFic }
+  /** A namespace asked the MSI for more FICs than its share, the cap or Azure's limit let it have. */
+  | { kind: "overShare"; msi: MsiRef; share: NamespaceShare };
 
 /** A ServiceAccount as the controller reads it from the cache. */
 export interface ServiceAccountView extends LabelledServiceAccount {
@@ -29,7 +36,7 @@ export interface ServiceAccountView extends LabelledServiceAccount {
 export interface FicControllerDeps {
   api: FicApi;
   /** issuer, this cluster's name in FIC names, lookup label keys; MSIs worked on at once (--sync.concurrency). */
-  context: FicContext & { concurrency: number };
+  context: FicContext & { concurrency: number; namespaceCap?: number; previousClusters?: readonly string[] };
   /**
    * The labelled ServiceAccounts as the cache holds them now. Read when a key is processed; every
    * change to the cache must also be told through serviceAccountChanged() (the informer's handlers do
@@ -164,8 +171,10 @@ export class FicController implements FicReconciler {
     const listing = this.listing;
     // Before the first listing nothing is known about MSIs; the first full sync looks at every one.
     if (!listing) return;
-    // Only the lookup labels decide what an account wants (the webhook's annotation changes nothing).
-    if (before && after && sameLookupLabels(before, after, this.deps.context.lookupKeys)) return;
+    // Only the selection decides what an account wants: with lookup labels, the client-id annotation
+    // the webhook fills changes nothing; without them, the annotation is the selection.
+    const keys = this.deps.context.lookupKeys;
+    if (before && after && sameSelection(selectionOf(before, keys), selectionOf(after, keys))) return;
     const accounts = [before, after].filter((account): account is LabelledServiceAccount => account !== undefined);
     for (const [key, entry] of desiredFics(accounts, listing.desired, this.deps.context).byMsi) {
       this.refs.set(key, entry.msi);
@@ -222,11 +231,16 @@ export class FicController implements FicReconciler {
     }
     // Read after the listing of the MSI, not when the key was added: nothing older than what Azure said.
     const wanted = this.wanted().byMsi.get(key)?.wanted ?? [];
-    const { issuer, cluster } = this.deps.context;
-    const actions = planMsi(wanted, actual, { issuer, cluster, mayRevoke: this.listing.complete });
-    tally.unchanged = wanted.length - actions.filter((action) => action.kind !== "delete").length;
+    const { issuer, cluster, namespaceCap, previousClusters } = this.deps.context;
+    const owner = { issuer, cluster, previousClusters: previousClusters ?? [] };
+    const actions = planMsi(wanted, actual, { ...owner, mayRevoke: this.listing.complete, namespaceCap: namespaceCap ?? 0 });
+    tally.unchanged = wanted.length - actions.filter((action) => action.kind === "create" || action.kind === "update" || action.kind === "skip").length;
     let trouble: Trouble | undefined;
     for (const action of actions) {
+      if (action.kind === "share") {
+        this.tellShare(msi, action.share);
+        continue;
+      }
       const result = await this.apply(key, msi, action, tally);
       if (result === "error") trouble = "error";
       else if (result) {
@@ -234,18 +248,26 @@ export class FicController implements FicReconciler {
         break;
       }
     }
-    const prefix = ownedFicPrefix(cluster);
-    if (actual.some((fic) => fic.name.startsWith(prefix)) || actions.some((action) => action.kind === "create")) this.holdingOurs.set(key, msi);
+    if (actual.some((fic) => isOurFic(fic, owner)) || actions.some((action) => action.kind === "create")) this.holdingOurs.set(key, msi);
     else this.holdingOurs.delete(key);
     return { tally, trouble };
   }
 
-  private async apply(key: string, msi: MsiRef, action: FicAction, tally: FicOutcome): Promise<Trouble | undefined> {
+  private tellShare(msi: MsiRef, share: NamespaceShare): void {
+    const { namespace, asked, slots, reason } = share;
+    this.deps.log.warn(
+      { msi: describe(msi), namespace, asked, slots, share: share.share, reason },
+      "namespace asks for more of the MSI's federated identity credentials than it has",
+    );
+    this.deps.report?.({ kind: "overShare", msi, share });
+  }
+
+  private async apply(key: string, msi: MsiRef, action: Exclude<FicAction, { kind: "share" }>, tally: FicOutcome): Promise<Trouble | undefined> {
     const { log, metrics } = this.deps;
     const where = { msi: describe(msi) };
     if (action.kind === "skip") {
       tally.skipped++;
-      metrics.ficSkipped.inc({ reason: /limit/.test(action.reason) ? "limit" : "conflict" });
+      metrics.ficSkipped.inc({ reason: action.why });
       log.warn(
         { ...where, fic: action.fic.name, serviceAccount: `${action.fic.namespace}/${action.fic.serviceAccount}`, reason: action.reason },
         "federated identity credential skipped",
@@ -256,7 +278,7 @@ export class FicController implements FicReconciler {
     if (this.signal.aborted) return "aborted";
     const verb = action.kind === "delete" ? "delete" : "put";
     const name = action.kind === "delete" ? action.name : action.fic.name;
-    if (action.kind === "delete" && !this.stillUnwanted(key, action.name)) {
+    if (action.kind === "delete" && !this.stillUnwanted(key, action)) {
       // Wanted again since the plan (an event arrived during an earlier write): the key's next run plans anew.
       log.info({ ...where, fic: name }, "federated identity credential wanted again: not revoked");
       this.queue.add(key);
@@ -298,12 +320,18 @@ export class FicController implements FicReconciler {
     return undefined;
   }
 
-  /** Whether `name` is still unwanted on the MSI: computed afresh from the cache and the listing as they are now. */
-  private stillUnwanted(key: string, name: string): boolean {
+  /**
+   * Whether a planned revocation still stands, computed afresh from the cache and the listing as
+   * they are now: its name is unwanted, and so is its subject, unless it is the duplicate of a FIC
+   * that stays for that subject (an older cluster name's, after a rename).
+   */
+  private stillUnwanted(key: string, action: { name: string; subject: string; keeps?: string }): boolean {
     const listing = this.listing;
     if (!listing?.complete || this.stopped) return false;
-    const now = desiredFics(this.deps.serviceAccounts(), listing.desired, this.deps.context).byMsi.get(key);
-    return !now?.wanted.some((fic) => fic.name === name);
+    const now = desiredFics(this.deps.serviceAccounts(), listing.desired, this.deps.context).byMsi.get(key)?.wanted ?? [];
+    if (now.some((fic) => fic.name === action.name)) return false;
+    const forSubject = now.find((fic) => fic.subject === action.subject);
+    return forSubject === undefined || action.keeps !== undefined;
   }
 
   private afterRun(key: string, run: Run): void {
@@ -348,11 +376,6 @@ export class FicController implements FicReconciler {
     round.done = true;
     round.resolve();
   }
-}
-
-function sameLookupLabels(a: LabelledServiceAccount, b: LabelledServiceAccount, keys: FicContext["lookupKeys"]): boolean {
-  const [before, after] = [lookupValuesOf(a.labels, keys), lookupValuesOf(b.labels, keys)];
-  return before === undefined || after === undefined ? before === after : sameLookup(before, after);
 }
 
 function describe(msi: MsiRef): string {

@@ -17,6 +17,9 @@ export const context = { issuer: ISSUER, cluster: CLUSTER, lookupKeys: keys };
 
 export const msiRef = (name: string, resourceGroup = "rg-fic"): MsiRef => ({ subscriptionId: SUB, resourceGroup, name });
 
+/** The client ID the fake gives an MSI (distinct per MSI, as Azure's are). */
+export const clientIdOf = (msi: MsiRef) => `client-${msi.name.toLowerCase()}`;
+
 /** The AzureIdentity an MSI tagged for `namespace` gives. */
 export function identity(namespace: string, msi: MsiRef): DesiredIdentity {
   return {
@@ -24,7 +27,7 @@ export function identity(namespace: string, msi: MsiRef): DesiredIdentity {
     name: `${msi.name}-id`,
     labels: { [keys.name]: msi.name.toLowerCase(), [keys.resourcegroup]: msi.resourceGroup.toLowerCase(), [keys.subscription]: SUB },
     annotations: {},
-    spec: { type: 0, resourceID: msiKey(msi), clientID: "c" },
+    spec: { type: 0, resourceID: msiKey(msi), clientID: clientIdOf(msi) },
     subscriptionId: SUB,
     msiId: msiKey(msi),
     resourceGroup: msi.resourceGroup,

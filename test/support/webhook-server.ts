@@ -73,6 +73,7 @@ export async function startTestWebhook(options: TestWebhookOptions = {}): Promis
             strict: false,
             lookupKeys: TEST_LOOKUP_KEYS,
             identitiesIn: options.identitiesIn ?? (() => []),
+            allIdentities: () => [],
             namespaceTags: ["k8snamespace"],
             ...options.serviceAccounts,
           },
