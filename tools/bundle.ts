@@ -97,6 +97,29 @@ export async function bundleOperator(outdir: string, stamp: BuildStamp = buildSt
   return result.metafile;
 }
 
+/**
+ * The operator as one CommonJS file, for Node's single executable applications (tools/release.ts):
+ * their main script is one CommonJS file that can require Node's built-in modules only. The lazily
+ * loaded parts are inlined (no chunks to load from beside it). Returns esbuild's metafile.
+ */
+export async function bundleSingleFile(outfile: string, stamp: BuildStamp = buildStamp()): Promise<Metafile> {
+  const result = await build({
+    entryPoints: [join(ROOT, "src", "main.ts")],
+    absWorkingDir: ROOT,
+    outfile,
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: BUNDLE_TARGET,
+    minify: true,
+    keepNames: true,
+    metafile: true,
+    ...stampOptions(stamp),
+    logLevel: "warning",
+  });
+  return result.metafile;
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const arg = process.argv.find((value) => value.startsWith("--outdir="));
   const outdir = arg ? resolve(arg.slice("--outdir=".length)) : BUNDLE_DIR;
