@@ -29,6 +29,7 @@ import type { Metrics } from "./metrics/metrics.js";
 import { sleep } from "./retry/backoff.js";
 import type { SyncSummary } from "./syncer/syncer.js";
 import { guardPolicyFrom, NAMESPACE_CLEANUP_USERS } from "./webhook/decide-guard.js";
+import { buildInfo } from "./version.js";
 
 export interface AppDeps {
   config: Config;
@@ -158,7 +159,7 @@ export class App {
     log.info({ port: this.ops.port }, "ops serving");
     this.events.start();
     this.operatorUser = await whoAmI(this.clients.authentication);
-    log.info({ user: this.operatorUser, identity: this.identity, command: config.command }, "starting");
+    log.info({ user: this.operatorUser, identity: this.identity, command: config.command, ...buildInfo() }, "starting");
     this.reportSecurityPosture();
     // The webhook before the cache has synced: it may need the leader to create its certificate,
     // and readiness stays false until both are there.

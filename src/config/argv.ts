@@ -10,9 +10,12 @@ export interface CliValue {
   via: string;
 }
 
-export type ArgvResult = { ok: true; help: boolean; command: Command; values: Map<string, CliValue> } | { ok: false; error: string };
+export type ArgvResult = { ok: true; help: boolean; version: boolean; command: Command; values: Map<string, CliValue> } | { ok: false; error: string };
 
 const HELP_FLAGS = new Set(["-h", "--help"]);
+/** `--version` (anywhere, as --help) or the `version` command: print the build and exit 0. */
+export const VERSION_FLAG = "--version";
+export const VERSION_COMMAND = "version";
 
 // A scanner over argv's forms (--flag=v, --flag v, -v, --no-flag, --): one branch per form reads best.
 // eslint-disable-next-line complexity
@@ -20,7 +23,8 @@ export function scanArgv(argv: readonly string[]): ArgvResult {
   const end = argv.indexOf("--");
   const options = end < 0 ? argv : argv.slice(0, end);
   // Asking for help always gets help, whatever else is on the line.
-  if (options.some((arg) => HELP_FLAGS.has(arg))) return { ok: true, help: true, command: "run", values: new Map() };
+  if (options.some((arg) => HELP_FLAGS.has(arg))) return { ok: true, help: true, version: false, command: "run", values: new Map() };
+  if (options.includes(VERSION_FLAG)) return { ok: true, help: false, version: true, command: "run", values: new Map() };
 
   const values = new Map<string, CliValue>();
   const record = (spec: FlagSpec, value: string, via: string) => {
@@ -31,6 +35,7 @@ export function scanArgv(argv: readonly string[]): ArgvResult {
     } else values.set(spec.name, { values: [value], via });
   };
   let command: Command | undefined;
+  let version = false;
 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -64,17 +69,19 @@ export function scanArgv(argv: readonly string[]): ArgvResult {
         if (spec === undefined || letter === "=") return { ok: false, error: unknownFlag(`-${letter}`, letter) };
         record(spec, "true", `-${letter}`);
       }
-    } else if (command === undefined && isCommand(arg)) {
+    } else if (command === undefined && !version && isCommand(arg)) {
       command = arg;
+    } else if (command === undefined && !version && arg === VERSION_COMMAND) {
+      version = true;
     } else {
-      const known = COMMANDS.map((c) => c.name).join(", ");
+      const known = [...COMMANDS.map((c) => c.name), VERSION_COMMAND].join(", ");
       return {
         ok: false,
-        error: command === undefined ? `unknown command ${JSON.stringify(arg)} (commands: ${known})` : `unexpected argument ${JSON.stringify(arg)}`,
+        error: command === undefined && !version ? `unknown command ${JSON.stringify(arg)} (commands: ${known})` : `unexpected argument ${JSON.stringify(arg)}`,
       };
     }
   }
-  return { ok: true, help: false, command: command ?? "run", values };
+  return { ok: true, help: false, version, command: command ?? "run", values };
 }
 
 function isCommand(word: string): word is Command {

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,4 +39,21 @@ test("a bad value prints one line on stderr and exits 2; --help prints usage and
   const good = run(["sync", "--once"]);
   assert.equal(good.status, 0);
   assert.match(good.stdout, /LOADED/);
+});
+
+test("--version (anywhere) and the version command print the version, the revision and the Node version, and exit 0", () => {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  const line = `azure-msi-operator ${pkg.version} (revision unknown, node ${process.version})\n`;
+  for (const argv of [["--version"], ["version"], ["diff", "--version"], ["--sync.interval=bad", "--version"]]) {
+    const result = run(argv);
+    assert.equal(result.status, 0, JSON.stringify(argv));
+    assert.equal(result.stdout, line, JSON.stringify(argv));
+    assert.equal(result.stderr, "");
+  }
+  // Only a command word asks for the version: a flag's value does not, a second command is an error.
+  const valued = run(["diff", "--azure.subscription", "version"]);
+  assert.match(valued.stdout, /LOADED/);
+  const twice = run(["diff", "version"]);
+  assert.equal(twice.status, 2);
+  assert.equal(twice.stderr, 'azure-msi-operator: unexpected argument "version"\n');
 });

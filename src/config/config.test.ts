@@ -265,7 +265,7 @@ test("commands: run by default, sync, sync --once, and diff with --output", () =
   assert.equal(parse(["sync"]).once, false);
   assert.match(error(["--once"]), /--once only works with the sync command/);
   assert.match(error(["run", "--once"]), /--once only works with the sync command/);
-  assert.match(error(["deploy"]), /unknown command "deploy" \(commands: run, sync, diff\)/);
+  assert.match(error(["deploy"]), /unknown command "deploy" \(commands: run, sync, diff, version\)/);
   assert.equal(parse(["diff"]).command, "diff");
   assert.equal(parse(["diff"]).output, "text");
   assert.equal(parse(["diff", "--output=json"]).output, "json");
@@ -350,6 +350,19 @@ test("a negative duration can follow its flag as a separate word", () => {
 
 test("values a drop-in start must tolerate: an unused expiry annotation is not checked", () => {
   assert.equal(parse([], { AZUREIDENTITY_EXPIRY_ANNOTATION: "not valid" }).azureIdentity.expiry.annotation, "not valid");
+});
+
+test("--version wherever it appears, or version as the command, returns the version line with exit code 0; --help wins over it", () => {
+  for (const argv of [["--version"], ["version"], ["sync", "--once", "--version"], ["--nope", "--version"], ["version", "--sync.interval=bad"]]) {
+    const result = parseConfig(argv, {});
+    assert.ok(!result.ok && result.help, JSON.stringify(argv));
+    assert.equal(result.exitCode, 0);
+    assert.match(result.text, /^azure-msi-operator \d+\.\d+\.\d+\S* \(revision \S+, node v\d+\.\d+\.\d+\)\n$/, JSON.stringify(argv));
+  }
+  const both = parseConfig(["--version", "--help"], {});
+  assert.ok(!both.ok && both.help && both.text.startsWith("Usage:"));
+  assert.match(error(["version", "diff"]), /^unexpected argument "diff"$/);
+  assert.match(error(["versions"]), /^unknown command "versions" \(commands: run, sync, diff, version\)$/);
 });
 
 test("--help and -h return the usage with exit code 0, wherever they appear", () => {

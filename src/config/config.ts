@@ -5,6 +5,7 @@ import type { CompiledTemplate } from "../template/template.js";
 import { scanArgv } from "./argv.js";
 import type { Command } from "./flags.js";
 import { formatDuration } from "./duration.js";
+import { buildInfo, renderVersion } from "../version.js";
 import { renderHelp } from "./help.js";
 import { ConfigError, FlagReader, type Env } from "./reader.js";
 import type { TimeLayout } from "./timelayout.js";
@@ -84,6 +85,7 @@ export interface ConfigContext {
   serviceAccountNamespace?: string | undefined;
 }
 
+/** `help: true` is `--help` or `--version`: `text` goes to stdout, and the process exits 0. */
 export type ParseResult =
   { ok: true; config: Config } | { ok: false; help: true; text: string; exitCode: 0 } | { ok: false; help: false; error: string; exitCode: 2 };
 
@@ -91,6 +93,7 @@ export function parseConfig(argv: readonly string[], env: Env, context: ConfigCo
   const scanned = scanArgv(argv);
   if (!scanned.ok) return { ok: false, help: false, error: scanned.error, exitCode: 2 };
   if (scanned.help) return { ok: false, help: true, text: renderHelp(), exitCode: 0 };
+  if (scanned.version) return { ok: false, help: true, text: renderVersion(buildInfo()), exitCode: 0 };
   try {
     const config = buildConfig(new FlagReader(scanned.values, env), scanned.command, context);
     return { ok: true, config };

@@ -1,5 +1,8 @@
 // --help and the README's flag table, both rendered from the flag table so neither can drift.
+import { VERSION_COMMAND, VERSION_FLAG } from "./argv.js";
 import { COMMANDS, FLAGS, type FlagKind, type FlagSpec } from "./flags.js";
+
+const VERSION_HELP = "print the version, the git revision and the Node version, then exit";
 
 const PROGRAM = "azure-msi-operator";
 
@@ -44,11 +47,12 @@ export function renderHelp(): string {
 
   const out = [`Usage:`, `  ${PROGRAM} [${COMMANDS.map((c) => c.name).join("|")}] [OPTIONS]`, "", "Commands:"];
   for (const command of COMMANDS) out.push(`  ${command.name.padEnd(8)}${command.help}`);
+  out.push(`  ${VERSION_COMMAND.padEnd(8)}${VERSION_HELP}`);
   for (const group of groups()) {
     out.push("", `${group}:`);
     for (const flag of FLAGS.filter((f) => f.group === group)) out.push(line(rows(flag)));
   }
-  out.push("", "Help:", line(["  -h, --help", "show this help"]), "");
+  out.push("", "Help:", line(["  -h, --help", "show this help"]), line([`      ${VERSION_FLAG}`, VERSION_HELP]), "");
   out.push("Flags win over env vars, env vars over defaults. Durations use Go syntax (90s, 1h30m).");
   out.push("Azure credentials come from the environment (DefaultAzureCredential: client secret, workload identity, managed identity).");
   return out.join("\n") + "\n";

@@ -1,5 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { buildInfo } from "../version.js";
 import { Metrics } from "./metrics.js";
 
 const value = async (gauge: Metrics["syncLastSuccess"]) => (await gauge.get()).values[0]?.value;
@@ -18,4 +19,11 @@ describe("Metrics.recordSyncRun", () => {
     for (const sample of (await metrics.syncRuns.get()).values) runs[String(sample.labels.result)] = sample.value;
     assert.deepEqual(runs, { success: 1, failed: 2 });
   });
+});
+
+test("azuremsi_build_info is 1, labelled with the build that runs", async () => {
+  const metrics = new Metrics({ defaultMetrics: false });
+  const text = await metrics.registry.getSingleMetricAsString("azuremsi_build_info");
+  const { version, revision, node } = buildInfo();
+  assert.match(text, new RegExp(`^azuremsi_build_info\\{version="${version}",revision="${revision}",node="${node}"\\} 1$`, "m"));
 });

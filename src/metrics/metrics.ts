@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { buildInfo, type BuildInfo } from "../version.js";
 
 /** How the azurerm_* metrics behave; the Go original reads these from METRIC_AZURERM_* env vars. */
 export interface AzureRmMetricOptions {
@@ -194,11 +195,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // The Prometheus convention for what is running (as Go programs' *_build_info): constant 1, the build in labels.
+  readonly buildInfo = new Gauge<keyof BuildInfo>({
+    name: "azuremsi_build_info",
+    help: "Always 1; labels: the operator's version, the git revision it was built from, the Node version it runs on",
+    labelNames: ["version", "revision", "node"],
+    registers: [this.registry],
+  });
+
   readonly azureRequest: Histogram<AzureRmRequestLabel> | undefined;
   readonly azureRatelimit: Gauge<"apiEndpoint" | "subscriptionID" | "tenantID" | "scope" | "type"> | undefined;
   private readonly azureOptions: AzureRmMetricOptions;
 
   constructor(options: { azurerm?: AzureRmMetricOptions; defaultMetrics?: boolean } = {}) {
+    this.buildInfo.set({ ...buildInfo() }, 1);
     this.azureOptions = options.azurerm ?? DEFAULT_AZURERM_OPTIONS;
     if (this.azureOptions.requestEnabled) {
       this.azureRequest = new Histogram({

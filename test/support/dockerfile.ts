@@ -7,6 +7,8 @@ export interface Instruction {
 
 export interface Stage {
   image: string;
+  /** FROM's --platform (e.g. $BUILDPLATFORM), undefined: the target platform. */
+  platform: string | undefined;
   name: string | undefined;
   instructions: Instruction[];
 }
@@ -33,9 +35,9 @@ export function parseDockerfile(text: string): Stage[] {
     const keyword = match[1]!.toUpperCase();
     const args = match[2] ?? "";
     if (keyword === "FROM") {
-      const from = /^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args);
+      const from = /^(?:--platform=(\S+)\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args);
       if (!from) throw new Error(`cannot read FROM ${args}`);
-      stages.push({ image: from[1]!, name: from[2], instructions: [] });
+      stages.push({ image: from[2]!, platform: from[1], name: from[3], instructions: [] });
       continue;
     }
     const stage = stages[stages.length - 1];
