@@ -213,11 +213,11 @@ describe("workload identity: FICs follow labelled ServiceAccounts and the tags",
           { apiGroups: [""], resources: ["serviceaccounts"], verbs: granted.serviceaccounts.filter((verb) => `serviceaccounts ${verb}` !== missing) },
         ].filter((rule) => rule.verbs.length > 0),
       });
-    // A forbidden list names the verb in the API server's message; a forbidden watch only says "Forbidden".
+    // A forbidden list names the verb in the API server's message; a forbidden watch is refused with HTTP 403.
     // (Its Events use the base RBAC's events.k8s.io rule, proven by test/manifests.e2e.test.ts.)
     const deniedBy: Record<string, (line: Record<string, unknown>) => boolean> = {
       "serviceaccounts list": (line) => JSON.stringify(line).replace(/\\+"/g, '"').includes('cannot list resource "serviceaccounts"'),
-      "serviceaccounts watch": (line) => line.resource === "serviceaccounts" && String(line.context).startsWith("watch") && line.err === "Forbidden",
+      "serviceaccounts watch": (line) => line.resource === "serviceaccounts" && String(line.context).startsWith("watch") && /HTTP 403\b/.test(String(line.err)),
     };
     try {
       for (const [missing, denied] of Object.entries(deniedBy)) {
