@@ -33,7 +33,7 @@ export default tseslint.config(
   layer(["src/retry/**", "src/template/**"], ["../**"], "retry and template are the bottom layer: they import nothing else of ours"),
   layer(["src/lifecycle/**"], ["../*", "!../retry"], "the duty model knows only src/retry; duties come to it from above"),
   layer(
-    ["src/{config,kube,azure,metrics,events,leader,webhook,syncer,workload,ops}/**", "src/log.ts", "certs/**"],
+    ["src/{config,kube,azure,metrics,events,leader,webhook,syncer,workload,ops,audit,model}/**", "src/log.ts", "certs/**"],
     ["**/duties/**", "**/lifecycle/**", "**/app.js", "**/operator.js", "**/main.js", "**/commands/**"],
     "domain code takes canWrite/signal (a Term's) in its deps; it never imports duties, the lifecycle or the composition root",
   ),

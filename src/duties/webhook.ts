@@ -72,6 +72,7 @@ export class WebhookDuty implements Duty {
       },
       metrics: this.metrics,
       log: this.log,
+      enforcement: config.webhook.enforcement,
     });
     this.log.info(
       { port: this.server.port, sans: serviceNames(config.webhook.serviceName, config.instance.namespace).concat(config.webhook.tls.sans) },
