@@ -173,12 +173,30 @@ test("Events go on the object, else on the namespace or the operator's pod; seri
     message: "m",
   };
   assert.equal(auditEvent(onObject, () => "ns-uid", pod)?.regarding.name, "skip");
-  const fic: Violation = { kind: "FederatedCredentialUntaggedNamespace", namespace: "team-a", object: { apiVersion: "v1", kind: "ServiceAccount", namespace: "team-a", name: "app" }, message: "m" };
-  assert.deepEqual(auditEvent(fic, () => "ns-uid", pod)?.regarding, { apiVersion: "v1", kind: "Namespace", namespace: "team-a", name: "team-a", uid: "ns-uid" });
-  assert.equal(auditEvent(fic, () => undefined, pod), undefined, "a namespace that does not exist takes no Event");
+  const fic: Violation = {
+    kind: "FederatedCredentialUntaggedNamespace",
+    namespace: "team-a",
+    object: { apiVersion: "v1", kind: "ServiceAccount", namespace: "team-a", name: "app" },
+    message: "m",
+  };
+  assert.deepEqual(auditEvent(fic, () => "ns-uid", pod)?.regarding, {
+    apiVersion: "v1",
+    kind: "Namespace",
+    namespace: "team-a",
+    name: "team-a",
+    uid: "ns-uid",
+  });
+  assert.equal(
+    auditEvent(fic, () => undefined, pod),
+    undefined,
+    "a namespace that does not exist takes no Event",
+  );
   const cluster: Violation = { kind: "SubscriptionUnknown", namespace: "", message: "m" };
   assert.equal(auditEvent(cluster, () => undefined, pod)?.regarding, pod);
-  assert.equal(auditEvent(cluster, () => undefined, undefined), undefined);
+  assert.equal(
+    auditEvent(cluster, () => undefined, undefined),
+    undefined,
+  );
   const series = violationSeries([onObject, onObject, fic, { ...fic, namespace: "gone" }, cluster], (namespace) => namespace === "team-a");
   assert.deepEqual(Object.fromEntries(series), {
     "PodIdentityException\u0000team-a": 2,
@@ -188,5 +206,8 @@ test("Events go on the object, else on the namespace or the operator's pod; seri
   });
   assert.equal(auditExitCode([cluster]), 1);
   assert.deepEqual(Object.keys(auditJson([cluster]).counts), [...VIOLATION_KINDS]);
-  assert.match(formatAudit([onObject, cluster]), /^PodIdentityException \(1\):\n {2}! AzurePodIdentityException team-a\/skip: m\nSubscriptionUnknown \(1\):\n {2}! cluster: m\n2 violation\(s\) of 2 kind\(s\)\n$/);
+  assert.match(
+    formatAudit([onObject, cluster]),
+    /^PodIdentityException \(1\):\n {2}! AzurePodIdentityException team-a\/skip: m\nSubscriptionUnknown \(1\):\n {2}! cluster: m\n2 violation\(s\) of 2 kind\(s\)\n$/,
+  );
 });

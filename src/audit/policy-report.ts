@@ -49,19 +49,17 @@ export interface PolicyReport {
 
 /** One namespace's report (results without timestamps: they are added when written). */
 export function policyReportFor(namespace: string, violations: readonly Violation[]): PolicyReport {
-  const results = violations.map(
-    (violation): PolicyReportResult => ({
-      source: SOURCE,
-      policy: POLICY_REPORT_NAME,
-      rule: violation.kind,
-      result: "fail",
-      severity: SEVERITY[violation.kind],
-      scored: true,
-      message: violation.message,
-      ...(violation.object ? { resources: [{ ...violation.object }] } : {}),
-      ...(violation.azure ? { properties: { msiId: violation.azure.msiId, ...(violation.azure.fic ? { fic: violation.azure.fic } : {}) } } : {}),
-    }),
-  );
+  const results = violations.map((violation): PolicyReportResult => ({
+    source: SOURCE,
+    policy: POLICY_REPORT_NAME,
+    rule: violation.kind,
+    result: "fail",
+    severity: SEVERITY[violation.kind],
+    scored: true,
+    message: violation.message,
+    ...(violation.object ? { resources: [{ ...violation.object }] } : {}),
+    ...(violation.azure ? { properties: { msiId: violation.azure.msiId, ...(violation.azure.fic ? { fic: violation.azure.fic } : {}) } } : {}),
+  }));
   return {
     apiVersion: `${POLICY_REPORT_GROUP}/${POLICY_REPORT_VERSION}`,
     kind: "PolicyReport",
@@ -121,7 +119,13 @@ export class PolicyReportWriter {
     }
     for (const namespace of existing.keys()) {
       const deleted = () =>
-        this.custom.deleteNamespacedCustomObject({ group: POLICY_REPORT_GROUP, version: POLICY_REPORT_VERSION, plural: POLICY_REPORTS, namespace, name: POLICY_REPORT_NAME });
+        this.custom.deleteNamespacedCustomObject({
+          group: POLICY_REPORT_GROUP,
+          version: POLICY_REPORT_VERSION,
+          plural: POLICY_REPORTS,
+          namespace,
+          name: POLICY_REPORT_NAME,
+        });
       if (!(await this.apply("delete", namespace, deleted, outcome))) return outcome;
     }
     return outcome;

@@ -96,7 +96,8 @@ export class AuditRunner implements SyncAuditor {
     deps.metrics.auditRuns.inc({ result: "success" });
     const byKind: Record<string, number> = {};
     for (const violation of violations) byKind[violation.kind] = (byKind[violation.kind] ?? 0) + 1;
-    if (violations.length > 0) deps.log.warn({ violations: violations.length, byKind, ...(reports ? { policyReports: reports } : {}) }, "audit found violations");
+    if (violations.length > 0)
+      deps.log.warn({ violations: violations.length, byKind, ...(reports ? { policyReports: reports } : {}) }, "audit found violations");
     else deps.log.info({ ...(reports ? { policyReports: reports } : {}) }, "audit found no violations");
     return violations.length;
   }
@@ -113,8 +114,7 @@ export class AuditRunner implements SyncAuditor {
     const accounts: AuditServiceAccount[] = [];
     for (const account of cache.list()) {
       const clientId = clientIdOf(account.metadata?.annotations);
-      if (clientId)
-        accounts.push({ namespace: account.metadata?.namespace ?? "", name: account.metadata?.name ?? "", uid: account.metadata?.uid, clientId });
+      if (clientId) accounts.push({ namespace: account.metadata?.namespace ?? "", name: account.metadata?.name ?? "", uid: account.metadata?.uid, clientId });
     }
     return accounts;
   }

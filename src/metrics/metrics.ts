@@ -143,7 +143,7 @@ export class Metrics {
   });
   readonly auditViolations = new Gauge({
     name: "azuremsi_audit_violations",
-    help: "Violations the leader's last audit found, by kind (a fixed set) and namespace (\"\" when none exists); a series goes when its violations do",
+    help: 'Violations the leader\'s last audit found, by kind (a fixed set) and namespace ("" when none exists); a series goes when its violations do',
     labelNames: ["kind", "namespace"],
     registers: [this.registry],
   });

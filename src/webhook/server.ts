@@ -194,7 +194,10 @@ function addRoute(
     if (enforced.warned) {
       const { operation, userInfo, namespace, name } = review.request;
       options.metrics.admissionWarned.inc({ webhook, operation, result: decision.result });
-      options.log.warn({ webhook, operation, user: userInfo.username, namespace, name, reason: decision.message }, "admission would be denied: allowed (warn mode)");
+      options.log.warn(
+        { webhook, operation, user: userInfo.username, namespace, name, reason: decision.message },
+        "admission would be denied: allowed (warn mode)",
+      );
       decision = enforced.decision;
     }
     const labels = { webhook, operation: review.request.operation, result: decision.result };
