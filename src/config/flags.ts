@@ -448,7 +448,7 @@ export const FLAGS: readonly FlagSpec[] = [
     env: ["AUDIT_MIC_FORCENAMESPACED"],
     kind: "bool",
     default: "false",
-    help: "MIC runs with --forceNamespaced: identities without the namespaced annotation are then no violation",
+    help: "MIC runs forced namespaced (its forceNamespaced flag): identities without the namespaced annotation are then no violation",
   },
   {
     group: "Audit",
