@@ -5,6 +5,7 @@ import { desiredState, toAzureIdentity, type DesiredStateOptions } from "../sync
 import { template } from "../../test/support/templates.js";
 import { audit, VIOLATION_KINDS, type AuditAssignedIdentity, type AuditIdentity, type AuditState, type Violation } from "./audit.js";
 import { auditEvent, auditExitCode, auditJson, formatAudit, violationSeries } from "./report.js";
+import { policyReportFor, sameReport, type PolicyReport } from "./policy-report.js";
 
 const SUB = "sub-1";
 const options: DesiredStateOptions = {
@@ -210,4 +211,24 @@ test("Events go on the object, else on the namespace or the operator's pod; seri
     formatAudit([onObject, cluster]),
     /^PodIdentityException \(1\):\n {2}! AzurePodIdentityException team-a\/skip: m\nSubscriptionUnknown \(1\):\n {2}! cluster: m\n2 violation\(s\) of 2 kind\(s\)\n$/,
   );
+});
+
+test("a stored PolicyReport equals a built one whatever its key order and timestamps; a changed result does not", () => {
+  const violation: Violation = {
+    kind: "StaleIdentity",
+    namespace: "team-c",
+    object: { apiVersion: "aadpodidentity.k8s.io/v1", kind: "AzureIdentity", namespace: "team-c", name: "old", uid: "u" },
+    message: "m",
+  };
+  const built = policyReportFor("team-c", [violation]);
+  const stored = JSON.parse(
+    JSON.stringify(built, (_key, value: unknown) =>
+      value !== null && typeof value === "object" && !Array.isArray(value) ? Object.fromEntries(Object.entries(value).reverse()) : value,
+    ),
+  ) as PolicyReport;
+  stored.results = stored.results.map((result) => ({ ...result, timestamp: { seconds: 1, nanos: 0 } }));
+  assert.equal(sameReport(stored, built), true);
+  assert.equal(sameReport(stored, policyReportFor("team-c", [{ ...violation, message: "other" }])), false);
+  assert.deepEqual(built.summary, { pass: 0, fail: 1, warn: 0, error: 0, skip: 0 });
+  assert.equal(built.results[0]?.rule, "StaleIdentity");
 });

@@ -69,9 +69,21 @@ export function policyReportFor(namespace: string, violations: readonly Violatio
   };
 }
 
+/** JSON with object keys sorted: the API server hands back stored objects with their keys in its own order. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value !== null && typeof value === "object")
+    return `{${Object.entries(value)
+      .filter(([, child]) => child !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([key, child]) => `${JSON.stringify(key)}:${canonical(child)}`)
+      .join(",")}}`;
+  return JSON.stringify(value);
+}
+
 /** Whether a stored report says the same as a built one (timestamps aside). */
 export function sameReport(stored: PolicyReport, built: PolicyReport): boolean {
-  const strip = (report: PolicyReport) => JSON.stringify(report.results.map(({ timestamp: _timestamp, ...rest }) => rest));
+  const strip = (report: PolicyReport) => canonical((report.results ?? []).map(({ timestamp: _timestamp, ...rest }) => rest));
   return strip(stored) === strip(built) && stored.summary?.fail === built.summary.fail;
 }
 
