@@ -188,7 +188,14 @@ describe("audit: every violation kind shows everywhere; prune on positive eviden
   };
 
   test("each kind shows in the metric and as a Warning Event; prune off, an untagged MSI's identity stays and is stale", { timeout: 120_000 }, async () => {
-    const op = await start(["run", "--webhook.enable=false", "--workloadidentity.enable", "--azureidentity.namespaced", "--sync.interval=2s", "--sync.locktime=0s"]);
+    const op = await start([
+      "run",
+      "--webhook.enable=false",
+      "--workloadidentity.enable",
+      "--azureidentity.namespaced",
+      "--sync.interval=2s",
+      "--sync.locktime=0s",
+    ]);
     const tempName = `temp-${temp.clientId}`;
     await eventually(() => identityExists("team-c", tempName), 30_000, "temp's identity in team-c");
     fake.model.updateIdentity(temp, { tags: { k8snamespace: "team-a" } });
