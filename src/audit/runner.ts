@@ -77,6 +77,7 @@ export class AuditRunner implements SyncAuditor {
 
   private async audit(listing: AuditListing): Promise<number> {
     const { deps } = this;
+    const started = performance.now();
     const violations = audit({
       identities: [...deps.identities.list(), ...deps.unowned.list()],
       assignedIdentities: deps.assigned.list(),
@@ -92,13 +93,15 @@ export class AuditRunner implements SyncAuditor {
       const event = auditEvent(violation, namespaceUid, deps.pod);
       if (event) deps.events.record(event);
     }
+    const checkedMs = Math.round(performance.now() - started);
     const reports = await this.writeReports(violations);
     deps.metrics.auditRuns.inc({ result: "success" });
+    const timing = { durationMs: Math.round(performance.now() - started), checkedMs };
     const byKind: Record<string, number> = {};
     for (const violation of violations) byKind[violation.kind] = (byKind[violation.kind] ?? 0) + 1;
     if (violations.length > 0)
-      deps.log.warn({ violations: violations.length, byKind, ...(reports ? { policyReports: reports } : {}) }, "audit found violations");
-    else deps.log.info({ ...(reports ? { policyReports: reports } : {}) }, "audit found no violations");
+      deps.log.warn({ violations: violations.length, byKind, ...timing, ...(reports ? { policyReports: reports } : {}) }, "audit found violations");
+    else deps.log.info({ violations: 0, ...timing, ...(reports ? { policyReports: reports } : {}) }, "audit found no violations");
     return violations.length;
   }
 

@@ -106,7 +106,14 @@ export class SyncerDuty implements Duty {
     this.namespaces.start();
     this.bindings?.start();
     this.serviceAccounts?.start();
-    await Promise.all([this.namespaces.waitForSync(signal), this.bindings?.waitForSync(signal), this.serviceAccounts?.waitForSync(signal)]);
+    // A one-shot sync (`sync --once`) ends after its one audit, so it waits for the audit's caches too.
+    const auditCaches = this.loop ? [] : Object.values(this.auditCaches ?? {});
+    await Promise.all([
+      this.namespaces.waitForSync(signal),
+      this.bindings?.waitForSync(signal),
+      this.serviceAccounts?.waitForSync(signal),
+      ...auditCaches.map((cache) => cache?.waitForSync(signal)),
+    ]);
     this.current = new Syncer(
       {
         intervalMs: config.sync.intervalMs,
