@@ -9,9 +9,12 @@
 // with other options); --node-options is the operator's NODE_OPTIONS (the Dockerfile's, to measure the image);
 // --node-flags are V8 flags NODE_OPTIONS refuses (e.g. --single-threaded-gc), put on the operator's
 // node command line as an ENTRYPOINT would. Environment variables (MALLOC_ARENA_MAX) pass through.
+// The audit (issue 25): --audit-runs=N no-change syncs with the audit off and on, alternately (a
+// clean cluster: --audit.mic.forcenamespaced), compared by median sync time and counted writes of
+// any resource; --skip-replicas leaves out the leader/follower part.
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { FakeAzure } from "../test/azure/fake.js";
-import { ControlPlane, OPERATOR_NAMESPACE } from "../test/controlplane/controlplane.js";
+import { ControlPlane, OPERATOR_NAMESPACE, OPERATOR_USER } from "../test/controlplane/controlplane.js";
 import { AAD_GROUP, AAD_VERSION, AZURE_IDENTITIES, OWNED_SELECTOR } from "../src/kube/resources.js";
 import { applyOperatorRbac, eventually, operatorWrites } from "../test/support/operator.js";
 import { OperatorProcess } from "../test/support/process.js";
@@ -27,6 +30,9 @@ const nodeOptions = process.argv.find((arg) => arg.startsWith("--node-options=")
 const nodeFlags = process.argv.find((arg) => arg.startsWith("--node-flags="))?.slice("--node-flags=".length) ?? "";
 if (nodeFlags) useNodeFlags(nodeFlags);
 const main = process.argv.find((arg) => arg.startsWith("--main="))?.slice("--main=".length);
+const auditRuns = flag("audit-runs", 3);
+const skipReplicas = process.argv.includes("--skip-replicas");
+const WRITE_VERBS = new Set(["create", "update", "patch", "delete", "deletecollection"]);
 
 const [plane, fake] = await Promise.all([ControlPlane.start(), FakeAzure.start({ pageSize: 100 })]);
 try {
@@ -51,12 +57,12 @@ try {
       { prefix: `msi${s}` },
     );
   }
-  const run = async (label: string) => {
+  const run = async (label: string, extra: string[] = []) => {
     const since = Date.now();
     const proc = await OperatorProcess.start(label, {
       kubeconfig: plane.kubeconfigPath("operator"),
       env: { ...fake.credentialEnv(), INSTANCE_NAMESPACE: OPERATOR_NAMESPACE, NODE_OPTIONS: nodeOptions },
-      flags: ["sync", "--once", "--sync.concurrency=16"],
+      flags: ["sync", "--once", "--sync.concurrency=16", ...extra],
       compiled,
       ...(main ? { main } : {}),
     });
@@ -70,8 +76,17 @@ try {
     const summary = proc.logs.find((line) => line.msg === "sync finished")!;
     const listing = proc.logs.find((line) => line.msg === "Azure listing done")!;
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const writes = operatorWrites(await plane.auditEvents(), since).length;
+    const events = await plane.auditEvents();
+    const writes = operatorWrites(events, since).length;
+    const audit = proc.logs.find((line) => line.msg === "audit found violations" || line.msg === "audit found no violations");
     return {
+      /** Every write of the operator's user, any resource (Events, PolicyReports included). */
+      allWrites: events.filter(
+        (event) => Date.parse(event.requestReceivedTimestamp) >= since && event.user.username === OPERATOR_USER && WRITE_VERBS.has(event.verb),
+      ).length,
+      auditMs: audit ? Number(audit.durationMs) : undefined,
+      auditCheckMs: audit ? Number(audit.checkedMs) : undefined,
+      violations: audit ? Number(audit.violations ?? 0) : undefined,
       label,
       syncMs: Number(summary.durationMs),
       listingMs: Number(listing.durationMs),
@@ -83,6 +98,33 @@ try {
   };
   const first = await run("first");
   const second = await run("no-change");
+  const withAudit: Awaited<ReturnType<typeof run>>[] = [];
+  const withoutAudit: Awaited<ReturnType<typeof run>>[] = [];
+  for (let i = 0; i < auditRuns; i++) {
+    withoutAudit.push(await run(`no-change, audit off ${i}`, ["--audit.enable=false"]));
+    withAudit.push(await run(`no-change, audit on ${i}`, ["--audit.mic.forcenamespaced"]));
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+  const offMs = median(withoutAudit.map((r) => r.syncMs));
+  const onMs = median(withAudit.map((r) => r.syncMs));
+  const audit = {
+    runs: auditRuns,
+    medianSyncMsAuditOff: offMs,
+    medianSyncMsAuditOn: onMs,
+    addedPercent: offMs > 0 ? Math.round(((onMs - offMs) / offMs) * 1000) / 10 : 0,
+    medianAuditMs: median(withAudit.map((r) => r.auditMs ?? 0)),
+    /** Of which the check itself (caches + listing -> violations, metric, Events); the rest is the PolicyReport list. */
+    medianAuditCheckMs: median(withAudit.map((r) => r.auditCheckMs ?? 0)),
+    syncMsAuditOff: withoutAudit.map((r) => r.syncMs),
+    syncMsAuditOn: withAudit.map((r) => r.syncMs),
+    violations: withAudit.map((r) => r.violations),
+    writesAuditOn: withAudit.map((r) => r.allWrites),
+    writesAuditOff: withoutAudit.map((r) => r.allWrites),
+  };
+  if (skipReplicas) {
+    console.log(JSON.stringify({ machine: machine(), msis, namespaces: namespaceCount, expectedObjects: expected, first, second, audit }, null, 2));
+    process.exit(0);
+  }
 
   // Leader and follower, as the Deployment runs them: the leader re-creates every identity (a first
   // sync, with the webhook server and its certificate duties running too); the follower's cache
@@ -159,6 +201,7 @@ try {
     expectedObjects: expected,
     first,
     second,
+    audit,
     replicas,
   };
   console.log(JSON.stringify(result, null, 2));

@@ -153,6 +153,13 @@ export class App {
     return runDiff({ config, clients: this.clients, listAzure: () => listAzure(), log, write });
   }
 
+  /** `azure-msi-operator audit`: what violates the tags, printed; 0 clean, 1 violations. Lists only. */
+  async audit(write: (text: string) => void): Promise<number> {
+    const { config, listAzure, log, ficApi } = this.deps;
+    const { runAudit } = await import("./commands/audit.js");
+    return runAudit({ config, clients: this.clients, listAzure: () => listAzure(), ficApi, log, write });
+  }
+
   async start(): Promise<void> {
     const { config, log, metrics } = this.deps;
     await this.manager.startDuty(this.ops);

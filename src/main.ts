@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// `azure-msi-operator [run|sync|diff] [flags]`: parse the configuration once, build the operator, run
-// it until SIGTERM/SIGINT (graceful), with `sync --once` sync once and exit, or with `diff` print
-// what a sync would write and exit as kubectl diff does.
+// `azure-msi-operator [run|sync|diff|audit] [flags]`: parse the configuration once, build the operator,
+// run it until SIGTERM/SIGINT (graceful), with `sync --once` sync once and exit, with `diff` print
+// what a sync would write and exit as kubectl diff does, or with `audit` print what violates the tags.
 //
 // No top-level await: the single executables (tools/release.ts) run this as CommonJS, which has none.
 import { loadConfig } from "./config/cli.js";
@@ -29,13 +29,13 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
-  if (config.command === "diff") {
-    const code = await app
-      .diff((text) => process.stdout.write(text))
-      .catch((error: unknown) => {
-        log.error({ err: (error as Error).message }, "diff failed");
-        return 2;
-      });
+  if (config.command === "diff" || config.command === "audit") {
+    const command = config.command;
+    const write = (text: string) => process.stdout.write(text);
+    const code = await (command === "diff" ? app.diff(write) : app.audit(write)).catch((error: unknown) => {
+      log.error({ err: (error as Error).message }, `${command} failed`);
+      return 2;
+    });
     process.exit(code);
   }
 

@@ -129,6 +129,8 @@ const CHART_CHOICES: Record<string, string> = {
   SYNC_WATCH: "true",
   AZUREIDENTITY_NAMESPACED: "true",
   AZUREIDENTITY_BINDING_SYNC: "true",
+  // Untagging revokes in the shipped install, on positive evidence only (issue 25); the flag stays off for drop-in users.
+  AZUREIDENTITY_PRUNE: "true",
   KUBERNETES_NAMESPACE_IGNORE: "kube-system kube-public kube-node-lease default gatekeeper-system istio-system",
 };
 
@@ -250,6 +252,8 @@ test("helm template with the values file that sets everything: each value lands 
       groups: config.webhook.allowGroups,
       mic: config.webhook.allowMic,
       strict: config.webhook.bindingStrict,
+      enforcement: config.webhook.enforcement,
+      audit: config.audit,
       service: config.webhook.serviceName,
       configurations: [config.webhook.validatingConfigName, config.webhook.mutatingConfigName],
       tls: config.webhook.tls.files,
@@ -265,7 +269,7 @@ test("helm template with the values file that sets everything: each value lands 
       labelFormat: "identity.example.com/%s",
       namespaced: false,
       bindingSync: false,
-      prune: true,
+      prune: false,
       expiry: true,
       expiryAnnotation: "example.com/expires",
       interval: 30 * 60_000,
@@ -278,6 +282,8 @@ test("helm template with the values file that sets everything: each value lands 
       groups: ["00000000-0000-0000-0000-0000000000aa"],
       mic: ["system:serviceaccount:aad-pod-identity:mic"],
       strict: true,
+      enforcement: "warn",
+      audit: { enable: false, micForceNamespaced: true, micManagers: ["aad-pod-identity", "mic"] },
       service: "msi-webhook",
       configurations: ["msi", "msi"],
       tls: { certFile: "/etc/azure-msi-operator/tls/tls.crt", keyFile: "/etc/azure-msi-operator/tls/tls.key" },

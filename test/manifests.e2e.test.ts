@@ -358,7 +358,25 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
   test("full RBAC: every feature works, no request is forbidden, and every verb the RBAC grants is used", { timeout: 180_000 }, async () => {
     const core = plane.api("admin", CoreV1Api);
     const custom = plane.api("admin", CustomObjectsApi);
-    for (const name of ["team-a", "team-b"]) await core.createNamespace({ body: { metadata: { name } } });
+    for (const name of ["team-a", "team-b", "team-c"]) await core.createNamespace({ body: { metadata: { name } } });
+    // The audit's PolicyReports: created for each namespace with violations (its identities lack the
+    // namespaced annotation here), replaced when team-a's change (GONE pruned), and team-c's deleted
+    // once its only violation, an exception, is gone.
+    await plane.kubectlOrThrow("admin", ["apply", "-f", "test/fixtures/policyreport-crd.yaml"]);
+    await custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: "v1",
+      namespace: "team-c",
+      plural: "azurepodidentityexceptions",
+      body: { apiVersion: `${GROUP}/v1`, kind: "AzurePodIdentityException", metadata: { name: "skip-nmi" }, spec: { podLabels: { app: "x" } } },
+    });
+    const reportIn = (namespace: string) =>
+      custom
+        .getNamespacedCustomObject({ group: "wgpolicyk8s.io", version: "v1alpha2", namespace, plural: "policyreports", name: "azure-msi-operator-audit" })
+        .then(
+          (report) => report as { results: unknown[] },
+          () => undefined,
+        );
     fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg", ...SHOP, tags: { k8snamespace: "team-a,team-b" } });
     fake.model.addIdentity({ subscriptionId: SUB, resourceGroup: "rg", ...GONE, tags: { k8snamespace: "team-a" } });
     // Skipped at every sync (its name is no valid label value): an Event created, then its count patched.
@@ -407,8 +425,13 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     assert.ok(await secret(), "certificate Secret created");
     const lease = await plane.api("admin", CoordinationV1Api).readNamespacedLease({ namespace: OPERATOR_NAMESPACE, name: "azure-msi-operator-leader" });
     assert.equal(lease.spec?.holderIdentity, "full-a");
+    await eventually(async () => (await reportIn("team-a"))?.results.length === 2 || undefined, 30_000, "team-a's PolicyReport");
+    await eventually(() => reportIn("team-c"), 30_000, "team-c's PolicyReport");
     fake.model.removeIdentity({ subscriptionId: SUB, resourceGroup: "rg", name: GONE.name });
     await eventually(async () => (await identity("team-a", identityName(GONE))) === undefined || undefined, 30_000, "identity of the removed MSI pruned");
+    await eventually(async () => (await reportIn("team-a"))?.results.length === 1 || undefined, 30_000, "team-a's PolicyReport replaced");
+    await custom.deleteNamespacedCustomObject({ group: GROUP, version: "v1", namespace: "team-c", plural: "azurepodidentityexceptions", name: "skip-nmi" });
+    await eventually(async () => (await reportIn("team-c")) === undefined || undefined, 30_000, "team-c's PolicyReport deleted");
     await a.stop();
 
     // The next leader finds the certificate Secret broken and replaces it (update).
@@ -543,6 +566,26 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
       },
     },
     { applies: (r) => grantsVerb(r, "secrets", "get"), consequence: (proc) => notReadyBecause(proc, "webhook certificate not loaded") },
+    {
+      // The audit waits for its caches; the sync does not.
+      applies: (r) => grantsVerb(r, "azureassignedidentities", "list"),
+      consequence: async (proc, removed) => {
+        await deniedRepeatedly(proc, removed, 2);
+        await proc.waitForLog((line) => String(line.msg).startsWith("audit deferred"), 20_000);
+        assert.ok(
+          proc.logs.some((line) => line.msg === "Azure listing done"),
+          "the sync runs",
+        );
+        return "no audit (deferred), the sync goes on";
+      },
+    },
+    {
+      applies: (r) => grantsVerb(r, "policyreports", "list"),
+      consequence: async (proc) => {
+        await proc.waitForLog((line) => line.msg === "PolicyReports not written" && /policyreports/.test(String(line.err)), 30_000);
+        return "PolicyReports not written (logged); the audit's metric and Events go on";
+      },
+    },
     {
       applies: (r) => grantsVerb(r, "events", "create"),
       consequence: async (proc) => {

@@ -9,12 +9,12 @@ import { lookupLabelKeys } from "../kube/lookup.js";
 import { AAD_GROUP, AAD_VERSION, AZURE_IDENTITIES, AZURE_IDENTITY_BINDINGS, type AzureIdentity, type AzureIdentityBinding } from "../kube/resources.js";
 import { formatPreview, previewExitCode, previewSync } from "../syncer/preview.js";
 
-interface Page<T> {
+export interface Page<T> {
   items: T[];
   metadata?: { _continue?: string; continue?: string };
 }
 
-async function listAll<T>(list: (params: { limit: number; _continue?: string }) => Promise<Page<T>>): Promise<T[]> {
+export async function listAll<T>(list: (params: { limit: number; _continue?: string }) => Promise<Page<T>>): Promise<T[]> {
   const items: T[] = [];
   let token: string | undefined;
   do {

@@ -34,7 +34,7 @@ test("a bad value prints one line on stderr and exits 2; --help prints usage and
 
   const help = run(["--help"]);
   assert.equal(help.status, 0);
-  assert.match(help.stdout, /^Usage:\n {2}azure-msi-operator \[run\|sync\|diff\] \[OPTIONS\]/);
+  assert.match(help.stdout, /^Usage:\n {2}azure-msi-operator \[run\|sync\|diff\|audit\] \[OPTIONS\]/);
 
   const good = run(["sync", "--once"]);
   assert.equal(good.status, 0);

@@ -49,9 +49,11 @@ test("defaults are the Go operator's (and the new flags' documented ones)", () =
   assert.equal(ai.expiry.timeFormat.source, "2006-01-02");
   assert.deepEqual(c.server, { bind: { text: ":8080", host: undefined, port: 8080 }, readTimeoutMs: 5_000, writeTimeoutMs: 10_000 });
   assert.deepEqual(c.shutdown, { delayMs: 5_000 });
+  assert.deepEqual(c.audit, { enable: true, micForceNamespaced: false, micManagers: ["aad-pod-identity"] });
   const { tls, ...webhook } = c.webhook;
   assert.deepEqual(webhook, {
     enable: true,
+    enforcement: "deny",
     bind: { text: ":9443", host: undefined, port: 9443 },
     allowUsers: [],
     allowGroups: ["system:masters"],
@@ -138,6 +140,11 @@ test("every new flag is read from its flag and its env var", () => {
     "--webhook.allow.groups=ops",
     "--webhook.allow.mic=system:serviceaccount:aad:mic",
     "--webhook.binding.strict",
+    "--webhook.enforcement=warn",
+    "--audit.enable=false",
+    "--audit.mic.forcenamespaced",
+    "--audit.mic.managers=aad-pod-identity",
+    "--audit.mic.managers=mic",
     "--webhook.tls.cert=/tls/tls.crt",
     "--webhook.tls.key=/tls/tls.key",
     "--webhook.tls.san=127.0.0.1",
@@ -163,6 +170,10 @@ test("every new flag is read from its flag and its env var", () => {
     WEBHOOK_ALLOW_GROUPS: "ops",
     WEBHOOK_ALLOW_MIC: "system:serviceaccount:aad:mic",
     WEBHOOK_BINDING_STRICT: "1",
+    WEBHOOK_ENFORCEMENT: "Warn",
+    AUDIT_ENABLE: "false",
+    AUDIT_MIC_FORCENAMESPACED: "true",
+    AUDIT_MIC_MANAGERS: "aad-pod-identity mic",
     WEBHOOK_TLS_CERT: "/tls/tls.crt",
     WEBHOOK_TLS_KEY: "/tls/tls.key",
     WEBHOOK_TLS_SAN: "127.0.0.1 op.example.com",
@@ -179,8 +190,10 @@ test("every new flag is read from its flag and its env var", () => {
     assert.equal(c.sync.concurrency, 3);
     assert.deepEqual(c.lease, { enable: false, name: "azure-msi-operator-leader", durationMs: 20_000, renewDeadlineMs: 15_000, retryPeriodMs: 1_000 });
     assert.equal(c.shutdown.delayMs, 0);
+    assert.deepEqual(c.audit, { enable: false, micForceNamespaced: true, micManagers: ["aad-pod-identity", "mic"] });
     assert.deepEqual(c.webhook, {
       enable: false,
+      enforcement: "warn",
       bind: { text: "[::1]:8443", host: "::1", port: 8443 },
       allowUsers: ["alice", "bob"],
       allowGroups: ["ops"],
@@ -265,12 +278,14 @@ test("commands: run by default, sync, sync --once, and diff with --output", () =
   assert.equal(parse(["sync"]).once, false);
   assert.match(error(["--once"]), /--once only works with the sync command/);
   assert.match(error(["run", "--once"]), /--once only works with the sync command/);
-  assert.match(error(["deploy"]), /unknown command "deploy" \(commands: run, sync, diff, version\)/);
+  assert.match(error(["deploy"]), /unknown command "deploy" \(commands: run, sync, diff, audit, version\)/);
+  assert.equal(parse(["audit", "--output=json"]).output, "json");
+  assert.match(error(["--webhook.enforcement=log"]), /invalid value "log" for --webhook.enforcement: must be deny or warn/);
   assert.equal(parse(["diff"]).command, "diff");
   assert.equal(parse(["diff"]).output, "text");
   assert.equal(parse(["diff", "--output=json"]).output, "json");
   assert.match(error(["diff", "--output=yaml"]), /invalid value "yaml" for --output: must be text or json/);
-  assert.match(error(["sync", "--output=json"]), /--output only works with the diff command/);
+  assert.match(error(["sync", "--output=json"]), /--output only works with the diff and audit commands/);
   assert.match(error(["sync", "run"]), /unexpected argument "run"/);
   assert.match(error(["--", "x"]), /unexpected argument "x"/);
 });
@@ -362,7 +377,7 @@ test("--version wherever it appears, or version as the command, returns the vers
   const both = parseConfig(["--version", "--help"], {});
   assert.ok(!both.ok && both.help && both.text.startsWith("Usage:"));
   assert.match(error(["version", "diff"]), /^unexpected argument "diff"$/);
-  assert.match(error(["versions"]), /^unknown command "versions" \(commands: run, sync, diff, version\)$/);
+  assert.match(error(["versions"]), /^unknown command "versions" \(commands: run, sync, diff, audit, version\)$/);
 });
 
 test("--help and -h return the usage with exit code 0, wherever they appear", () => {

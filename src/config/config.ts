@@ -16,7 +16,7 @@ export interface Config {
   command: Command;
   /** With `sync`: one full sync, then exit. */
   once: boolean;
-  /** With `diff`: how the preview is printed. */
+  /** With `diff` and `audit`: how the result is printed. */
   output: "text" | "json";
   log: { debug: boolean; json: boolean };
   instance: { nodeName: string | undefined; namespace: string; pod: string | undefined; podUid: string | undefined };
@@ -56,8 +56,12 @@ export interface Config {
     /** At most this many FICs per namespace on one MSI; 0: only the fair share limits a namespace. */
     ficNamespaceCap: number;
   };
+  /** The leader's audit after every full sync (and the `audit` command's rules). */
+  audit: { enable: boolean; micForceNamespaced: boolean; micManagers: readonly string[] };
   webhook: {
     enable: boolean;
+    /** deny: refuse; warn: allow what would be refused, with a warning (a first rollout). */
+    enforcement: "deny" | "warn";
     bind: ListenAddress;
     allowUsers: readonly string[];
     allowGroups: readonly string[];
@@ -109,7 +113,8 @@ export function buildConfig(r: FlagReader, command: Command, context: ConfigCont
   if (once && command !== "sync") throw new ConfigError("--once only works with the sync command (azure-msi-operator sync --once)");
   const output = r.string("output") ?? "text";
   r.check("output", output, output === "text" || output === "json" ? undefined : "must be text or json");
-  if (output !== "text" && command !== "diff") throw new ConfigError("--output only works with the diff command (azure-msi-operator diff --output=json)");
+  if (output !== "text" && command !== "diff" && command !== "audit")
+    throw new ConfigError("--output only works with the diff and audit commands (azure-msi-operator diff --output=json)");
   const kubernetes = readKubernetes(r);
   const azureIdentity = readAzureIdentity(r);
   const lease = readLease(r);
@@ -142,6 +147,7 @@ export function buildConfig(r: FlagReader, command: Command, context: ConfigCont
     shutdown: { delayMs: r.duration("shutdown.delay") },
     webhook,
     workloadIdentity: readWorkloadIdentity(r),
+    audit: { enable: r.bool("audit.enable"), micForceNamespaced: r.bool("audit.mic.forcenamespaced"), micManagers: r.list("audit.mic.managers") },
   };
 }
 
@@ -242,11 +248,18 @@ function readWebhook(r: FlagReader): Config["webhook"] {
     allowGroups: r.list("webhook.allow.groups"),
     allowMic: r.list("webhook.allow.mic"),
     bindingStrict: r.bool("webhook.binding.strict"),
+    enforcement: readEnforcement(r),
     serviceName: objectName(r, "webhook.service.name", invalidNamespaceName),
     validatingConfigName: objectName(r, "webhook.config.validating"),
     mutatingConfigName: objectName(r, "webhook.config.mutating"),
     tls,
   };
+}
+
+function readEnforcement(r: FlagReader): "deny" | "warn" {
+  const value = (r.string("webhook.enforcement") ?? "deny").trim().toLowerCase();
+  r.check("webhook.enforcement", value, value === "deny" || value === "warn" ? undefined : "must be deny or warn");
+  return value === "warn" ? "warn" : "deny";
 }
 
 function readWebhookTls(r: FlagReader): Config["webhook"]["tls"] {

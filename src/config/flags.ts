@@ -141,7 +141,7 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "maximum concurrent Kubernetes writes during a sync",
   },
   { group: "Sync", name: "once", kind: "bool", default: "false", help: "with the sync command: one full sync, then exit (0 on success)" },
-  { group: "Sync", name: "output", kind: "string", default: "text", help: "with the diff command: text or json" },
+  { group: "Sync", name: "output", kind: "string", default: "text", help: "with the diff and audit commands: text or json" },
 
   {
     group: "Events",
@@ -348,6 +348,16 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     group: "Webhook",
+    name: "webhook.enforcement",
+    env: ["WEBHOOK_ENFORCEMENT"],
+    kind: "string",
+    default: "deny",
+    help:
+      "deny: refuse what the guards refuse; warn: allow it with an admission warning, a log line and " +
+      "azuremsi_admission_warned_total (to watch a first rollout before it denies)",
+  },
+  {
+    group: "Webhook",
     name: "webhook.service.name",
     env: ["WEBHOOK_SERVICE_NAME"],
     kind: "string",
@@ -425,6 +435,32 @@ export const FLAGS: readonly FlagSpec[] = [
   },
 
   {
+    group: "Audit",
+    name: "audit.enable",
+    env: ["AUDIT_ENABLE"],
+    kind: "bool",
+    default: "true",
+    help: "after every full sync the leader checks what exists against the tags (azuremsi_audit_violations, Warning Events, PolicyReports where the CRD exists)",
+  },
+  {
+    group: "Audit",
+    name: "audit.mic.forcenamespaced",
+    env: ["AUDIT_MIC_FORCENAMESPACED"],
+    kind: "bool",
+    default: "false",
+    help: "MIC runs forced namespaced (its forceNamespaced flag): identities without the namespaced annotation are then no violation",
+  },
+  {
+    group: "Audit",
+    name: "audit.mic.managers",
+    env: ["AUDIT_MIC_MANAGERS"],
+    kind: "list",
+    // MIC's User-Agent is aad-pod-identity/MIC/<version>/...; the API server names a field manager after its first part.
+    default: ["aad-pod-identity"],
+    help: "field managers (metadata.managedFields) MIC writes AzureAssignedIdentities as; any other writer is a violation",
+  },
+
+  {
     group: "Workload identity",
     name: "workloadidentity.enable",
     env: ["WORKLOADIDENTITY_ENABLE"],
@@ -476,12 +512,16 @@ export const FLAGS: readonly FlagSpec[] = [
   },
 ];
 
-export type Command = "run" | "sync" | "diff";
+export type Command = "run" | "sync" | "diff" | "audit";
 
 export const COMMANDS: ReadonlyArray<{ name: Command; help: string }> = [
   { name: "run", help: "sync Azure MSIs and serve the admission webhooks (default)" },
   { name: "sync", help: "only sync, no webhooks; with --once one full sync, then exit" },
   { name: "diff", help: "print what a sync would create, change and delete, writing nothing (exit 0: no changes, 1: changes, 2: error)" },
+  {
+    name: "audit",
+    help: "check what exists in the cluster and in Azure against the tags, writing nothing (exit 0: clean, 1: violations, 2: error)",
+  },
 ];
 
 export function findFlag(name: string): FlagSpec | undefined {

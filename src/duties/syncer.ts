@@ -3,7 +3,10 @@ import type { Logger } from "pino";
 import type { SubscriptionListing } from "../azure/types.js";
 import type { Config } from "../config/config.js";
 import type { FicApi } from "../azure/fic.js";
-import { lookupBindings, workloadServiceAccounts, namespaces, type CacheOptions } from "../kube/caches.js";
+import { auditCaches, lookupBindings, workloadServiceAccounts, namespaces, type CacheOptions } from "../kube/caches.js";
+import { AuditRunner } from "../audit/runner.js";
+import { PolicyReportWriter } from "../audit/policy-report.js";
+import { ownedFicPrefix } from "../workload/names.js";
 import type { EventSink, ObjectRef } from "../kube/events.js";
 import { ficEvent, syncEvent } from "../events/sync-events.js";
 import { discoverIssuer } from "../kube/issuer.js";
@@ -68,6 +71,10 @@ export class SyncerDuty implements Duty {
   private bindings: Informer<AzureIdentityBinding> | undefined;
   private serviceAccounts: Informer<V1ServiceAccount> | undefined;
   private current: Syncer | undefined;
+  private auditCaches: ReturnType<typeof auditCaches> | undefined;
+  private auditor: AuditRunner | undefined;
+  /** Workload identity mode: the FIC controller, its issuer and cluster name (the audit reads its listings). */
+  private ficController: { controller: FicController; issuer: string; cluster: string } | undefined;
 
   /** `loop` false: built for `sync --once`, the caller runs the one full sync. */
   constructor(
@@ -95,10 +102,18 @@ export class SyncerDuty implements Duty {
     const workload = await this.workload();
     // Issuer discovery takes a request: the term may have ended meanwhile.
     signal.throwIfAborted();
+    const auditor = this.startAudit();
     this.namespaces.start();
     this.bindings?.start();
     this.serviceAccounts?.start();
-    await Promise.all([this.namespaces.waitForSync(signal), this.bindings?.waitForSync(signal), this.serviceAccounts?.waitForSync(signal)]);
+    // A one-shot sync (`sync --once`) ends after its one audit, so it waits for the audit's caches too.
+    const auditCaches = this.loop ? [] : Object.values(this.auditCaches ?? {});
+    await Promise.all([
+      this.namespaces.waitForSync(signal),
+      this.bindings?.waitForSync(signal),
+      this.serviceAccounts?.waitForSync(signal),
+      ...auditCaches.map((cache) => cache?.waitForSync(signal)),
+    ]);
     this.current = new Syncer(
       {
         intervalMs: config.sync.intervalMs,
@@ -117,6 +132,7 @@ export class SyncerDuty implements Duty {
         bindings: this.bindings,
         writer: new IdentityWriter(clients.custom, this.term.canWrite, metrics, { signal: this.term.signal }),
         ...(workload ? { workload } : {}),
+        ...(auditor ? { audit: auditor } : {}),
         metrics,
         log,
         signal: this.term.signal,
@@ -133,10 +149,49 @@ export class SyncerDuty implements Duty {
     const syncer = this.current;
     this.current = undefined;
     await syncer?.stop();
-    for (const cache of [this.namespaces, this.bindings, this.serviceAccounts]) cache?.stop();
+    this.auditor?.stop();
+    this.auditor = undefined;
+    const audit = this.auditCaches;
+    this.auditCaches = undefined;
+    for (const cache of [this.namespaces, this.bindings, this.serviceAccounts, audit?.unowned, audit?.assigned, audit?.exceptions]) cache?.stop();
     this.namespaces = undefined;
     this.bindings = undefined;
     this.serviceAccounts = undefined;
+    this.ficController = undefined;
+  }
+
+  /**
+   * The audit's own caches (not waited for: they may lack RBAC on an old install, and the sync must
+   * not), and the runner the syncer calls after each full sync.
+   */
+  private startAudit(): AuditRunner | undefined {
+    const { config, clients, log, metrics, cacheOptions, identities, events, pod } = this.deps;
+    if (!config.audit.enable || !this.namespaces) return undefined;
+    const caches = auditCaches(clients, log, metrics, cacheOptions);
+    this.auditCaches = caches;
+    for (const cache of [caches.unowned, caches.assigned, caches.exceptions]) cache.start();
+    const fic = this.ficController;
+    this.auditor = new AuditRunner({
+      identities,
+      unowned: caches.unowned,
+      assigned: caches.assigned,
+      exceptions: caches.exceptions,
+      namespaces: this.namespaces,
+      // Workload identity mode's cache keeps every ServiceAccount that names a client ID: what the audit reads.
+      ...(fic && this.serviceAccounts ? { serviceAccounts: this.serviceAccounts } : {}),
+      ...(fic ? { fics: () => fic.controller.foreignFederatedCredentials() } : {}),
+      options: {
+        micForceNamespaced: config.audit.micForceNamespaced,
+        micManagers: config.audit.micManagers,
+        ...(fic ? { workload: { issuer: fic.issuer, ownedFicPrefix: ownedFicPrefix(fic.cluster) } } : {}),
+      },
+      metrics,
+      log,
+      events,
+      pod,
+      policyReports: new PolicyReportWriter(clients.custom, this.term.canWrite, log),
+    });
+    return this.auditor;
   }
 
   /**
@@ -200,6 +255,7 @@ export class SyncerDuty implements Duty {
     accounts.on("add", (account) => fics.serviceAccountChanged(undefined, view(account)));
     accounts.on("update", (account, old) => fics.serviceAccountChanged(old ? view(old) : undefined, view(account)));
     accounts.on("delete", (account) => fics.serviceAccountChanged(view(account), undefined));
+    this.ficController = { controller: fics, issuer, cluster };
     return { fics };
   }
 }

@@ -81,6 +81,7 @@ export class WebhookDuty implements Duty {
       },
       metrics: this.metrics,
       log: this.log,
+      enforcement: config.webhook.enforcement,
     }).catch((error: unknown) => {
       throw new ListenError("webhook server (--webhook.bind)", host, config.webhook.bind.port, error);
     });

@@ -1,4 +1,4 @@
-import type { V1Lease, V1Namespace, V1ServiceAccount } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Lease, V1Namespace, V1ServiceAccount } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics/metrics.js";
 import type { KubeClients } from "./clients.js";
@@ -7,12 +7,18 @@ import { lookupLabelKeys } from "./lookup.js";
 import {
   AAD_GROUP,
   AAD_VERSION,
+  AZURE_ASSIGNED_IDENTITIES,
   AZURE_IDENTITIES,
   AZURE_IDENTITY_BINDINGS,
+  AZURE_POD_IDENTITY_EXCEPTIONS,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
   OWNED_SELECTOR,
   WI_CLIENT_ID_ANNOTATION,
+  type AzureAssignedIdentity,
   type AzureIdentity,
   type AzureIdentityBinding,
+  type AzurePodIdentityException,
 } from "./resources.js";
 
 export interface CacheOptions {
@@ -142,6 +148,63 @@ export function workloadServiceAccounts(
   });
   trackSize(informer, "serviceaccounts", metrics);
   return informer;
+}
+
+/** A cluster-wide cache of one aadpodidentity.k8s.io kind. */
+function aadCache<T extends KubernetesObject>(
+  clients: KubeClients,
+  plural: string,
+  log: Logger,
+  metrics: Metrics,
+  options: CacheOptions,
+  extra: { labelSelector?: string; keep?: (object: T) => T | undefined } = {},
+): Informer<T> {
+  const informer = new Informer<T>(clients.kubeConfig, {
+    path: `/apis/${AAD_GROUP}/${AAD_VERSION}/${plural}`,
+    watchTimeoutSeconds: options.watchTimeoutSeconds,
+    ...extra,
+    list: (params) => clients.custom.listClusterCustomObject({ group: AAD_GROUP, version: AAD_VERSION, plural, ...params }) as Promise<{ items: T[] }>,
+    onError: onError(extra.labelSelector ? `${plural} (${extra.labelSelector})` : plural, log, metrics),
+  });
+  trackSize(informer, extra.labelSelector ? `${plural}-unowned` : plural, metrics);
+  return informer;
+}
+
+/**
+ * The audit's caches (the leader's, one term each): AzureIdentities the operator does not own (the
+ * owned ones are every replica's cache already), AzureAssignedIdentities slimmed to what the audit
+ * reads (their spec embeds a whole identity and binding) and exceptions. In workload identity mode
+ * the audit reads the mode's own ServiceAccount cache (workloadServiceAccounts).
+ */
+export function auditCaches(clients: KubeClients, log: Logger, metrics: Metrics, options: CacheOptions) {
+  return {
+    unowned: aadCache<AzureIdentity>(clients, AZURE_IDENTITIES, log, metrics, options, { labelSelector: `${MANAGED_BY_LABEL}!=${MANAGED_BY_VALUE}` }),
+    assigned: aadCache<AzureAssignedIdentity>(clients, AZURE_ASSIGNED_IDENTITIES, log, metrics, options, { keep: slimAssigned }),
+    exceptions: aadCache<AzurePodIdentityException>(clients, AZURE_POD_IDENTITY_EXCEPTIONS, log, metrics, options),
+  };
+}
+
+const refOf = (ref: { metadata?: { name?: string; namespace?: string } } | null | undefined) =>
+  ref ? { metadata: { name: ref.metadata?.name ?? "", namespace: ref.metadata?.namespace ?? "" } } : ref;
+
+function slimAssigned(object: AzureAssignedIdentity): AzureAssignedIdentity {
+  const metadata = object.metadata ?? {};
+  return {
+    metadata: {
+      name: metadata.name,
+      namespace: metadata.namespace,
+      uid: metadata.uid,
+      resourceVersion: metadata.resourceVersion,
+      // Only who wrote it: the audit compares the writers with MIC's field managers.
+      managedFields: (metadata.managedFields ?? []).map((entry) => ({ manager: entry.manager, operation: entry.operation })),
+    },
+    spec: {
+      pod: object.spec?.pod,
+      podNamespace: object.spec?.podNamespace,
+      azureIdentityRef: refOf(object.spec?.azureIdentityRef),
+      azureBindingRef: refOf(object.spec?.azureBindingRef),
+    },
+  };
 }
 
 function trackSize<T extends { metadata?: object }>(informer: Informer<T & { apiVersion?: string; kind?: string }>, resource: string, metrics: Metrics): void {

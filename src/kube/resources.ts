@@ -48,6 +48,23 @@ export interface AzureIdentityBinding extends KubernetesObject {
   spec?: AzureIdentityBindingSpec;
 }
 
+/** An AzureAssignedIdentity as the audit's cache keeps it: who wrote it, where its pod, identity and binding are. */
+export interface AzureAssignedIdentity extends KubernetesObject {
+  metadata?: V1ObjectMeta;
+  spec?: {
+    pod?: string;
+    podNamespace?: string;
+    azureIdentityRef?: { metadata?: { name?: string; namespace?: string } } | null;
+    azureBindingRef?: { metadata?: { name?: string; namespace?: string } } | null;
+    [field: string]: unknown;
+  };
+}
+
+/** An AzurePodIdentityException: only its metadata is read. */
+export interface AzurePodIdentityException extends KubernetesObject {
+  metadata?: V1ObjectMeta;
+}
+
 export function objectKey(object: KubernetesObject): string {
   return `${object.metadata?.namespace ?? ""}/${object.metadata?.name ?? ""}`;
 }

@@ -142,6 +142,24 @@ export class Metrics {
     labelNames: ["result"],
     registers: [this.registry],
   });
+  readonly admissionWarned = new Counter({
+    name: "azuremsi_admission_warned_total",
+    help: "Admission requests a guard refused but --webhook.enforcement=warn let through, by webhook, operation and the refusal's result (denied, error)",
+    labelNames: ["webhook", "operation", "result"],
+    registers: [this.registry],
+  });
+  readonly auditViolations = new Gauge({
+    name: "azuremsi_audit_violations",
+    help: 'Violations the leader\'s last audit found, by kind (a fixed set) and namespace ("" when none exists); a series goes when its violations do',
+    labelNames: ["kind", "namespace"],
+    registers: [this.registry],
+  });
+  readonly auditRuns = new Counter({
+    name: "azuremsi_audit_runs_total",
+    help: "Audits after a full sync, by result (success; skipped: its caches had not synced; failed)",
+    labelNames: ["result"],
+    registers: [this.registry],
+  });
 
   readonly namespacedIdentities = new Gauge({
     name: "azuremsi_identities_namespaced",

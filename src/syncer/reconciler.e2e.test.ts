@@ -66,6 +66,8 @@ function listing(msis: Msi[], options: { prune?: boolean; listed?: string[] } = 
     listedSubscriptions: new Set((options.listed ?? [SUB]).map((id) => id.toLowerCase())),
     complete: true,
     completeMsis: msis,
+    msis,
+    subscriptions: (options.listed ?? [SUB]).map((id) => ({ subscriptionId: id.toLowerCase(), complete: true })),
   };
 }
 

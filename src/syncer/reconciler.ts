@@ -1,4 +1,5 @@
 import type { Msi } from "../azure/types.js";
+import type { ListedSubscription } from "../model/audit.js";
 import type { V1Namespace } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { kubeErrorMessage } from "../kube/errors.js";
@@ -27,6 +28,9 @@ export interface ListingState {
   complete: boolean;
   /** The MSIs of the subscriptions that were listed completely. */
   completeMsis: readonly Msi[];
+  /** Every MSI (an incomplete subscription's merged with the previous listing's) and each subscription's state: for the audit. */
+  msis: readonly Msi[];
+  subscriptions: readonly ListedSubscription[];
 }
 
 export interface NamespaceOutcome {

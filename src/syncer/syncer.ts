@@ -8,6 +8,7 @@ import { lookupLabelKeys } from "../kube/lookup.js";
 import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { FicOutcome, FicReconciler } from "../model/fic.js";
+import type { SyncAuditor } from "../model/audit.js";
 import { desiredState, type DesiredStateOptions } from "./desired.js";
 import { pruneGate } from "./prune.js";
 import { WorkQueue } from "./queue.js";
@@ -45,6 +46,8 @@ export interface SyncerDeps {
   writer: IdentityWriter;
   /** Only with --workloadidentity.enable. */
   workload?: WorkloadSync;
+  /** Run after each full sync's reconcile (src/audit); absent with --audit.enable=false. */
+  audit?: SyncAuditor;
   metrics: Metrics;
   log: Logger;
   /** Told what a sync did or could not do (for Events). */
@@ -67,6 +70,8 @@ export interface SyncSummary extends NamespaceOutcome {
   failedSubscriptions: string[];
   /** The federated identity credential pass, in workload identity mode. */
   fics?: FicOutcome;
+  /** Violations the audit after this sync found (absent: no audit ran). */
+  violations?: number;
 }
 
 /**
@@ -224,6 +229,8 @@ export class Syncer {
     // Stopped while the namespaces were reconciled: no FIC pass starts on the old term's listing.
     this.throwIfStopped();
     const fics = this.deps.workload ? await this.ficPass(this.deps.workload, listing, !reuse) : undefined;
+    this.throwIfStopped();
+    const violations = this.deps.audit ? await this.runAudit(this.deps.audit, listing) : undefined;
     const writesAfter = this.deps.writer.writes();
     const writes = {
       create: writesAfter.create - writesBefore.create,
@@ -240,9 +247,21 @@ export class Syncer {
       durationMs: Date.now() - started,
       failedSubscriptions,
       ...(fics ? { fics } : {}),
+      ...(violations !== undefined ? { violations } : {}),
     };
     this.record(summary);
     return summary;
+  }
+
+  /** The audit of what the sync left; its failure is logged and counted, never the sync's. */
+  private async runAudit(auditor: SyncAuditor, listing: ListingState): Promise<number | undefined> {
+    try {
+      return await auditor.run({ desired: listing.desired, msis: listing.msis, subscriptions: listing.subscriptions });
+    } catch (error) {
+      this.deps.metrics.auditRuns.inc({ result: "failed" });
+      this.deps.log.error({ err: (error as Error).message }, "audit failed");
+      return undefined;
+    }
   }
 
   /**
@@ -293,6 +312,12 @@ export class Syncer {
       listedSubscriptions: gate.listedSubscriptions,
       complete: gate.complete && msis.length > 0,
       completeMsis: msis.filter((msi) => completeSubscriptions.has(msi.subscriptionId.toLowerCase())),
+      msis,
+      subscriptions: listings.map((part) => ({
+        subscriptionId: part.subscriptionId.toLowerCase(),
+        complete: part.complete,
+        ...(part.error ? { error: part.error.message } : {}),
+      })),
     };
   }
 
@@ -352,6 +377,7 @@ export class Syncer {
       listingReused,
       failedSubscriptions,
       ...(summary.fics ? { fics: summary.fics } : {}),
+      ...(summary.violations !== undefined ? { violations: summary.violations } : {}),
     };
     if (result === "success") this.deps.log.info(fields, "sync finished");
     else {

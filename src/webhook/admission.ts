@@ -57,8 +57,8 @@ export interface Decision {
   message?: string;
   patch?: JsonPatchOperation[];
   warnings?: string[];
-  /** For metrics: allowed, denied, patched, unowned. */
-  result: "allowed" | "denied" | "patched" | "unowned" | "error";
+  /** For metrics: allowed, denied, patched, unowned; warned: a refusal let through (--webhook.enforcement=warn). */
+  result: "allowed" | "denied" | "patched" | "unowned" | "error" | "warned";
   /** For metrics: the write named a client ID the operator does not know. */
   unknownClientId?: true;
 }

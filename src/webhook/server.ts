@@ -7,6 +7,7 @@ import { admissionReviewSchema, type AdmissionReview, type Decision } from "./ad
 import { decideBinding, type BindingPolicy } from "./decide-binding.js";
 import { decideGuarded, type GuardedKind, type GuardPolicy } from "./decide-guard.js";
 import { mutateServiceAccount, validateServiceAccount, WORKLOAD_IDENTITY_OFF, type ServiceAccountPolicy } from "./decide-serviceaccount.js";
+import { enforce, type Enforcement } from "./enforce.js";
 import { admissionResponse } from "./respond.js";
 
 export const VALIDATE_IDENTITY_PATH = "/validate/azureidentity";
@@ -44,6 +45,8 @@ export interface WebhookServerOptions {
   metrics: Metrics;
   log: Logger;
   bodyLimit?: number;
+  /** --webhook.enforcement (default deny). */
+  enforcement?: Enforcement;
 }
 
 export interface WebhookServer {
@@ -168,7 +171,7 @@ function createServer(options: WebhookServerOptions): FastifyInstance {
   return app;
 }
 
-/** One webhook: parse (the schema) -> decide -> count, log a denial -> respond. */
+/** One webhook: parse (the schema) -> decide -> enforce (deny or warn) -> count, log a denial -> respond. */
 function addRoute(
   app: FastifyInstance,
   options: WebhookServerOptions,
@@ -186,6 +189,16 @@ function addRoute(
     } catch (error) {
       options.log.error({ webhook, uid: review.request.uid, err: (error as Error).message }, "admission decision failed");
       decision = onError(error as Error);
+    }
+    const enforced = enforce(decision, options.enforcement ?? "deny");
+    if (enforced.warned) {
+      const { operation, userInfo, namespace, name } = review.request;
+      options.metrics.admissionWarned.inc({ webhook, operation, result: decision.result });
+      options.log.warn(
+        { webhook, operation, user: userInfo.username, namespace, name, reason: decision.message },
+        "admission would be denied: allowed (warn mode)",
+      );
+      decision = enforced.decision;
     }
     const labels = { webhook, operation: review.request.operation, result: decision.result };
     options.metrics.admissionRequests.inc(labels);

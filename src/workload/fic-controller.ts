@@ -10,6 +10,7 @@ import {
   msiKey,
   planMsi,
   type DesiredFic,
+  type FederatedCredential,
   type FicAction,
   type FicContext,
   type LabelledServiceAccount,
@@ -96,6 +97,8 @@ export class FicController implements FicReconciler {
   private readonly signal: AbortSignal;
   private readonly refs = new Map<string, MsiRef>();
   private readonly holdingOurs = new Map<string, MsiRef>();
+  /** Per MSI, the FICs for this cluster's issuer that are not ours, as its last listing found them (for the audit). */
+  private readonly foreign = new Map<string, { msi: MsiRef; fics: FederatedCredential[] }>();
   private readonly pending = new Map<string, Round[]>();
   private readonly running = new Map<string, Round[]>();
   private listing: FicListing | undefined;
@@ -229,6 +232,7 @@ export class FicController implements FicReconciler {
       this.deps.log.error({ ...where, err: (error as Error).message }, "listing federated identity credentials failed");
       return { tally, trouble: "error" };
     }
+    this.recordForeign(key, msi, actual);
     // Read after the listing of the MSI, not when the key was added: nothing older than what Azure said.
     const wanted = this.wanted().byMsi.get(key)?.wanted ?? [];
     const { issuer, cluster, namespaceCap, previousClusters } = this.deps.context;
@@ -318,6 +322,18 @@ export class FicController implements FicReconciler {
       );
     }
     return undefined;
+  }
+
+  /** FICs for this cluster's issuer not made by the operator, by MSI, from the listings already made (no Azure call). */
+  foreignFederatedCredentials(): { msi: MsiRef; fics: FederatedCredential[] }[] {
+    return [...this.foreign.values()];
+  }
+
+  private recordForeign(key: string, msi: MsiRef, actual: readonly FederatedCredential[]): void {
+    // Ours is what isOurFic says (the current prefix, or an earlier name's exact FIC for its subject).
+    const fics = actual.filter((fic) => fic.issuer === this.deps.context.issuer && !isOurFic(fic, this.deps.context));
+    if (fics.length > 0) this.foreign.set(key, { msi, fics });
+    else this.foreign.delete(key);
   }
 
   /**
