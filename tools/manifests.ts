@@ -16,7 +16,7 @@ export const GENERATOR = "npm run manifests";
 /**
  * The chart has no default image (a default install whose image cannot be pulled would leave the
  * fail-closed webhooks without a replica), so every render names one: for manifests/ the bare name
- * kustomize's `images:` rewrites (README, Install).
+ * kustomize's `images:` rewrites (docs/install-upgrade-uninstall.md).
  */
 export const KUSTOMIZE_IMAGE = "image.repository=azure-msi-operator";
 
