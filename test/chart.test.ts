@@ -2,9 +2,12 @@
 // render and manifests/monitoring/ its monitoring render, its defaults are the operator's own except
 // the choices it makes on purpose, every value of a values file that sets everything lands where it
 // should, and the schema refuses typos.
-import { after, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   loadAllYaml,
   loadYaml,
@@ -20,7 +23,12 @@ import {
 } from "@kubernetes/client-node";
 import { parseConfig, type Config } from "../src/config/config.js";
 import { FLAGS } from "../src/config/flags.js";
-import { GENERATOR, header, HEADER, KUSTOMIZE_IMAGE, MANIFESTS, OUTPUTS, renderManifests, splitBySource } from "../tools/manifests.js";
+import { GENERATOR, header, HEADER, HELM_ONLY_LABELS, KUSTOMIZE_IMAGE, MANIFESTS, OUTPUTS, renderManifests, splitBySource } from "../tools/manifests.js";
+import { generateCa } from "../certs/pki.js";
+import { startOpsServer } from "../src/ops/server.js";
+import { AAD_POD_IDENTITY_CRDS } from "./controlplane/controlplane.js";
+import { selects as selectsLabels } from "./monitoring/scrape-targets.js";
+import { startTestWebhook, type TestWebhook } from "./support/webhook-server.js";
 import { CHART_DIR, Helm, RELEASE } from "./support/helm.js";
 import { podEnv } from "./support/manifests.js";
 import { policyOf, skipTable } from "./support/match-conditions.js";
@@ -42,6 +50,28 @@ async function render(values?: string, options: { release?: string; namespace?: 
   // Plain data, as a values file and the API server see it (the client's classes compare unequal to literals).
   return JSON.parse(JSON.stringify(loadAllYaml(result.stdout))) as KubernetesObject[];
 }
+
+const key = (object: KubernetesObject) => `${object.kind}/${object.metadata?.namespace ?? ""}/${object.metadata?.name}`;
+const pick = (labels: Record<string, string> | undefined, keys: readonly string[]) =>
+  Object.fromEntries(keys.filter((name) => labels?.[name] !== undefined).map((name) => [name, labels![name]!]));
+
+const CHART_VERSION = loadYaml<{ version: string; appVersion: string }>(await readFile(`${CHART_DIR}Chart.yaml`, "utf8"));
+/** The labels of every object of a release (Helm's recommended ones), for `release` of the chart named `name`. */
+const standardLabels = (release: string, name = "azure-msi-operator") => ({
+  "helm.sh/chart": `azure-msi-operator-${CHART_VERSION.version}`,
+  "app.kubernetes.io/name": name,
+  "app.kubernetes.io/instance": release,
+  "app.kubernetes.io/version": CHART_VERSION.appVersion,
+  "app.kubernetes.io/managed-by": "Helm",
+});
+/** The fixture's: nameOverride identity-operator, release x, its commonLabels. */
+const EVERYTHING_LABELS = { ...standardLabels("x", "identity-operator"), "example.com/team": "platform" };
+const AAD_CRD_NAMES = [
+  "azureassignedidentities.aadpodidentity.k8s.io",
+  "azureidentities.aadpodidentity.k8s.io",
+  "azureidentitybindings.aadpodidentity.k8s.io",
+  "azurepodidentityexceptions.aadpodidentity.k8s.io",
+];
 
 const find = <T extends KubernetesObject>(objects: readonly KubernetesObject[], kind: string, name?: string): T => {
   const found = objects.filter((object) => object.kind === kind && (name === undefined || object.metadata?.name === name));
@@ -162,6 +192,10 @@ function leaves(value: unknown, path = ""): Map<string, unknown> {
       "topologySpreadConstraints",
       "podAnnotations",
       "podLabels",
+      "commonLabels",
+      "serviceAccount.annotations",
+      "podSecurityContext",
+      "securityContext",
       "extraEnv",
       "networkPolicy.webhook.peers",
     ],
@@ -178,7 +212,8 @@ test("the values file that sets everything sets every value in values.yaml to so
   const given = leaves(loadYaml(everything));
   // existingSecret and caBundle are the other way to bring a certificate (one or the other): the next tests set them.
   // The ServiceMonitor is the other way to scrape (the test after next enables it instead of the PodMonitor).
-  const alternatives = ["tls.existingSecret", "tls.caBundle", "tls.certManager.issuerRef.group", "monitoring.serviceMonitor.enabled"];
+  // A ServiceAccount the chart does not make has a test of its own.
+  const alternatives = ["tls.existingSecret", "tls.caBundle", "tls.certManager.issuerRef.group", "monitoring.serviceMonitor.enabled", "serviceAccount.create"];
   const same = [...defaults].filter(([path, value]) => !alternatives.includes(path) && JSON.stringify(given.get(path)) === JSON.stringify(value));
   assert.deepEqual(
     same.map(([path]) => path),
@@ -205,7 +240,30 @@ test("helm template with the values file that sets everything: each value lands 
   assert.equal(pod.metadata?.annotations?.["example.com/team"], "platform");
   assert.equal(pod.metadata?.labels?.["example.com/cost-centre"], "42");
   assert.equal(pod.metadata?.labels?.["azure.workload.identity/use"], "true");
-  assert.equal(pod.metadata?.labels?.["app.kubernetes.io/name"], "azure-msi-operator", "the selector label stays");
+  assert.deepEqual(pod.metadata?.labels, { ...EVERYTHING_LABELS, "example.com/cost-centre": "42", "azure.workload.identity/use": "true" });
+  assert.deepEqual(deployment.spec?.selector.matchLabels, { "app.kubernetes.io/name": "identity-operator", "app.kubernetes.io/instance": "x" });
+  // The helm test pod has no name label (the test after next says why).
+  for (const object of objects.filter((object) => object.kind !== "Pod"))
+    assert.deepEqual(pick(object.metadata?.labels, Object.keys(EVERYTHING_LABELS)), EVERYTHING_LABELS, key(object));
+  // Merged into the chart's secure defaults: what the fixture leaves unset stays.
+  assert.deepEqual(pod.spec?.securityContext, {
+    runAsNonRoot: true,
+    runAsUser: 2000,
+    runAsGroup: 2000,
+    fsGroup: 2000,
+    seccompProfile: { type: "RuntimeDefault" },
+  });
+  assert.deepEqual(container.securityContext, {
+    runAsNonRoot: true,
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: false,
+    capabilities: { drop: ["ALL"] },
+  });
+  assert.deepEqual(
+    objects.filter((object) => object.kind === "CustomResourceDefinition").map((object) => object.metadata?.name),
+    AAD_CRD_NAMES,
+    "crds.install",
+  );
   assert.equal(pod.spec?.priorityClassName, "platform-critical");
   assert.deepEqual(pod.spec?.nodeSelector, { "kubernetes.io/os": "linux", agentpool: "system" });
   assert.deepEqual(
@@ -222,8 +280,10 @@ test("helm template with the values file that sets everything: each value lands 
     container.envFrom?.map((source) => source.secretRef?.name),
     ["platform-azure"],
   );
-  const serviceAccount = find<V1ServiceAccount>(objects, "ServiceAccount", "msi");
+  const serviceAccount = find<V1ServiceAccount>(objects, "ServiceAccount", "msi-operator");
+  assert.equal(pod.spec?.serviceAccountName, "msi-operator");
   assert.deepEqual(serviceAccount.metadata?.annotations, {
+    "example.com/owner": "platform",
     "azure.workload.identity/client-id": "11111111-0000-0000-0000-000000000001",
     "azure.workload.identity/tenant-id": "22222222-0000-0000-0000-000000000002",
   });
@@ -314,16 +374,16 @@ test("helm template with the values file that sets everything: each value lands 
   // Monitoring: the PodMonitor in the AKS group, the alerts and the dashboard where Grafana's sidecar looks.
   const podMonitor = find<Monitor>(objects, "PodMonitor", "msi");
   assert.deepEqual([podMonitor.apiVersion, podMonitor.metadata?.namespace], ["azmonitoring.coreos.com/v1", "platform"]);
-  assert.deepEqual(podMonitor.metadata?.labels, { release: "kube-prometheus-stack", "app.kubernetes.io/name": "azure-msi-operator" });
+  assert.deepEqual(podMonitor.metadata?.labels, { release: "kube-prometheus-stack", ...EVERYTHING_LABELS });
   assert.deepEqual(podMonitor.spec.podMetricsEndpoints, [{ port: "metrics", path: "/metrics", interval: "1m" }]);
   assert.deepEqual([podMonitor.spec.labelLimit, podMonitor.spec.labelNameLengthLimit, podMonitor.spec.labelValueLengthLimit], [63, 511, 1023]);
   assert.equal(objects.filter((object) => object.kind === "ServiceMonitor").length, 0, "one of the two scrapes");
   const rule = find<KubernetesObject & { spec: unknown }>(objects, "PrometheusRule", "msi");
-  assert.deepEqual(rule.metadata?.labels, { release: "kube-prometheus-stack", role: "alert-rules", "app.kubernetes.io/name": "azure-msi-operator" });
+  assert.deepEqual(rule.metadata?.labels, { release: "kube-prometheus-stack", role: "alert-rules", ...EVERYTHING_LABELS });
   assert.deepEqual(rule.spec, loadYaml(await readFile(`${CHART_DIR}files/prometheus-rules.yaml`, "utf8")), "the rules file as it is");
   const dashboard = find<V1ConfigMap>(objects, "ConfigMap", "msi-dashboard");
   assert.equal(dashboard.metadata?.namespace, "grafana");
-  assert.deepEqual(dashboard.metadata?.labels, { grafana_dashboard: "true", "app.kubernetes.io/name": "azure-msi-operator" });
+  assert.deepEqual(dashboard.metadata?.labels, { grafana_dashboard: "true", ...EVERYTHING_LABELS });
   assert.deepEqual(dashboard.metadata?.annotations, { grafana_folder: "Platform" });
   assert.equal(dashboard.data?.["grafana-dashboard.json"], await readFile(`${CHART_DIR}files/grafana-dashboard.json`, "utf8"));
 
@@ -362,7 +422,7 @@ test("values -> the Deployment's WEBHOOK_ALLOW_* and the matchConditions: with t
   // The operator is the ServiceAccount the Deployment runs as, in the release namespace.
   const objects = await render(everything, { release: "x", namespace: "platform" });
   const operator = find<V1ValidatingWebhookConfiguration>(objects, "ValidatingWebhookConfiguration").webhooks?.[0]?.matchConditions?.at(-1);
-  assert.deepEqual(operator, { name: "skip-operator", expression: "!(request.userInfo.username in ['system:serviceaccount:platform:msi'])" });
+  assert.deepEqual(operator, { name: "skip-operator", expression: "!(request.userInfo.username in ['system:serviceaccount:platform:msi-operator'])" });
 });
 
 test("no image by default: helm template refuses until image.repository is set, naming it", async () => {
@@ -383,7 +443,7 @@ test("networkPolicy: none by default; enabled, the webhook port from anywhere un
   };
   const open = find<Policy>(await render("networkPolicy:\n  enabled: true\n"), "NetworkPolicy");
   assert.deepEqual(open.spec.policyTypes, ["Ingress"]);
-  assert.deepEqual(open.spec.podSelector, { matchLabels: { "app.kubernetes.io/name": "azure-msi-operator" } });
+  assert.deepEqual(open.spec.podSelector, { matchLabels: { "app.kubernetes.io/name": "azure-msi-operator", "app.kubernetes.io/instance": RELEASE } });
   assert.deepEqual(open.spec.ingress, [{ ports: [{ port: "webhook", protocol: "TCP" }] }], "webhook from anywhere, metrics from nowhere");
   const objects = await render(everything, { release: "x", namespace: "platform" });
   const policy = find<Policy>(objects, "NetworkPolicy", "msi");
@@ -508,4 +568,247 @@ test("the operator's own workload identity: the client ID on the ServiceAccount 
   const deployment = find<V1Deployment>(objects, "Deployment");
   assert.equal(deployment.spec?.template.metadata?.labels?.["azure.workload.identity/use"], "true");
   assert.equal(deployment.spec?.template.spec?.containers[0]?.envFrom, undefined, "no credential Secret");
+});
+
+/** Every label selector of a release's objects, by where it is, and what it selects: pods, or (a ServiceMonitor's) Services. */
+function selectorsOf(objects: readonly KubernetesObject[]): Array<{ where: string; selects: "pods" | "services"; matchLabels: Record<string, string> }> {
+  const out: Array<{ where: string; selects: "pods" | "services"; matchLabels: Record<string, string> }> = [];
+  type Selecting = KubernetesObject & {
+    spec: {
+      selector?: { matchLabels?: Record<string, string> } & Record<string, string>;
+      podSelector?: { matchLabels?: Record<string, string> };
+      template?: { spec?: { topologySpreadConstraints?: Array<{ topologyKey: string; labelSelector?: { matchLabels?: Record<string, string> } }> } };
+    };
+  };
+  for (const object of objects as Selecting[]) {
+    const where = key(object);
+    if (object.kind === "Deployment") {
+      out.push({ where, selects: "pods", matchLabels: object.spec.selector!.matchLabels! });
+      for (const constraint of object.spec.template?.spec?.topologySpreadConstraints ?? [])
+        out.push({ where: `${where} spread ${constraint.topologyKey}`, selects: "pods", matchLabels: constraint.labelSelector!.matchLabels! });
+    }
+    if (object.kind === "Service") out.push({ where, selects: "pods", matchLabels: object.spec.selector as Record<string, string> });
+    if (object.kind === "PodDisruptionBudget" || object.kind === "PodMonitor")
+      out.push({ where, selects: "pods", matchLabels: object.spec.selector!.matchLabels! });
+    if (object.kind === "NetworkPolicy") out.push({ where, selects: "pods", matchLabels: object.spec.podSelector!.matchLabels! });
+    if (object.kind === "ServiceMonitor") out.push({ where, selects: "services", matchLabels: object.spec.selector!.matchLabels! });
+  }
+  return out;
+}
+
+test("two releases in one namespace: every object has Helm's labels, every selector names its release and selects its own pods, never the other's or the test pod", async () => {
+  const values = "networkPolicy:\n  enabled: true\nmonitoring:\n  podMonitor:\n    enabled: true\n";
+  const serviceMonitor = ["--set", "monitoring.serviceMonitor.enabled=true"];
+  const releases = await Promise.all(
+    ["one", "two"].map(async (release) => {
+      // The ServiceMonitor is the other way to scrape: rendered on its own, added.
+      const instead = (await render("", { release, namespace: "shared", extra: serviceMonitor })).filter((object) => object.kind === "ServiceMonitor");
+      const objects = [...(await render(values, { release, namespace: "shared" })), ...instead];
+      return { release, objects, name: `${release}-azure-msi-operator` };
+    }),
+  );
+  const podLabels = (objects: readonly KubernetesObject[]) => find<V1Deployment>(objects, "Deployment").spec!.template.metadata!.labels!;
+  const serviceLabels = (objects: readonly KubernetesObject[]) =>
+    objects.filter((object) => object.kind === "Service").map((object) => object.metadata!.labels!);
+  for (const [index, { release, objects }] of releases.entries()) {
+    const other = releases[1 - index]!.objects;
+    for (const object of objects.filter((object) => object.kind !== "Pod"))
+      assert.deepEqual(pick(object.metadata?.labels, Object.keys(standardLabels(release))), standardLabels(release), key(object));
+    const testPod = find<KubernetesObject & { metadata: { labels: Record<string, string> } }>(objects, "Pod");
+    const selectors = selectorsOf(objects);
+    assert.deepEqual(
+      new Set(selectors.map((selector) => selector.where.split("/")[0])),
+      new Set(["Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "PodMonitor", "ServiceMonitor"]),
+    );
+    for (const { where, selects, matchLabels } of selectors) {
+      assert.equal(matchLabels["app.kubernetes.io/instance"], release, `${where} names the release`);
+      if (selects === "pods") {
+        assert.ok(selectsLabels(matchLabels, podLabels(objects)), `${where} selects its release's pods`);
+        assert.ok(!selectsLabels(matchLabels, podLabels(other)), `${where} does not select the other release's pods`);
+        assert.ok(!selectsLabels(matchLabels, testPod.metadata.labels), `${where} does not select the helm test pod`);
+      } else {
+        assert.equal(serviceLabels(objects).filter((labels) => selectsLabels(matchLabels, labels)).length, 1, `${where}: the metrics Service`);
+        assert.equal(serviceLabels(other).filter((labels) => selectsLabels(matchLabels, labels)).length, 0, `${where}: not the other release's`);
+      }
+    }
+  }
+});
+
+test("kubectl applies manifests/: none of Helm's own labels, nor the helm test pod, is in them", async () => {
+  const files = await renderManifests(helm);
+  for (const [name, content] of files) {
+    assert.doesNotMatch(content, /helm\.sh\/|managed-by: Helm|kind: Pod\n/, `manifests/${name}`);
+    assert.match(content, /app\.kubernetes\.io\/instance: azure-msi-operator/, `manifests/${name}`);
+  }
+  assert.equal(HELM_ONLY_LABELS.flags, "gm");
+});
+
+test("serviceAccount.create=false: no ServiceAccount, the RBAC and the skip-operator matchCondition name serviceAccount.name; without a name, refused", async () => {
+  const objects = await render("serviceAccount:\n  create: false\n  name: platform-operator\n", { release: "platform", namespace: "identity" });
+  assert.equal(objects.filter((object) => object.kind === "ServiceAccount").length, 0);
+  const deployment = find<V1Deployment>(objects, "Deployment");
+  assert.equal(deployment.spec?.template.spec?.serviceAccountName, "platform-operator");
+  const subjects = objects
+    .filter((object) => object.kind?.endsWith("Binding"))
+    .flatMap((object) => (object as KubernetesObject & { subjects: Array<{ name: string; namespace: string }> }).subjects);
+  assert.ok(subjects.length >= 2);
+  for (const subject of subjects) assert.deepEqual([subject.name, subject.namespace], ["platform-operator", "identity"]);
+  // The matchConditions skip the webhook for that user exactly where the guard allows it.
+  const policy = policyOf(deployment);
+  assert.equal(policy.operatorUser, "system:serviceaccount:identity:platform-operator");
+  const cells = skipTable(find<V1ValidatingWebhookConfiguration>(objects, "ValidatingWebhookConfiguration"), policy);
+  assert.deepEqual(
+    cells.filter((cell) => cell.admission === "error" || (cell.admission === "skip") !== cell.guardAllows),
+    [],
+  );
+  assert.ok(cells.some((cell) => cell.who === "the operator" && cell.admission === "skip"));
+  // Named, but made by the chart: the same name everywhere.
+  const named = await render("serviceAccount:\n  name: platform-operator\n");
+  assert.equal(find<V1ServiceAccount>(named, "ServiceAccount").metadata?.name, "platform-operator");
+  assert.match(await refused("serviceAccount:\n  create: false\n"), /serviceAccount\.name is required with serviceAccount\.create=false/);
+});
+
+test("security contexts: today's secure defaults; a value set merges into them, null drops a key", async () => {
+  const defaults = find<V1Deployment>(await render(), "Deployment").spec!.template.spec!;
+  assert.deepEqual(defaults.securityContext, { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } });
+  assert.deepEqual(defaults.containers[0]?.securityContext, {
+    runAsNonRoot: true,
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ["ALL"] },
+  });
+  const changed = find<V1Deployment>(await render("podSecurityContext:\n  runAsUser: null\n  runAsGroup: null\n"), "Deployment").spec!.template.spec!;
+  assert.deepEqual(changed.securityContext, { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+  assert.match(await refused("securityContext: privileged\n"), /at '\/securityContext': got string, want object/);
+});
+
+test("crds.install: none by default; the upstream CRDs with this release's labels, kept on uninstall", async () => {
+  assert.equal((await render()).filter((object) => object.kind === "CustomResourceDefinition").length, 0);
+  const crds = (await render("crds:\n  install: true\n")).filter((object) => object.kind === "CustomResourceDefinition") as Array<
+    KubernetesObject & { spec: unknown }
+  >;
+  const upstream = JSON.parse(JSON.stringify(loadAllYaml(await readFile(AAD_POD_IDENTITY_CRDS, "utf8")))) as Array<KubernetesObject & { spec: unknown }>;
+  assert.deepEqual(
+    crds.map((crd) => crd.metadata?.name),
+    upstream.map((crd) => crd.metadata?.name),
+  );
+  assert.deepEqual(
+    crds.map((crd) => crd.metadata?.name),
+    AAD_CRD_NAMES,
+  );
+  for (const [index, crd] of crds.entries()) {
+    assert.deepEqual(crd.spec, upstream[index]!.spec, `${crd.metadata?.name}: the upstream spec`);
+    assert.equal(crd.metadata?.annotations?.["helm.sh/resource-policy"], "keep");
+    assert.equal(crd.metadata?.annotations?.["api-approved.kubernetes.io"], "unapproved", "upstream's annotations stay");
+    assert.deepEqual(crd.metadata?.labels, standardLabels(RELEASE));
+  }
+  // The chart's copy is the fixture, byte for byte (as manifests/crds/ is).
+  assert.ok((await readFile(`${CHART_DIR}files/aad-pod-identity-crds.yaml`)).equals(await readFile(AAD_POD_IDENTITY_CRDS)));
+});
+
+test("Chart.yaml: home, sources, maintainers and Artifact Hub's annotations", async () => {
+  type Chart = { home?: string; sources?: string[]; maintainers?: Array<{ name: string; url?: string }>; annotations?: Record<string, string> };
+  const chart = loadYaml<Chart>(await readFile(`${CHART_DIR}Chart.yaml`, "utf8"));
+  const pkg = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as { license: string; repository: { url: string } };
+  const repository = pkg.repository.url.replace(/^git\+/, "").replace(/\.git$/, "");
+  assert.equal(chart.home, repository);
+  assert.deepEqual(chart.sources, [repository]);
+  assert.ok((chart.maintainers ?? []).length > 0 && chart.maintainers!.every((maintainer) => maintainer.name));
+  assert.equal(chart.annotations?.["artifacthub.io/license"], pkg.license);
+  // Artifact Hub reads these two as YAML lists inside the string.
+  const links = loadYaml<Array<{ name: string; url: string }>>(chart.annotations?.["artifacthub.io/links"] ?? "");
+  assert.ok(Array.isArray(links) && links.every((link) => link.name && link.url.startsWith(repository)), "artifacthub.io/links");
+  const changes = loadYaml<Array<{ kind: string; description: string }>>(chart.annotations?.["artifacthub.io/changes"] ?? "");
+  assert.ok(Array.isArray(changes) && changes.length > 0, "artifacthub.io/changes");
+  for (const change of changes) assert.ok(["added", "changed", "deprecated", "removed", "fixed", "security"].includes(change.kind), change.kind);
+});
+
+describe("helm test: the pod's script against the real webhook server and /metrics", () => {
+  type TestPod = KubernetesObject & {
+    metadata: { annotations: Record<string, string> };
+    spec: { containers: Array<{ image: string; command: string[]; args: string[]; env: Array<{ name: string; value: string }> }> };
+  };
+  let webhook: TestWebhook;
+  let ops: { port: number; close: () => Promise<void> };
+  let dir: string;
+  before(async () => {
+    webhook = await startTestWebhook();
+    ops = await startOpsServer({
+      host: "127.0.0.1",
+      port: 0,
+      readTimeoutMs: 5_000,
+      writeTimeoutMs: 5_000,
+      metrics: webhook.metrics,
+      notReady: () => undefined,
+    });
+    dir = await mkdtemp(join(tmpdir(), "amo-helm-test-"));
+  });
+  after(async () => {
+    await Promise.all([webhook?.close(), ops?.close(), dir && rm(dir, { recursive: true, force: true })]);
+  });
+
+  /** Runs the pod's container command with its env, the Services' URLs swapped for the local servers'. */
+  async function runTestPod(pod: TestPod, env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+    const container = pod.spec.containers[0]!;
+    assert.equal(container.command[0], "node");
+    const podEnv = Object.fromEntries(container.env.map((variable) => [variable.name, variable.value]));
+    return new Promise((resolve, reject) => {
+      execFile(
+        process.execPath,
+        [...container.command.slice(1), ...container.args],
+        { env: { PATH: process.env.PATH, ...podEnv, ...env } },
+        (error, stdout, stderr) => {
+          if (error && typeof error.code !== "number") reject(new Error(`cannot run node: ${error.message}`, { cause: error }));
+          else resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+        },
+      );
+    });
+  }
+
+  test("the hook pod: the operator's image, a test hook, the webhook's CA only (never the CA key), both Services' in-cluster URLs", async () => {
+    const pod = find<TestPod>(await render(), "Pod");
+    assert.equal(pod.metadata.annotations["helm.sh/hook"], "test");
+    assert.equal(pod.spec.containers[0]!.image, "azure-msi-operator:0.1.0");
+    const env = Object.fromEntries(pod.spec.containers[0]!.env.map((variable) => [variable.name, variable.value]));
+    assert.deepEqual(env, {
+      WEBHOOK_URL: `https://${RELEASE}-webhook.${RELEASE}.svc:443/validate/azurepodidentityexception`,
+      METRICS_URL: `http://${RELEASE}-metrics.${RELEASE}.svc:8080/metrics`,
+      WEBHOOK_CA_FILE: "/etc/helm-test/ca.crt",
+    });
+    const spec = pod.spec as TestPod["spec"] & {
+      volumes: Array<{ secret: { secretName: string; items: Array<{ key: string }> } }>;
+      automountServiceAccountToken: boolean;
+    };
+    assert.deepEqual(spec.volumes[0]!.secret, { secretName: `${RELEASE}-webhook-tls`, items: [{ key: "ca-bundle.crt", path: "ca.crt" }] });
+    assert.equal(spec.automountServiceAccountToken, false);
+    const certManager = find<typeof pod & { spec: typeof spec }>(await render("tls:\n  certManager:\n    enabled: true\n    issuerRef: { name: ca }\n"), "Pod");
+    assert.deepEqual(certManager.spec.volumes[0]!.secret, { secretName: `${RELEASE}-webhook-cert`, items: [{ key: "ca.crt", path: "ca.crt" }] });
+    const brought = find<TestPod>(await render("tls:\n  existingSecret: mine\n  caBundle: Zm9v\n"), "Pod");
+    assert.equal(brought.spec.containers[0]!.env.find((variable) => variable.name === "WEBHOOK_CA_BASE64")?.value, "Zm9v");
+  });
+
+  test("passes against a webhook serving with the CA it is given and a /metrics with azuremsi_build_info; fails, naming what, otherwise", async () => {
+    const pod = find<TestPod>(await render(), "Pod");
+    const caFile = join(dir, "ca.crt");
+    await writeFile(caFile, webhook.ca);
+    const local = {
+      WEBHOOK_URL: `https://127.0.0.1:${webhook.server.port}/validate/azurepodidentityexception`,
+      METRICS_URL: `http://127.0.0.1:${ops.port}/metrics`,
+      WEBHOOK_CA_FILE: caFile,
+    };
+    const passed = await runTestPod(pod, local);
+    assert.equal(passed.code, 0, passed.stderr);
+    assert.match(passed.stdout, /answered over verified TLS \(allowed: false/);
+    assert.match(passed.stdout, /azuremsi_build_info\{version=/);
+
+    const otherCa = await generateCa("another CA", 3_600_000);
+    await writeFile(join(dir, "other.crt"), otherCa.cert);
+    const untrusted = await runTestPod(pod, { ...local, WEBHOOK_CA_FILE: join(dir, "other.crt") });
+    assert.equal(untrusted.code, 1);
+    assert.match(untrusted.stderr, /FAIL webhook .*: .*(certificate|issuer)/i);
+    const noMetrics = await runTestPod(pod, { ...local, METRICS_URL: `http://127.0.0.1:${ops.port}/healthz` });
+    assert.equal(noMetrics.code, 1);
+    assert.match(noMetrics.stderr, /FAIL metrics .*: no azuremsi_build_info series/);
+    assert.doesNotMatch(noMetrics.stderr, /FAIL webhook/);
+  });
 });

@@ -203,7 +203,10 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     const container = pod.spec!.containers[0]!;
     const labels = pod.metadata?.labels ?? {};
     assert.equal(deployment.spec?.replicas, 2);
-    assert.deepEqual(deployment.spec?.selector.matchLabels, { "app.kubernetes.io/name": "azure-msi-operator" });
+    assert.deepEqual(deployment.spec?.selector.matchLabels, {
+      "app.kubernetes.io/name": "azure-msi-operator",
+      "app.kubernetes.io/instance": "azure-msi-operator",
+    });
     assert.equal(labels["app.kubernetes.io/name"], "azure-msi-operator");
     assert.equal(container.image, "azure-msi-operator:0.1.0");
     // Zones where there are any (ScheduleAnyway: clusters without zone labels still schedule), nodes required.

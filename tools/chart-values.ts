@@ -1,4 +1,4 @@
-// README's Helm values table, generated from the chart's values.schema.json (descriptions, types)
+// The Helm values tables (docs/reference.md, the chart's README), generated from the chart's values.schema.json (descriptions, types)
 // and values.yaml (defaults), so the documentation cannot drift from what `helm install` accepts.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";

@@ -1,4 +1,4 @@
-// The one table every flag is declared in. Parsing, --help and the README table are all generated
+// The one table every flag is declared in. Parsing, --help and the reference table (docs/reference.md) are all generated
 // from it, so documentation cannot drift from behaviour. Names, env vars and defaults of the Go
 // operator's flags are kept exactly (drop-in replacement); new flags follow the same group.name style.
 

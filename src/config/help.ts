@@ -1,4 +1,4 @@
-// --help and the README's flag table, both rendered from the flag table so neither can drift.
+// --help and the reference's flag table (docs/reference.md), both rendered from the flag table so neither can drift.
 import { VERSION_COMMAND, VERSION_FLAG } from "./argv.js";
 import { COMMANDS, FLAGS, type FlagKind, type FlagSpec } from "./flags.js";
 

@@ -1,4 +1,4 @@
-// The README's metrics table, rendered from a live registry so the documentation cannot drift.
+// The metrics table of docs/reference.md, rendered from a live registry so the documentation cannot drift.
 import type { MetricObject } from "prom-client";
 import { Metrics } from "./metrics.js";
 

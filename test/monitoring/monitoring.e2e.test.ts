@@ -188,7 +188,10 @@ describe("monitoring manifests against a live operator", () => {
     const podMonitor = objects.find((object) => object.kind === "PodMonitor") as KubernetesObject & {
       spec: { selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: { port: string; path: string }[] };
     };
-    assert.deepEqual(podMonitor.spec.selector.matchLabels, { "app.kubernetes.io/name": "azure-msi-operator" });
+    assert.deepEqual(podMonitor.spec.selector.matchLabels, {
+      "app.kubernetes.io/name": "azure-msi-operator",
+      "app.kubernetes.io/instance": "azure-msi-operator",
+    });
     assert.deepEqual(
       podMonitor.spec.podMetricsEndpoints.map((endpoint) => [endpoint.port, endpoint.path]),
       [["metrics", "/metrics"]],

@@ -1,28 +1,69 @@
 {{/*
 The chart is the source of truth for manifests/base/ (`npm run manifests` renders it with these
-defaults), so nothing here adds Helm-only labels: `helm install` adds its own ownership metadata.
+defaults and leaves out the two labels that say Helm manages an object: kubectl applies manifests/).
 */}}
+
+{{/* The app.kubernetes.io/name label (nameOverride; the chart's name by default). */}}
+{{- define "amo.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 
 {{- define "amo.fullname" -}}
 {{- if .Values.fullnameOverride -}}
 {{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
-{{- else if contains "azure-msi-operator" .Release.Name -}}
+{{- else -}}
+{{- $name := include "amo.name" . -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-azure-msi-operator" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
-{{/* The Deployment's selector: immutable, so one label that kustomize installs share. */}}
+{{- define "amo.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Every selector of the chart (the Deployment's, the Services', the PDB's, the NetworkPolicy's, the
+monitors'): the release instance is in it, so two releases never select each other's pods. The
+Deployment's selector is immutable: CHANGELOG.md's upgrade notes say how to change it.
+*/}}
 {{- define "amo.selectorLabels" -}}
-app.kubernetes.io/name: azure-msi-operator
+app.kubernetes.io/name: {{ include "amo.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The labels of every object the chart makes (and of the pods): Helm's recommended ones and commonLabels. */}}
+{{- define "amo.labels" -}}
+helm.sh/chart: {{ include "amo.chart" . }}
+{{ include "amo.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The ServiceAccount the operator runs as (serviceAccount.name, else the full name). Without
+serviceAccount.create it is yours, and must be named: the RBAC and the webhooks' skip-operator
+matchCondition are bound to it.
+*/}}
+{{- define "amo.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "amo.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required with serviceAccount.create=false: the ServiceAccount the operator runs as, which the RBAC and the webhooks' matchConditions name" .Values.serviceAccount.name -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
 The operator's own user as the API server names it (what its SelfSubjectReview returns at start-up):
-the Deployment runs as the ServiceAccount of this name in the release namespace.
+the Deployment runs as this ServiceAccount in the release namespace.
 */}}
-{{- define "amo.operatorUser" -}}system:serviceaccount:{{ .Release.Namespace }}:{{ include "amo.fullname" . }}{{- end -}}
+{{- define "amo.operatorUser" -}}system:serviceaccount:{{ .Release.Namespace }}:{{ include "amo.serviceAccountName" . }}{{- end -}}
 
 {{/* A CEL list of string literals, ['a', 'b']: values.schema.json refuses quotes, backslashes and whitespace in these names. */}}
 {{- define "amo.celList" -}}[{{ range $i, $name := . }}{{ if $i }}, {{ end }}{{ squote $name }}{{ end }}]{{- end -}}
@@ -83,8 +124,8 @@ clientConfig:
 {{- end }}
 {{- end -}}
 
-{{/* The metrics Service's labels, which the ServiceMonitor selects (the webhook Service has only the name label). */}}
-{{- define "amo.metricsServiceLabels" -}}
+{{/* What the ServiceMonitor selects: the metrics Service only (the webhook Service has no component label). */}}
+{{- define "amo.metricsServiceSelector" -}}
 {{ include "amo.selectorLabels" . }}
 app.kubernetes.io/component: metrics
 {{- end -}}
