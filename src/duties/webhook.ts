@@ -72,6 +72,8 @@ export class WebhookDuty implements Duty {
       },
       metrics: this.metrics,
       log: this.log,
+      inflightBytes: config.webhook.inflightBytes,
+      maxConnections: config.webhook.maxConnections,
     });
     this.log.info(
       { port: this.server.port, sans: serviceNames(config.webhook.serviceName, config.instance.namespace).concat(config.webhook.tls.sans) },

@@ -130,8 +130,21 @@ export class Metrics {
   });
   readonly admissionUnowned = new Counter({
     name: "azuremsi_admission_unowned_total",
-    help: "Admission requests for resources this webhook does not own (a mis-scoped configuration)",
+    help: 'Admission requests for resources this webhook does not own (a mis-scoped configuration); resources none of our webhooks is for count as resource="other"',
     labelNames: ["webhook", "resource"],
+    registers: [this.registry],
+  });
+  readonly webhookRefused = new Counter({
+    name: "azuremsi_webhook_refused_total",
+    help:
+      "Requests the webhook server refused unread: inflight (429, --webhook.inflight.mib of bodies already in flight), " +
+      "connections (a connection dropped at --webhook.max.connections)",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly webhookInflightBytes = new Gauge({
+    name: "azuremsi_webhook_inflight_bytes",
+    help: "Bytes of admission requests in flight (declared bodies and a per-request overhead), bounded by --webhook.inflight.mib",
     registers: [this.registry],
   });
 

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
 import type { Server } from "node:https";
+import type { DropArgument } from "node:net";
 import type { Logger } from "pino";
 import type { Pem } from "../../certs/pki.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -7,7 +8,10 @@ import { admissionReviewSchema, type AdmissionReview, type Decision } from "./ad
 import { decideBinding, type BindingPolicy } from "./decide-binding.js";
 import { decideGuarded, type GuardedKind, type GuardPolicy } from "./decide-guard.js";
 import { mutateServiceAccount, validateServiceAccount, WORKLOAD_IDENTITY_OFF, type ServiceAccountPolicy } from "./decide-serviceaccount.js";
+import { declaredBody, InflightBudget } from "./inflight.js";
+import { loggable, operationLabel, OTHER_LABEL, resourceLabel, resultLabel } from "./labels.js";
 import { admissionResponse } from "./respond.js";
+import { ThrottledLog } from "./throttled-log.js";
 
 export const VALIDATE_IDENTITY_PATH = "/validate/azureidentity";
 export const VALIDATE_ASSIGNED_IDENTITY_PATH = "/validate/azureassignedidentity";
@@ -33,6 +37,23 @@ export const WEBHOOK_PATHS: readonly string[] = [
 /** Room for an AdmissionReview carrying two objects of etcd's 1.5 MiB maximum, plus the envelope. */
 export const ADMISSION_BODY_LIMIT = 3.5 * 1024 * 1024;
 
+const MiB = 1024 * 1024;
+/**
+ * Admission bodies held at once (--webhook.inflight.mib): two maximal reviews. Parsed, a review of
+ * many small fields takes up to 11 times its size (Buffer, string, V8 objects), so two of them stay
+ * within the replica's 256 MiB limit (RELIABILITY.md, "Hostile clients"); the API server's own
+ * reviews are a few KiB and keep a sixteenth of the budget to themselves.
+ */
+export const DEFAULT_INFLIGHT_BYTES = 8 * MiB;
+/** Bodies up to this size may use the part of the in-flight budget kept from large ones. */
+export const SMALL_BODY_BYTES = 64 * 1024;
+/** Charged per request besides its body: request and reply objects, the parsed headers, the answer. */
+export const REQUEST_OVERHEAD_BYTES = 8 * 1024;
+/** Open connections (--webhook.max.connections), TLS handshakes included; each holds TLS state and buffers. */
+export const DEFAULT_MAX_CONNECTIONS = 256;
+/** Seconds the API server waits before it retries a 429 (client-go honours Retry-After in whole seconds). */
+const RETRY_AFTER_SECONDS = 1;
+
 export interface WebhookServerOptions {
   host: string;
   port: number;
@@ -44,6 +65,12 @@ export interface WebhookServerOptions {
   metrics: Metrics;
   log: Logger;
   bodyLimit?: number;
+  /** Bytes of admission bodies (declared) in flight at once; past them new requests get a 429 unread. */
+  inflightBytes?: number;
+  /** Open connections at once; past them new ones are dropped at accept. */
+  maxConnections?: number;
+  /** The clock of the throttled log lines (tests). */
+  now?: () => number;
 }
 
 export interface WebhookServer {
@@ -66,6 +93,8 @@ export interface WebhookServer {
  */
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const app = createServer(options);
+  limitInflight(app, options);
+  const routes: RouteOptions = { ...options, otherLog: new ThrottledLog(options.log, options.now) };
   let draining = false;
   app.addHook("onSend", async (_request, reply) => {
     // header() returns the (thenable) reply for chaining; there is nothing to wait for.
@@ -74,7 +103,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   for (const { path, webhook, kind } of VALIDATING_WEBHOOKS) {
     addRoute(
       app,
-      options,
+      routes,
       path,
       webhook,
       (review) => decideGuarded(kind, review.request, options.guardPolicy),
@@ -88,7 +117,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   }
   addRoute(
     app,
-    options,
+    routes,
     MUTATE_BINDING_PATH,
     "mutate-azureidentitybinding",
     (review) => decideBinding(review.request, options.bindingPolicy),
@@ -98,13 +127,14 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       warnings: [`azure-msi-operator webhook could not fill spec.azureIdentity (${error.message}); the syncer will`],
     }),
   );
-  addServiceAccountRoutes(app, options);
+  addServiceAccountRoutes(app, routes);
   await app.listen({ host: options.host, port: options.port });
+  limitConnections(app, options);
   return handle(app, options, () => (draining = true));
 }
 
 /** A decision that throws: the validating webhook denies (as the API server does when it cannot call it), the mutating one leaves the object as it is. */
-function addServiceAccountRoutes(app: FastifyInstance, options: WebhookServerOptions): void {
+function addServiceAccountRoutes(app: FastifyInstance, options: RouteOptions): void {
   const policy = options.serviceAccountPolicy ?? WORKLOAD_IDENTITY_OFF;
   addRoute(
     app,
@@ -168,10 +198,13 @@ function createServer(options: WebhookServerOptions): FastifyInstance {
   return app;
 }
 
+/** What every route shares: the options and one throttled stream of "counted as other" lines, whichever webhook a request came to. */
+type RouteOptions = WebhookServerOptions & { otherLog: ThrottledLog };
+
 /** One webhook: parse (the schema) -> decide -> count, log a denial -> respond. */
 function addRoute(
   app: FastifyInstance,
-  options: WebhookServerOptions,
+  options: RouteOptions,
   path: string,
   webhook: string,
   decide: (review: AdmissionReview) => Decision,
@@ -187,15 +220,91 @@ function addRoute(
       options.log.error({ webhook, uid: review.request.uid, err: (error as Error).message }, "admission decision failed");
       decision = onError(error as Error);
     }
-    const labels = { webhook, operation: review.request.operation, result: decision.result };
+    const labels = { webhook, operation: operationLabel(review.request.operation), result: resultLabel(decision.result) };
     options.metrics.admissionRequests.inc(labels);
     options.metrics.admissionDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
-    if (decision.result === "unowned") options.metrics.admissionUnowned.inc({ webhook, resource: review.request.resource.resource });
+    if (decision.result === "unowned") {
+      const { resource } = review.request.resource;
+      const label = resourceLabel(resource);
+      options.metrics.admissionUnowned.inc({ webhook, resource: label });
+      if (label === OTHER_LABEL)
+        options.otherLog.warn(
+          { webhook, resource: loggable(resource), user: loggable(review.request.userInfo.username ?? "") },
+          `admission request for a resource no webhook of ours is for, counted as resource="${OTHER_LABEL}"`,
+        );
+    }
     if (decision.result === "denied") {
       const { operation, userInfo, namespace, name, dryRun } = review.request;
       options.log.info({ webhook, operation, user: userInfo.username, namespace, name, dryRun: dryRun ?? false }, "admission denied");
     }
     return admissionResponse(review.apiVersion, review.request.uid, decision);
+  });
+}
+
+/**
+ * Bounds the memory admission bodies take, whatever clients send: each request is charged its
+ * declared Content-Length (a chunked one: the body limit) before a byte of the body is read; past
+ * the budget it is answered 429 with Retry-After at once. A refused large body's connection is
+ * closed rather than drained, so a client cannot keep it busy; a small one's is kept, as the API
+ * server's pooled connections are (closing with its body unread could reset the answer away).
+ * Bodies over the limit are left to Fastify, which answers 413 unread and closes.
+ */
+function limitInflight(app: FastifyInstance, options: WebhookServerOptions): void {
+  const bodyLimit = options.bodyLimit ?? ADMISSION_BODY_LIMIT;
+  const limitBytes = options.inflightBytes ?? DEFAULT_INFLIGHT_BYTES;
+  const budget = new InflightBudget({
+    limitBytes,
+    reserveBytes: limitBytes / 16,
+    smallBytes: SMALL_BODY_BYTES,
+    overheadBytes: REQUEST_OVERHEAD_BYTES,
+  });
+  const refusedLog = new ThrottledLog(options.log, options.now);
+  const gauge = options.metrics.webhookInflightBytes;
+  app.addHook("onRequest", (request, reply, done) => {
+    const declared = declaredBody(request.headers, bodyLimit);
+    if ("bytes" in declared && declared.bytes > bodyLimit) return done();
+    const charge = budget.take(declared);
+    if (charge === undefined) {
+      options.metrics.webhookRefused.inc({ reason: "inflight" });
+      const bytes = "bytes" in declared ? declared.bytes : undefined;
+      refusedLog.warn(
+        { inflightBytes: budget.inUse, limitBytes, declaredBytes: bytes ?? "chunked", client: request.socket.remoteAddress },
+        "webhook busy: admission bodies in flight at the limit (--webhook.inflight.mib); answered 429 without reading the body",
+      );
+      void reply.code(429).header("retry-after", String(RETRY_AFTER_SECONDS));
+      if (bytes === undefined || bytes > SMALL_BODY_BYTES) void reply.header("connection", "close");
+      void reply.send({
+        error: "Too Many Requests",
+        message: `the webhook holds ${Math.round(limitBytes / MiB)} MiB of admission requests at once and is at it; retry after ${RETRY_AFTER_SECONDS} s`,
+      });
+      return;
+    }
+    gauge.set(budget.inUse);
+    reply.raw.once("close", () => {
+      budget.release(charge);
+      gauge.set(budget.inUse);
+    });
+    done();
+  });
+}
+
+/**
+ * Caps open connections (each holds TLS state and buffers): past the cap Node drops new ones at
+ * accept. Idle keep-alive connections are closed then, so that connections parked by one client
+ * cannot keep the API server out; those mid-request are bounded by the 10 s timeouts.
+ */
+function limitConnections(app: FastifyInstance, options: WebhookServerOptions): void {
+  const server = app.server as Server;
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  server.maxConnections = maxConnections;
+  const droppedLog = new ThrottledLog(options.log, options.now);
+  server.on("drop", (dropped?: DropArgument) => {
+    options.metrics.webhookRefused.inc({ reason: "connections" });
+    droppedLog.warn(
+      { maxConnections, client: dropped?.remoteAddress },
+      "webhook at its connection limit (--webhook.max.connections): dropped a new connection and closed the idle ones",
+    );
+    server.closeIdleConnections();
   });
 }
 
