@@ -61,7 +61,7 @@ test("defaults are the Go operator's (and the new flags' documented ones)", () =
       "system:serviceaccount:kube-system:aad-pod-identity-mic",
     ],
     bindingStrict: false,
-    inflightBytes: 8 * 1024 * 1024,
+    inflightBytes: 4 * 1024 * 1024,
     maxConnections: 256,
     serviceName: "azure-msi-operator-webhook",
     validatingConfigName: "azure-msi-operator",

@@ -351,7 +351,7 @@ export const FLAGS: readonly FlagSpec[] = [
     name: "webhook.inflight.mib",
     env: ["WEBHOOK_INFLIGHT_MIB"],
     kind: "int",
-    default: "8",
+    default: "4",
     min: 4,
     max: 1024,
     help:

@@ -117,14 +117,14 @@ export class Metrics {
 
   readonly admissionRequests = new Counter({
     name: "azuremsi_admission_requests_total",
-    help: "Admission requests by webhook, operation and result (allowed, denied, patched, error)",
+    help: "Admission requests by webhook, operation and result (allowed, denied, patched, unowned, error); every combination is exported from the start, at 0",
     labelNames: ["webhook", "operation", "result"],
     registers: [this.registry],
   });
   readonly admissionDuration = new Histogram({
     name: "azuremsi_admission_duration_seconds",
-    help: "Admission request latency inside the webhook server",
-    labelNames: ["webhook", "operation", "result"],
+    help: "Admission request latency inside the webhook server, by webhook",
+    labelNames: ["webhook"],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
     registers: [this.registry],
   });

@@ -15,8 +15,10 @@ export const KNOWN_RESOURCES: ReadonlySet<string> = new Set([
   AZURE_POD_IDENTITY_EXCEPTIONS,
   SERVICE_ACCOUNTS,
 ]);
-const OPERATIONS: ReadonlySet<string> = new Set<Operation>(["CREATE", "UPDATE", "DELETE", "CONNECT"]);
-const RESULTS: ReadonlySet<string> = new Set<Decision["result"]>(["allowed", "denied", "patched", "unowned", "error"]);
+export const OPERATION_LABELS: readonly Operation[] = ["CREATE", "UPDATE", "DELETE", "CONNECT"];
+export const RESULT_LABELS: readonly Decision["result"][] = ["allowed", "denied", "patched", "unowned", "error"];
+const OPERATIONS: ReadonlySet<string> = new Set(OPERATION_LABELS);
+const RESULTS: ReadonlySet<string> = new Set(RESULT_LABELS);
 
 export function resourceLabel(resource: string): string {
   return KNOWN_RESOURCES.has(resource) ? resource : OTHER_LABEL;

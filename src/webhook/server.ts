@@ -9,7 +9,8 @@ import { decideBinding, type BindingPolicy } from "./decide-binding.js";
 import { decideGuarded, type GuardedKind, type GuardPolicy } from "./decide-guard.js";
 import { mutateServiceAccount, validateServiceAccount, WORKLOAD_IDENTITY_OFF, type ServiceAccountPolicy } from "./decide-serviceaccount.js";
 import { declaredBody, InflightBudget } from "./inflight.js";
-import { loggable, operationLabel, OTHER_LABEL, resourceLabel, resultLabel } from "./labels.js";
+import { LargeBodyReclaimer } from "./reclaim.js";
+import { KNOWN_RESOURCES, loggable, OPERATION_LABELS, operationLabel, OTHER_LABEL, RESULT_LABELS, resourceLabel, resultLabel } from "./labels.js";
 import { admissionResponse } from "./respond.js";
 import { ThrottledLog } from "./throttled-log.js";
 
@@ -39,18 +40,20 @@ export const ADMISSION_BODY_LIMIT = 3.5 * 1024 * 1024;
 
 const MiB = 1024 * 1024;
 /**
- * Admission bodies held at once (--webhook.inflight.mib): two maximal reviews. Parsed, a review of
- * many small fields takes up to 11 times its size (Buffer, string, V8 objects), so two of them stay
- * within the replica's 256 MiB limit (RELIABILITY.md, "Hostile clients"); the API server's own
- * reviews are a few KiB and keep a sixteenth of the budget to themselves.
+ * Admission bodies held at once (--webhook.inflight.mib): one maximal review. Parsed, a review of
+ * many small fields takes up to 11 times its size (Buffers, the string, V8 objects): one such review
+ * on top of a replica's own ~120 MiB keeps it under 200 MiB, two did not (RELIABILITY.md, "Hostile
+ * clients"). The API server's own reviews are a few KiB and keep a sixteenth of the budget to themselves.
  */
-export const DEFAULT_INFLIGHT_BYTES = 8 * MiB;
+export const DEFAULT_INFLIGHT_BYTES = 4 * MiB;
 /** Bodies up to this size may use the part of the in-flight budget kept from large ones. */
 export const SMALL_BODY_BYTES = 64 * 1024;
 /** Charged per request besides its body: request and reply objects, the parsed headers, the answer. */
 export const REQUEST_OVERHEAD_BYTES = 8 * 1024;
 /** Open connections (--webhook.max.connections), TLS handshakes included; each holds TLS state and buffers. */
 export const DEFAULT_MAX_CONNECTIONS = 256;
+/** After this many bytes of large bodies, V8 is asked for a major GC (src/webhook/reclaim.ts). */
+const RECLAIM_EVERY_BYTES = 1 * MiB;
 /** Seconds the API server waits before it retries a 429 (client-go honours Retry-After in whole seconds). */
 const RETRY_AFTER_SECONDS = 1;
 
@@ -198,6 +201,16 @@ function createServer(options: WebhookServerOptions): FastifyInstance {
   return app;
 }
 
+/**
+ * Every admission series a webhook can make, at zero from the start (Prometheus' advice for label
+ * values known in advance): no request, however it is made, adds a series to the scrape.
+ */
+function initSeries(metrics: Metrics, webhook: string): void {
+  metrics.admissionDuration.zero({ webhook });
+  for (const operation of OPERATION_LABELS) for (const result of RESULT_LABELS) metrics.admissionRequests.inc({ webhook, operation, result }, 0);
+  for (const resource of [...KNOWN_RESOURCES, OTHER_LABEL]) metrics.admissionUnowned.inc({ webhook, resource }, 0);
+}
+
 /** What every route shares: the options and one throttled stream of "counted as other" lines, whichever webhook a request came to. */
 type RouteOptions = WebhookServerOptions & { otherLog: ThrottledLog };
 
@@ -210,6 +223,7 @@ function addRoute(
   decide: (review: AdmissionReview) => Decision,
   onError: (error: Error) => Decision,
 ): void {
+  initSeries(options.metrics, webhook);
   app.post<{ Body: AdmissionReview }>(path, { schema: { body: admissionReviewSchema } }, async (request) => {
     const started = process.hrtime.bigint();
     const review = request.body;
@@ -220,9 +234,8 @@ function addRoute(
       options.log.error({ webhook, uid: review.request.uid, err: (error as Error).message }, "admission decision failed");
       decision = onError(error as Error);
     }
-    const labels = { webhook, operation: operationLabel(review.request.operation), result: resultLabel(decision.result) };
-    options.metrics.admissionRequests.inc(labels);
-    options.metrics.admissionDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+    options.metrics.admissionRequests.inc({ webhook, operation: operationLabel(review.request.operation), result: resultLabel(decision.result) });
+    options.metrics.admissionDuration.observe({ webhook }, Number(process.hrtime.bigint() - started) / 1e9);
     if (decision.result === "unowned") {
       const { resource } = review.request.resource;
       const label = resourceLabel(resource);
@@ -260,6 +273,9 @@ function limitInflight(app: FastifyInstance, options: WebhookServerOptions): voi
   });
   const refusedLog = new ThrottledLog(options.log, options.now);
   const gauge = options.metrics.webhookInflightBytes;
+  const reclaimer = new LargeBodyReclaimer(SMALL_BODY_BYTES, RECLAIM_EVERY_BYTES);
+  options.metrics.webhookRefused.inc({ reason: "inflight" }, 0);
+  gauge.set(0);
   app.addHook("onRequest", (request, reply, done) => {
     const declared = declaredBody(request.headers, bodyLimit);
     if ("bytes" in declared && declared.bytes > bodyLimit) return done();
@@ -283,6 +299,7 @@ function limitInflight(app: FastifyInstance, options: WebhookServerOptions): voi
     reply.raw.once("close", () => {
       budget.release(charge);
       gauge.set(budget.inUse);
+      reclaimer.done(charge - REQUEST_OVERHEAD_BYTES);
     });
     done();
   });
@@ -298,6 +315,7 @@ function limitConnections(app: FastifyInstance, options: WebhookServerOptions): 
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   server.maxConnections = maxConnections;
   const droppedLog = new ThrottledLog(options.log, options.now);
+  options.metrics.webhookRefused.inc({ reason: "connections" }, 0);
   server.on("drop", (dropped?: DropArgument) => {
     options.metrics.webhookRefused.inc({ reason: "connections" });
     droppedLog.warn(
