@@ -299,7 +299,8 @@ function limitInflight(app: FastifyInstance, options: WebhookServerOptions): voi
     reply.raw.once("close", () => {
       budget.release(charge);
       gauge.set(budget.inUse);
-      reclaimer.done(charge - REQUEST_OVERHEAD_BYTES);
+      // Only a body received whole was parsed and left garbage; one cut off early must not buy a collection.
+      if (request.raw.complete) reclaimer.done(charge - REQUEST_OVERHEAD_BYTES);
     });
     done();
   });
