@@ -142,10 +142,13 @@ export class Metrics {
     labelNames: ["reason"],
     registers: [this.registry],
   });
-  readonly webhookInflightBytes = new Gauge({
+  /** What the webhook server holds in flight now; read at scrape time rather than set per request. */
+  inflightBytes: () => number = () => 0;
+  readonly webhookInflightBytes: Gauge = new Gauge({
     name: "azuremsi_webhook_inflight_bytes",
     help: "Bytes of admission requests in flight (declared bodies and a per-request overhead), bounded by --webhook.inflight.mib",
     registers: [this.registry],
+    collect: () => this.webhookInflightBytes.set(this.inflightBytes()),
   });
 
   readonly namespacedIdentities = new Gauge({

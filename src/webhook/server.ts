@@ -272,10 +272,9 @@ function limitInflight(app: FastifyInstance, options: WebhookServerOptions): voi
     overheadBytes: REQUEST_OVERHEAD_BYTES,
   });
   const refusedLog = new ThrottledLog(options.log, options.now);
-  const gauge = options.metrics.webhookInflightBytes;
   const reclaimer = new LargeBodyReclaimer(SMALL_BODY_BYTES, RECLAIM_EVERY_BYTES);
   options.metrics.webhookRefused.inc({ reason: "inflight" }, 0);
-  gauge.set(0);
+  options.metrics.inflightBytes = () => budget.inUse;
   app.addHook("onRequest", (request, reply, done) => {
     const declared = declaredBody(request.headers, bodyLimit);
     if ("bytes" in declared && declared.bytes > bodyLimit) return done();
@@ -295,10 +294,8 @@ function limitInflight(app: FastifyInstance, options: WebhookServerOptions): voi
       });
       return;
     }
-    gauge.set(budget.inUse);
     reply.raw.once("close", () => {
       budget.release(charge);
-      gauge.set(budget.inUse);
       // Only a body received whole was parsed and left garbage; one cut off early must not buy a collection.
       if (request.raw.complete) reclaimer.done(charge - REQUEST_OVERHEAD_BYTES);
     });
