@@ -52,8 +52,9 @@ export const SMALL_BODY_BYTES = 64 * 1024;
 export const REQUEST_OVERHEAD_BYTES = 8 * 1024;
 /** Open connections (--webhook.max.connections), TLS handshakes included; each holds TLS state and buffers. */
 export const DEFAULT_MAX_CONNECTIONS = 256;
-/** After this many bytes of large bodies, V8 is asked for a major GC (src/webhook/reclaim.ts). */
+/** After this many bytes of large bodies, V8 is asked for a major GC, at most every 250 ms (src/webhook/reclaim.ts). */
 const RECLAIM_EVERY_BYTES = 1 * MiB;
+const RECLAIM_INTERVAL_MS = 250;
 /** Seconds the API server waits before it retries a 429 (client-go honours Retry-After in whole seconds). */
 const RETRY_AFTER_SECONDS = 1;
 
@@ -272,7 +273,7 @@ function limitInflight(app: FastifyInstance, options: WebhookServerOptions): voi
     overheadBytes: REQUEST_OVERHEAD_BYTES,
   });
   const refusedLog = new ThrottledLog(options.log, options.now);
-  const reclaimer = new LargeBodyReclaimer(SMALL_BODY_BYTES, RECLAIM_EVERY_BYTES);
+  const reclaimer = new LargeBodyReclaimer(SMALL_BODY_BYTES, RECLAIM_EVERY_BYTES, RECLAIM_INTERVAL_MS);
   options.metrics.webhookRefused.inc({ reason: "inflight" }, 0);
   options.metrics.inflightBytes = () => budget.inUse;
   app.addHook("onRequest", (request, reply, done) => {
@@ -297,7 +298,7 @@ function limitInflight(app: FastifyInstance, options: WebhookServerOptions): voi
     reply.raw.once("close", () => {
       budget.release(charge);
       // Only a body received whole was parsed and left garbage; one cut off early must not buy a collection.
-      if (request.raw.complete) reclaimer.done(charge - REQUEST_OVERHEAD_BYTES);
+      if (request.raw.complete) reclaimer.done(charge - REQUEST_OVERHEAD_BYTES, Date.now());
     });
     done();
   });
