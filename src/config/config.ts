@@ -68,6 +68,9 @@ export interface Config {
     /** MIC's service accounts (AzureAssignedIdentity writers). */
     allowMic: readonly string[];
     bindingStrict: boolean;
+    /** Bytes of admission bodies (declared) held at once. */
+    inflightBytes: number;
+    maxConnections: number;
     serviceName: string;
     validatingConfigName: string;
     mutatingConfigName: string;
@@ -249,6 +252,8 @@ function readWebhook(r: FlagReader): Config["webhook"] {
     allowMic: r.list("webhook.allow.mic"),
     bindingStrict: r.bool("webhook.binding.strict"),
     enforcement: readEnforcement(r),
+    inflightBytes: r.int("webhook.inflight.mib") * 1024 * 1024,
+    maxConnections: r.int("webhook.max.connections"),
     serviceName: objectName(r, "webhook.service.name", invalidNamespaceName),
     validatingConfigName: objectName(r, "webhook.config.validating"),
     mutatingConfigName: objectName(r, "webhook.config.mutating"),

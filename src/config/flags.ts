@@ -358,6 +358,29 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     group: "Webhook",
+    name: "webhook.inflight.mib",
+    env: ["WEBHOOK_INFLIGHT_MIB"],
+    kind: "int",
+    default: "4",
+    min: 4,
+    max: 1024,
+    help:
+      "admission bodies held at once, in MiB of their declared size; past it a request is answered 429 with Retry-After " +
+      "before its body is read (a sixteenth is kept for bodies up to 64 KiB, the API server's usual reviews). " +
+      "Parsed, a body can take 11 times its size: keep 11 times this well within the memory limit",
+  },
+  {
+    group: "Webhook",
+    name: "webhook.max.connections",
+    env: ["WEBHOOK_MAX_CONNECTIONS"],
+    kind: "int",
+    default: "256",
+    min: 1,
+    max: 65535,
+    help: "open webhook connections at once; past it a new connection is dropped and the idle ones are closed",
+  },
+  {
+    group: "Webhook",
     name: "webhook.service.name",
     env: ["WEBHOOK_SERVICE_NAME"],
     kind: "string",

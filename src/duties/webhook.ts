@@ -82,6 +82,8 @@ export class WebhookDuty implements Duty {
       metrics: this.metrics,
       log: this.log,
       enforcement: config.webhook.enforcement,
+      inflightBytes: config.webhook.inflightBytes,
+      maxConnections: config.webhook.maxConnections,
     }).catch((error: unknown) => {
       throw new ListenError("webhook server (--webhook.bind)", host, config.webhook.bind.port, error);
     });

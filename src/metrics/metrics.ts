@@ -118,22 +118,38 @@ export class Metrics {
 
   readonly admissionRequests = new Counter({
     name: "azuremsi_admission_requests_total",
-    help: "Admission requests by webhook, operation and result (allowed, denied, patched, error)",
+    help: "Admission requests by webhook, operation and result (allowed, denied, patched, unowned, error); every combination is exported from the start, at 0",
     labelNames: ["webhook", "operation", "result"],
     registers: [this.registry],
   });
   readonly admissionDuration = new Histogram({
     name: "azuremsi_admission_duration_seconds",
-    help: "Admission request latency inside the webhook server",
-    labelNames: ["webhook", "operation", "result"],
+    help: "Admission request latency inside the webhook server, by webhook",
+    labelNames: ["webhook"],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
     registers: [this.registry],
   });
   readonly admissionUnowned = new Counter({
     name: "azuremsi_admission_unowned_total",
-    help: "Admission requests for resources this webhook does not own (a mis-scoped configuration)",
+    help: 'Admission requests for resources this webhook does not own (a mis-scoped configuration); resources none of our webhooks is for count as resource="other"',
     labelNames: ["webhook", "resource"],
     registers: [this.registry],
+  });
+  readonly webhookRefused = new Counter({
+    name: "azuremsi_webhook_refused_total",
+    help:
+      "Requests the webhook server refused unread: inflight (429, --webhook.inflight.mib of bodies already in flight), " +
+      "connections (a connection dropped at --webhook.max.connections)",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  /** What the webhook server holds in flight now; read at scrape time rather than set per request. */
+  inflightBytes: () => number = () => 0;
+  readonly webhookInflightBytes: Gauge = new Gauge({
+    name: "azuremsi_webhook_inflight_bytes",
+    help: "Bytes of admission requests in flight (declared bodies and a per-request overhead), bounded by --webhook.inflight.mib",
+    registers: [this.registry],
+    collect: () => this.webhookInflightBytes.set(this.inflightBytes()),
   });
 
   readonly admissionUnknownClientIds = new Counter({

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
 import type { Server } from "node:https";
+import type { DropArgument } from "node:net";
 import type { Logger } from "pino";
 import type { Pem } from "../../certs/pki.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -8,7 +9,11 @@ import { decideBinding, type BindingPolicy } from "./decide-binding.js";
 import { decideGuarded, type GuardedKind, type GuardPolicy } from "./decide-guard.js";
 import { mutateServiceAccount, validateServiceAccount, WORKLOAD_IDENTITY_OFF, type ServiceAccountPolicy } from "./decide-serviceaccount.js";
 import { enforce, type Enforcement } from "./enforce.js";
+import { declaredBody, InflightBudget } from "./inflight.js";
+import { LargeBodyReclaimer } from "./reclaim.js";
+import { KNOWN_RESOURCES, loggable, OPERATION_LABELS, operationLabel, OTHER_LABEL, RESULT_LABELS, resourceLabel, resultLabel } from "./labels.js";
 import { admissionResponse } from "./respond.js";
+import { ThrottledLog } from "./throttled-log.js";
 
 export const VALIDATE_IDENTITY_PATH = "/validate/azureidentity";
 export const VALIDATE_ASSIGNED_IDENTITY_PATH = "/validate/azureassignedidentity";
@@ -34,6 +39,26 @@ export const WEBHOOK_PATHS: readonly string[] = [
 /** Room for an AdmissionReview carrying two objects of etcd's 1.5 MiB maximum, plus the envelope. */
 export const ADMISSION_BODY_LIMIT = 3.5 * 1024 * 1024;
 
+const MiB = 1024 * 1024;
+/**
+ * Admission bodies held at once (--webhook.inflight.mib): one maximal review. Parsed, a review of
+ * many small fields takes up to 11 times its size (Buffers, the string, V8 objects): one such review
+ * on top of a replica's own ~120 MiB keeps it under 200 MiB, two did not (RELIABILITY.md, "Hostile
+ * clients"). The API server's own reviews are a few KiB and keep a sixteenth of the budget to themselves.
+ */
+export const DEFAULT_INFLIGHT_BYTES = 4 * MiB;
+/** Bodies up to this size may use the part of the in-flight budget kept from large ones. */
+export const SMALL_BODY_BYTES = 64 * 1024;
+/** Charged per request besides its body: request and reply objects, the parsed headers, the answer. */
+export const REQUEST_OVERHEAD_BYTES = 8 * 1024;
+/** Open connections (--webhook.max.connections), TLS handshakes included; each holds TLS state and buffers. */
+export const DEFAULT_MAX_CONNECTIONS = 256;
+/** After this many bytes of large bodies, V8 is asked for a major GC, at most every 250 ms (src/webhook/reclaim.ts). */
+const RECLAIM_EVERY_BYTES = 1 * MiB;
+const RECLAIM_INTERVAL_MS = 250;
+/** Seconds the API server waits before it retries a 429 (client-go honours Retry-After in whole seconds). */
+const RETRY_AFTER_SECONDS = 1;
+
 export interface WebhookServerOptions {
   host: string;
   port: number;
@@ -47,6 +72,12 @@ export interface WebhookServerOptions {
   bodyLimit?: number;
   /** --webhook.enforcement (default deny). */
   enforcement?: Enforcement;
+  /** Bytes of admission bodies (declared) in flight at once; past them new requests get a 429 unread. */
+  inflightBytes?: number;
+  /** Open connections at once; past them new ones are dropped at accept. */
+  maxConnections?: number;
+  /** The clock of the throttled log lines (tests). */
+  now?: () => number;
 }
 
 export interface WebhookServer {
@@ -69,6 +100,8 @@ export interface WebhookServer {
  */
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const app = createServer(options);
+  limitInflight(app, options);
+  const routes: RouteOptions = { ...options, otherLog: new ThrottledLog(options.log, options.now) };
   let draining = false;
   app.addHook("onSend", async (_request, reply) => {
     // header() returns the (thenable) reply for chaining; there is nothing to wait for.
@@ -77,7 +110,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   for (const { path, webhook, kind } of VALIDATING_WEBHOOKS) {
     addRoute(
       app,
-      options,
+      routes,
       path,
       webhook,
       (review) => decideGuarded(kind, review.request, options.guardPolicy),
@@ -91,7 +124,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   }
   addRoute(
     app,
-    options,
+    routes,
     MUTATE_BINDING_PATH,
     "mutate-azureidentitybinding",
     (review) => decideBinding(review.request, options.bindingPolicy),
@@ -101,13 +134,14 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       warnings: [`azure-msi-operator webhook could not fill spec.azureIdentity (${error.message}); the syncer will`],
     }),
   );
-  addServiceAccountRoutes(app, options);
+  addServiceAccountRoutes(app, routes);
   await app.listen({ host: options.host, port: options.port });
+  limitConnections(app, options);
   return handle(app, options, () => (draining = true));
 }
 
 /** A decision that throws: the validating webhook denies (as the API server does when it cannot call it), the mutating one leaves the object as it is. */
-function addServiceAccountRoutes(app: FastifyInstance, options: WebhookServerOptions): void {
+function addServiceAccountRoutes(app: FastifyInstance, options: RouteOptions): void {
   const policy = options.serviceAccountPolicy ?? WORKLOAD_IDENTITY_OFF;
   addRoute(
     app,
@@ -171,15 +205,29 @@ function createServer(options: WebhookServerOptions): FastifyInstance {
   return app;
 }
 
+/**
+ * Every admission series a webhook can make, at zero from the start (Prometheus' advice for label
+ * values known in advance): no request, however it is made, adds a series to the scrape.
+ */
+function initSeries(metrics: Metrics, webhook: string): void {
+  metrics.admissionDuration.zero({ webhook });
+  for (const operation of OPERATION_LABELS) for (const result of RESULT_LABELS) metrics.admissionRequests.inc({ webhook, operation, result }, 0);
+  for (const resource of [...KNOWN_RESOURCES, OTHER_LABEL]) metrics.admissionUnowned.inc({ webhook, resource }, 0);
+}
+
+/** What every route shares: the options and one throttled stream of "counted as other" lines, whichever webhook a request came to. */
+type RouteOptions = WebhookServerOptions & { otherLog: ThrottledLog };
+
 /** One webhook: parse (the schema) -> decide -> enforce (deny or warn) -> count, log a denial -> respond. */
 function addRoute(
   app: FastifyInstance,
-  options: WebhookServerOptions,
+  options: RouteOptions,
   path: string,
   webhook: string,
   decide: (review: AdmissionReview) => Decision,
   onError: (error: Error) => Decision,
 ): void {
+  initSeries(options.metrics, webhook);
   app.post<{ Body: AdmissionReview }>(path, { schema: { body: admissionReviewSchema } }, async (request) => {
     const started = process.hrtime.bigint();
     const review = request.body;
@@ -193,23 +241,101 @@ function addRoute(
     const enforced = enforce(decision, options.enforcement ?? "deny");
     if (enforced.warned) {
       const { operation, userInfo, namespace, name } = review.request;
-      options.metrics.admissionWarned.inc({ webhook, operation, result: decision.result });
+      options.metrics.admissionWarned.inc({ webhook, operation: operationLabel(operation), result: resultLabel(decision.result) });
       options.log.warn(
-        { webhook, operation, user: userInfo.username, namespace, name, reason: decision.message },
+        { webhook, operation: loggable(operation), user: loggable(userInfo.username ?? ""), namespace, name, reason: decision.message },
         "admission would be denied: allowed (warn mode)",
       );
       decision = enforced.decision;
     }
-    const labels = { webhook, operation: review.request.operation, result: decision.result };
-    options.metrics.admissionRequests.inc(labels);
-    options.metrics.admissionDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
-    if (decision.result === "unowned") options.metrics.admissionUnowned.inc({ webhook, resource: review.request.resource.resource });
+    options.metrics.admissionRequests.inc({ webhook, operation: operationLabel(review.request.operation), result: resultLabel(decision.result) });
+    options.metrics.admissionDuration.observe({ webhook }, Number(process.hrtime.bigint() - started) / 1e9);
+    if (decision.result === "unowned") {
+      const { resource } = review.request.resource;
+      const label = resourceLabel(resource);
+      options.metrics.admissionUnowned.inc({ webhook, resource: label });
+      if (label === OTHER_LABEL)
+        options.otherLog.warn(
+          { webhook, resource: loggable(resource), user: loggable(review.request.userInfo.username ?? "") },
+          `admission request for a resource no webhook of ours is for, counted as resource="${OTHER_LABEL}"`,
+        );
+    }
     if (decision.unknownClientId) options.metrics.admissionUnknownClientIds.inc({ result: decision.allowed ? "allowed" : "denied" });
     if (decision.result === "denied") {
       const { operation, userInfo, namespace, name, dryRun } = review.request;
       options.log.info({ webhook, operation, user: userInfo.username, namespace, name, dryRun: dryRun ?? false }, "admission denied");
     }
     return admissionResponse(review.apiVersion, review.request.uid, decision);
+  });
+}
+
+/**
+ * Bounds the memory admission bodies take, whatever clients send: each request is charged its
+ * declared Content-Length (a chunked one: the body limit) before a byte of the body is read; past
+ * the budget it is answered 429 with Retry-After at once. A refused large body's connection is
+ * closed rather than drained, so a client cannot keep it busy; a small one's is kept, as the API
+ * server's pooled connections are (closing with its body unread could reset the answer away).
+ * Bodies over the limit are left to Fastify, which answers 413 unread and closes.
+ */
+function limitInflight(app: FastifyInstance, options: WebhookServerOptions): void {
+  const bodyLimit = options.bodyLimit ?? ADMISSION_BODY_LIMIT;
+  const limitBytes = options.inflightBytes ?? DEFAULT_INFLIGHT_BYTES;
+  const budget = new InflightBudget({
+    limitBytes,
+    reserveBytes: limitBytes / 16,
+    smallBytes: SMALL_BODY_BYTES,
+    overheadBytes: REQUEST_OVERHEAD_BYTES,
+  });
+  const refusedLog = new ThrottledLog(options.log, options.now);
+  const reclaimer = new LargeBodyReclaimer(SMALL_BODY_BYTES, RECLAIM_EVERY_BYTES, RECLAIM_INTERVAL_MS);
+  options.metrics.webhookRefused.inc({ reason: "inflight" }, 0);
+  options.metrics.inflightBytes = () => budget.inUse;
+  app.addHook("onRequest", (request, reply, done) => {
+    const declared = declaredBody(request.headers, bodyLimit);
+    if ("bytes" in declared && declared.bytes > bodyLimit) return done();
+    const charge = budget.take(declared);
+    if (charge === undefined) {
+      options.metrics.webhookRefused.inc({ reason: "inflight" });
+      const bytes = "bytes" in declared ? declared.bytes : undefined;
+      refusedLog.warn(
+        { inflightBytes: budget.inUse, limitBytes, declaredBytes: bytes ?? "chunked", client: request.socket.remoteAddress },
+        "webhook busy: admission bodies in flight at the limit (--webhook.inflight.mib); answered 429 without reading the body",
+      );
+      void reply.code(429).header("retry-after", String(RETRY_AFTER_SECONDS));
+      if (bytes === undefined || bytes > SMALL_BODY_BYTES) void reply.header("connection", "close");
+      void reply.send({
+        error: "Too Many Requests",
+        message: `the webhook holds ${Math.round(limitBytes / MiB)} MiB of admission requests at once and is at it; retry after ${RETRY_AFTER_SECONDS} s`,
+      });
+      return;
+    }
+    reply.raw.once("close", () => {
+      budget.release(charge);
+      // Only a body received whole was parsed and left garbage; one cut off early must not buy a collection.
+      if (request.raw.complete) reclaimer.done(charge - REQUEST_OVERHEAD_BYTES, Date.now());
+    });
+    done();
+  });
+}
+
+/**
+ * Caps open connections (each holds TLS state and buffers): past the cap Node drops new ones at
+ * accept. Idle keep-alive connections are closed then, so that connections parked by one client
+ * cannot keep the API server out; those mid-request are bounded by the 10 s timeouts.
+ */
+function limitConnections(app: FastifyInstance, options: WebhookServerOptions): void {
+  const server = app.server as Server;
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  server.maxConnections = maxConnections;
+  const droppedLog = new ThrottledLog(options.log, options.now);
+  options.metrics.webhookRefused.inc({ reason: "connections" }, 0);
+  server.on("drop", (dropped?: DropArgument) => {
+    options.metrics.webhookRefused.inc({ reason: "connections" });
+    droppedLog.warn(
+      { maxConnections, client: dropped?.remoteAddress },
+      "webhook at its connection limit (--webhook.max.connections): dropped a new connection and closed the idle ones",
+    );
+    server.closeIdleConnections();
   });
 }
 

@@ -1,7 +1,7 @@
 // The webhook HTTPS server started in-process for tests: a serving certificate from the test CA,
 // a policy with an in-memory "cache", and a small HTTPS client that returns whatever came back.
 import { type Agent, request } from "node:https";
-import pino from "pino";
+import pino, { type Logger } from "pino";
 import { issueCert } from "../../certs/pki.js";
 import { lookupLabelKeys } from "../../src/kube/lookup.js";
 import type { AzureIdentity } from "../../src/kube/resources.js";
@@ -43,6 +43,10 @@ export interface TestWebhookOptions {
   strict?: boolean;
   /** The workload identity mode's ServiceAccount webhooks (on, with TEST_LOOKUP_KEYS and identitiesIn, unless changed); absent: off. */
   serviceAccounts?: Partial<ServiceAccountPolicy>;
+  /** Where the server logs; silent unless given. */
+  log?: Logger;
+  inflightBytes?: number;
+  maxConnections?: number;
 }
 
 export async function startTestWebhook(options: TestWebhookOptions = {}): Promise<TestWebhook> {
@@ -80,7 +84,9 @@ export async function startTestWebhook(options: TestWebhookOptions = {}): Promis
         }
       : {}),
     metrics,
-    log: pino({ level: "silent" }),
+    log: options.log ?? pino({ level: "silent" }),
+    ...(options.inflightBytes !== undefined ? { inflightBytes: options.inflightBytes } : {}),
+    ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
   });
   const post = (path: string, body: string | Buffer, postOptions: PostOptions = {}): Promise<Answer> =>
     new Promise((resolve, reject) => {
