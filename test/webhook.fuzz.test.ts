@@ -12,7 +12,7 @@ import { runInNewContext } from "node:vm";
 import fc from "fast-check";
 import { loadReview } from "../src/webhook/fixtures.js";
 import { MUTATE_BINDING_PATH, VALIDATE_IDENTITY_PATH } from "../src/webhook/server.js";
-import { fuzzCase, identitiesIn, judge, type FuzzCase } from "./support/admission-fuzz.js";
+import { allIdentities, fuzzCase, identitiesIn, judge, type FuzzCase } from "./support/admission-fuzz.js";
 import { startTestWebhook, type Answer, type TestWebhook } from "./support/webhook-server.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
@@ -44,7 +44,7 @@ describe("webhook server under fuzzing and slow clients", { concurrency: true },
     // The workload identity mode on, so the ServiceAccount webhooks decide rather than wave through.
     // Room for every worker's near-limit body at once: here each must be answered with what its body
     // deserves; refusing bodies past the in-flight budget has its own test (src/webhook/flood.test.ts).
-    webhook = await startTestWebhook({ identitiesIn, serviceAccounts: {}, inflightBytes: 64 * 1024 * 1024 });
+    webhook = await startTestWebhook({ identitiesIn, serviceAccounts: { allIdentities }, inflightBytes: 64 * 1024 * 1024 });
   });
   after(async () => webhook?.close());
 

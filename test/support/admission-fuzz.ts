@@ -78,6 +78,7 @@ const CACHE: Record<string, AzureIdentity[]> = {
   "team-b": [identity("other-b", "team-b", "other", "rg-b", SUB_B)],
 };
 export const identitiesIn = (namespace: string): readonly AzureIdentity[] => CACHE[namespace] ?? [];
+export const allIdentities = (): readonly AzureIdentity[] => Object.values(CACHE).flat();
 
 /** Keys that Fastify's JSON parser rejects on purpose (prototype poisoning); kept out of valid bodies. */
 const POISON = /"(?:__proto__|constructor|prototype)"/;
@@ -595,7 +596,7 @@ function judgeReviewAnswer(fuzz: FuzzCase, parsed: ResponseBody): string[] {
     problems.push(`allowed ${JSON.stringify(request.operation)} of ${guarded[1]} by ${JSON.stringify(request.userInfo)}`);
   if (request && fuzz.path.startsWith(MUTATE_BINDING_PATH) && response.allowed !== true)
     problems.push("the mutating webhook denied without --webhook.binding.strict");
-  if (request && fuzz.path.startsWith(VALIDATE_SERVICE_ACCOUNT_PATH) && response.allowed === true && !mayNameClientId(request, identitiesIn))
+  if (request && fuzz.path.startsWith(VALIDATE_SERVICE_ACCOUNT_PATH) && response.allowed === true && !mayNameClientId(request, identitiesIn, allIdentities))
     problems.push(
       `allowed a ServiceAccount client ID ${JSON.stringify((request.object as { metadata?: { annotations?: unknown } }).metadata?.annotations)} for ${JSON.stringify(request.userInfo)}`,
     );

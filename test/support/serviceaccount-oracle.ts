@@ -25,17 +25,27 @@ const isServiceAccountWrite = (request: JsonObject) => {
 const namespaceOf = (request: JsonObject) => (request.namespace as string | undefined) ?? metaOf(request.object)?.namespace ?? "";
 
 /**
- * A write of a ServiceAccount may carry a client ID only when it is that of an identity of its
- * namespace (any case), when system:masters writes it, or when an UPDATE leaves it as stored.
- * Anything that is not such a write is not this webhook's to refuse.
+ * A write of a ServiceAccount may carry a client ID unless it is provably another namespace's MSI:
+ * that of an identity of another namespace and of none of its own (any case, surrounding blanks
+ * aside). A client ID the operator does not know (an app registration, another tool's MSI) passes
+ * (not strict): it grants nothing without a FIC for the subject, which only the operator makes here.
+ * system:masters may write any; an UPDATE may leave it as stored. Anything that is not such a write
+ * is not this webhook's to refuse.
  */
-export function mayNameClientId(request: JsonObject, identitiesIn: (namespace: string) => readonly AzureIdentity[]): boolean {
+export function mayNameClientId(
+  request: JsonObject,
+  identitiesIn: (namespace: string) => readonly AzureIdentity[],
+  allIdentities: () => readonly AzureIdentity[],
+): boolean {
   if (!isServiceAccountWrite(request)) return true;
   const value = metaOf(request.object)?.annotations?.[CLIENT_ID];
   if (value === undefined) return true;
   if (((request.userInfo as { groups?: string[] }).groups ?? []).includes("system:masters")) return true;
   if (request.operation === "UPDATE" && metaOf(request.oldObject)?.annotations?.[CLIENT_ID] === value) return true;
-  return identitiesIn(namespaceOf(request)).some((identity) => identity.spec?.clientID?.toLowerCase() === value.toLowerCase());
+  const namespace = namespaceOf(request);
+  const names = (identity: AzureIdentity) => identity.spec?.clientID?.toLowerCase() === value.trim().toLowerCase();
+  if (identitiesIn(namespace).some(names)) return true;
+  return !allIdentities().some((identity) => names(identity) && identity.metadata?.namespace !== namespace);
 }
 
 /** A patch must apply, touch only the annotations, and set exactly the labelled identity's client ID (and tenant, when it has one). */
