@@ -147,10 +147,10 @@ export class App {
 
   /** `azure-msi-operator diff`: what a sync would write, printed; kubectl diff's exit code. Lists only. */
   async diff(write: (text: string) => void): Promise<number> {
-    const { config, listAzure, log } = this.deps;
+    const { config, listAzure, ficApi, log } = this.deps;
     // Imported only by the command: it brings the syncer's planning, which a serving replica loads on gaining the Lease.
     const { runDiff } = await import("./commands/diff.js");
-    return runDiff({ config, clients: this.clients, listAzure: () => listAzure(), log, write });
+    return runDiff({ config, clients: this.clients, listAzure: () => listAzure(), ficApi, log, write });
   }
 
   async start(): Promise<void> {

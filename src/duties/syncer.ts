@@ -10,9 +10,10 @@ import { discoverIssuer } from "../kube/issuer.js";
 import { lookupLabelKeys } from "../kube/lookup.js";
 import { FicController, type FicHappening, type ServiceAccountView } from "../workload/fic-controller.js";
 import { clusterNameFor } from "../workload/names.js";
+import { labelledServiceAccount } from "../workload/plan.js";
 import type { KubeClients } from "../kube/clients.js";
 import type { Informer } from "../kube/informer.js";
-import { WI_CLIENT_ID_ANNOTATION, type AzureIdentity, type AzureIdentityBinding } from "../kube/resources.js";
+import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
 import type { V1ServiceAccount } from "@kubernetes/client-node";
 import type { Duty, Term } from "../lifecycle/duty.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -164,13 +165,7 @@ export class SyncerDuty implements Duty {
             : accounts.get(happening.fic.namespace, happening.fic.serviceAccount)?.metadata?.uid,
         ),
       );
-    const view = (account: V1ServiceAccount): ServiceAccountView => ({
-      namespace: account.metadata?.namespace ?? "",
-      name: account.metadata?.name ?? "",
-      uid: account.metadata?.uid,
-      labels: account.metadata?.labels ?? {},
-      clientId: account.metadata?.annotations?.[WI_CLIENT_ID_ANNOTATION],
-    });
+    const view = (account: V1ServiceAccount): ServiceAccountView => labelledServiceAccount(account);
     const fics = new FicController({
       api: ficApi,
       context: {
