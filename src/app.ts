@@ -153,6 +153,13 @@ export class App {
     return runDiff({ config, clients: this.clients, listAzure: () => listAzure(), ficApi, log, write });
   }
 
+  /** `azure-msi-operator migrate`: the pods still on aad-pod-identity and how to move them, printed. Lists and reads only. */
+  async migrate(write: (text: string) => void): Promise<number> {
+    const { config, log } = this.deps;
+    const { runMigrate } = await import("./commands/migrate.js");
+    return runMigrate({ config, clients: this.clients, log, write });
+  }
+
   async start(): Promise<void> {
     const { config, log, metrics } = this.deps;
     await this.manager.startDuty(this.ops);

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// `azure-msi-operator [run|sync|diff] [flags]`: parse the configuration once, build the operator, run
-// it until SIGTERM/SIGINT (graceful), with `sync --once` sync once and exit, or with `diff` print
-// what a sync would write and exit as kubectl diff does.
+// `azure-msi-operator [run|sync|diff|migrate] [flags]`: parse the configuration once, build the
+// operator, run it until SIGTERM/SIGINT (graceful), with `sync --once` sync once and exit, with `diff`
+// print what a sync would write and exit as kubectl diff does, or with `migrate` print what is left
+// to move off aad-pod-identity.
 //
 // No top-level await: the single executables (tools/release.ts) run this as CommonJS, which has none.
 import { loadConfig } from "./config/cli.js";
@@ -29,13 +30,13 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
-  if (config.command === "diff") {
-    const code = await app
-      .diff((text) => process.stdout.write(text))
-      .catch((error: unknown) => {
-        log.error({ err: (error as Error).message }, "diff failed");
-        return 2;
-      });
+  // The read-only commands print their report and exit with its code (2 when they fail).
+  if (config.command === "diff" || config.command === "migrate") {
+    const write = (text: string) => void process.stdout.write(text);
+    const code = await (config.command === "diff" ? app.diff(write) : app.migrate(write)).catch((error: unknown) => {
+      log.error({ err: (error as Error).message }, `${config.command} failed`);
+      return 2;
+    });
     process.exit(code);
   }
 

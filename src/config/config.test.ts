@@ -255,7 +255,7 @@ test("--bind is the older spelling of --server.bind", () => {
   assert.equal(parse(["--server.bind=localhost:1"]).server.bind.host, "localhost");
 });
 
-test("commands: run by default, sync, sync --once, and diff with --output", () => {
+test("commands: run by default, sync, sync --once, and diff and migrate with --output", () => {
   assert.equal(parse([]).command, "run");
   assert.equal(parse(["run"]).command, "run");
   const once = parse(["sync", "--once"]);
@@ -265,12 +265,14 @@ test("commands: run by default, sync, sync --once, and diff with --output", () =
   assert.equal(parse(["sync"]).once, false);
   assert.match(error(["--once"]), /--once only works with the sync command/);
   assert.match(error(["run", "--once"]), /--once only works with the sync command/);
-  assert.match(error(["deploy"]), /unknown command "deploy" \(commands: run, sync, diff, version\)/);
+  assert.match(error(["deploy"]), /unknown command "deploy" \(commands: run, sync, diff, migrate, version\)/);
   assert.equal(parse(["diff"]).command, "diff");
   assert.equal(parse(["diff"]).output, "text");
   assert.equal(parse(["diff", "--output=json"]).output, "json");
   assert.match(error(["diff", "--output=yaml"]), /invalid value "yaml" for --output: must be text or json/);
-  assert.match(error(["sync", "--output=json"]), /--output only works with the diff command/);
+  assert.equal(parse(["migrate"]).command, "migrate");
+  assert.equal(parse(["migrate", "--output=json"]).output, "json");
+  assert.match(error(["sync", "--output=json"]), /--output only works with the diff and migrate commands/);
   assert.match(error(["sync", "run"]), /unexpected argument "run"/);
   assert.match(error(["--", "x"]), /unexpected argument "x"/);
 });
@@ -362,7 +364,7 @@ test("--version wherever it appears, or version as the command, returns the vers
   const both = parseConfig(["--version", "--help"], {});
   assert.ok(!both.ok && both.help && both.text.startsWith("Usage:"));
   assert.match(error(["version", "diff"]), /^unexpected argument "diff"$/);
-  assert.match(error(["versions"]), /^unknown command "versions" \(commands: run, sync, diff, version\)$/);
+  assert.match(error(["versions"]), /^unknown command "versions" \(commands: run, sync, diff, migrate, version\)$/);
 });
 
 test("--help and -h return the usage with exit code 0, wherever they appear", () => {

@@ -16,7 +16,7 @@ export interface Config {
   command: Command;
   /** With `sync`: one full sync, then exit. */
   once: boolean;
-  /** With `diff`: how the preview is printed. */
+  /** With `diff` and `migrate`: how the report is printed. */
   output: "text" | "json";
   log: { debug: boolean; json: boolean };
   instance: { nodeName: string | undefined; namespace: string; pod: string | undefined; podUid: string | undefined };
@@ -109,7 +109,8 @@ export function buildConfig(r: FlagReader, command: Command, context: ConfigCont
   if (once && command !== "sync") throw new ConfigError("--once only works with the sync command (azure-msi-operator sync --once)");
   const output = r.string("output") ?? "text";
   r.check("output", output, output === "text" || output === "json" ? undefined : "must be text or json");
-  if (output !== "text" && command !== "diff") throw new ConfigError("--output only works with the diff command (azure-msi-operator diff --output=json)");
+  if (output !== "text" && command !== "diff" && command !== "migrate")
+    throw new ConfigError("--output only works with the diff and migrate commands (azure-msi-operator diff --output=json)");
   const kubernetes = readKubernetes(r);
   const azureIdentity = readAzureIdentity(r);
   const lease = readLease(r);

@@ -141,7 +141,7 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "maximum concurrent Kubernetes writes during a sync",
   },
   { group: "Sync", name: "once", kind: "bool", default: "false", help: "with the sync command: one full sync, then exit (0 on success)" },
-  { group: "Sync", name: "output", kind: "string", default: "text", help: "with the diff command: text or json" },
+  { group: "Sync", name: "output", kind: "string", default: "text", help: "with the diff and migrate commands: text or json" },
 
   {
     group: "Events",
@@ -476,12 +476,16 @@ export const FLAGS: readonly FlagSpec[] = [
   },
 ];
 
-export type Command = "run" | "sync" | "diff";
+export type Command = "run" | "sync" | "diff" | "migrate";
 
 export const COMMANDS: ReadonlyArray<{ name: Command; help: string }> = [
   { name: "run", help: "sync Azure MSIs and serve the admission webhooks (default)" },
   { name: "sync", help: "only sync, no webhooks; with --once one full sync, then exit" },
   { name: "diff", help: "print what a sync would create, change and delete, writing nothing (exit 0: no changes, 1: changes, 2: error)" },
+  {
+    name: "migrate",
+    help: "print the pods still on aad-pod-identity and the changes that move them to workload identity, writing nothing (exit 0: none left, 1: some, 2: error)",
+  },
 ];
 
 export function findFlag(name: string): FlagSpec | undefined {

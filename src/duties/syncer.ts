@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { SubscriptionListing } from "../azure/types.js";
 import type { Config } from "../config/config.js";
 import type { FicApi } from "../azure/fic.js";
-import { lookupBindings, workloadServiceAccounts, namespaces, type CacheOptions } from "../kube/caches.js";
+import { lookupBindings, podIdentityPods, workloadServiceAccounts, namespaces, type CacheOptions } from "../kube/caches.js";
 import type { EventSink, ObjectRef } from "../kube/events.js";
 import { ficEvent, syncEvent } from "../events/sync-events.js";
 import { discoverIssuer } from "../kube/issuer.js";
@@ -11,10 +11,11 @@ import { lookupLabelKeys } from "../kube/lookup.js";
 import { FicController, type FicHappening, type ServiceAccountView } from "../workload/fic-controller.js";
 import { clusterNameFor } from "../workload/names.js";
 import { labelledServiceAccount } from "../workload/plan.js";
+import { podIdentityCounts } from "../workload/migrate.js";
 import type { KubeClients } from "../kube/clients.js";
 import type { Informer } from "../kube/informer.js";
-import type { AzureIdentity, AzureIdentityBinding } from "../kube/resources.js";
-import type { V1ServiceAccount } from "@kubernetes/client-node";
+import { POD_IDENTITY_LABEL, type AzureIdentity, type AzureIdentityBinding } from "../kube/resources.js";
+import type { V1Pod, V1ServiceAccount } from "@kubernetes/client-node";
 import type { Duty, Term } from "../lifecycle/duty.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { DesiredStateOptions } from "../syncer/desired.js";
@@ -68,6 +69,8 @@ export class SyncerDuty implements Duty {
   private namespaces: Informer<V1Namespace> | undefined;
   private bindings: Informer<AzureIdentityBinding> | undefined;
   private serviceAccounts: Informer<V1ServiceAccount> | undefined;
+  /** Pods with the aadpodidbinding label, for azuremsi_pod_identity_pods (not with `sync --once`: nobody scrapes it). */
+  private pods: Informer<V1Pod> | undefined;
   private current: Syncer | undefined;
 
   /** `loop` false: built for `sync --once`, the caller runs the one full sync. */
@@ -96,9 +99,17 @@ export class SyncerDuty implements Duty {
     const workload = await this.workload();
     // Issuer discovery takes a request: the term may have ended meanwhile.
     signal.throwIfAborted();
+    this.pods = this.loop ? podIdentityPods(clients, log, metrics, cacheOptions) : undefined;
     this.namespaces.start();
     this.bindings?.start();
     this.serviceAccounts?.start();
+    // Not waited for: a gauge must not hold up the sync (nor, without its RBAC, stop it). Exported
+    // once it has synced, then after each full sync.
+    this.pods?.start();
+    void this.pods?.waitForSync(signal).then(
+      () => this.exportPodIdentity(),
+      () => undefined,
+    );
     await Promise.all([this.namespaces.waitForSync(signal), this.bindings?.waitForSync(signal), this.serviceAccounts?.waitForSync(signal)]);
     this.current = new Syncer(
       {
@@ -125,6 +136,7 @@ export class SyncerDuty implements Duty {
           const event = syncEvent(happening, this.deps.pod);
           if (event) this.deps.events.record(event);
         },
+        synced: () => this.exportPodIdentity(),
       },
     );
     if (this.loop) this.current.start();
@@ -134,10 +146,24 @@ export class SyncerDuty implements Duty {
     const syncer = this.current;
     this.current = undefined;
     await syncer?.stop();
-    for (const cache of [this.namespaces, this.bindings, this.serviceAccounts]) cache?.stop();
+    for (const cache of [this.namespaces, this.bindings, this.serviceAccounts, this.pods]) cache?.stop();
     this.namespaces = undefined;
     this.bindings = undefined;
     this.serviceAccounts = undefined;
+    // Only the leader counts: a replica whose term ended exports no stale series.
+    if (this.pods) this.deps.metrics.recordPodIdentityPods(new Map());
+    this.pods = undefined;
+  }
+
+  /** azuremsi_pod_identity_pods from the pod cache, once it holds the whole list. */
+  private exportPodIdentity(): void {
+    if (!this.pods?.synced) return;
+    const pods = this.pods.list().map((pod) => ({
+      namespace: pod.metadata?.namespace ?? "",
+      selector: pod.metadata?.labels?.[POD_IDENTITY_LABEL] ?? "",
+      phase: pod.status?.phase,
+    }));
+    this.deps.metrics.recordPodIdentityPods(podIdentityCounts(pods));
   }
 
   /**

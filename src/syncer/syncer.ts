@@ -49,6 +49,8 @@ export interface SyncerDeps {
   log: Logger;
   /** Told what a sync did or could not do (for Events). */
   report?: SyncReport;
+  /** Called after each full sync, whatever its result (the leader's per-sync gauges). */
+  synced?: (summary: SyncSummary) => void;
   /**
    * The term's signal: aborted when leadership is lost or the process shuts down. The syncer then
    * halts at once (listing aborted, nothing new started) as if stop() had been called.
@@ -242,6 +244,7 @@ export class Syncer {
       ...(fics ? { fics } : {}),
     };
     this.record(summary);
+    this.deps.synced?.(summary);
     return summary;
   }
 
