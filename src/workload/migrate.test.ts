@@ -70,8 +70,8 @@ describe("the migration report", () => {
     assert.equal(ns!.namespace, "team-a");
     assert.deepEqual(
       ns!.unmatched,
-      [{ pod: "stray", selector: "old", owner: { kind: "Pod", name: "stray" } }],
-      "a binding of another namespace does not match",
+      [{ pod: "stray", selector: "old", owner: { kind: "Pod", name: "stray" }, elsewhere: ["team-b/elsewhere"] }],
+      "a binding of another namespace is no move here, but it is named",
     );
     assert.equal(ns!.moves.length, 1);
     const [move] = ns!.moves;
@@ -109,7 +109,10 @@ describe("the migration report", () => {
     );
     assert.match(text, /^ {4}ServiceAccount api \[todo\]: CronJob nightly \(1 pod\(s\): nightly-123-x\); Deployment web \(2 pod\(s\): web-1, web-2\)$/m);
     assert.match(text, new RegExp(`^ {6}kubectl -n team-a annotate serviceaccount api azure.workload.identity/client-id=${SHOP}$`, "m"));
-    assert.match(text, /^ {2}! pod stray \(Pod stray\): aadpodidbinding="old" matches no AzureIdentityBinding in team-a; nothing to move, remove the label$/m);
+    assert.match(
+      text,
+      /^ {2}! pod stray \(Pod stray\): aadpodidbinding="old" matches no AzureIdentityBinding in team-a, but team-b\/elsewhere has that selector: without forceNamespaced .* before removing the label$/m,
+    );
     assert.match(text, /^4 pod\(s\) on aad-pod-identity in 1 namespace\(s\); 1 ServiceAccount change\(s\), 2 pod template\(s\) to label$/m);
   });
 

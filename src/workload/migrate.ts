@@ -103,8 +103,12 @@ export interface NamespaceMigration {
   /** Pods on pod identity (running or pending) in the namespace. */
   pods: number;
   moves: MigrationMove[];
-  /** Pods whose aadpodidbinding label matches no binding of their namespace: nothing to move, the label is left over. */
-  unmatched: { pod: string; selector: string; owner: WorkloadRef }[];
+  /**
+   * Pods whose aadpodidbinding label matches no binding of their namespace: nothing to move here.
+   * `elsewhere`: bindings of other namespaces with that selector (`namespace/name`), which
+   * aad-pod-identity matches too unless it runs with forceNamespaced or the identity is namespaced.
+   */
+  unmatched: { pod: string; selector: string; owner: WorkloadRef; elsewhere: string[] }[];
 }
 
 export interface MigrationReport {
@@ -161,7 +165,13 @@ export function migrationReport({ pods, bindings, identities, serviceAccounts, l
     const groups = new Map<string, { binding: AzureIdentityBinding; serviceAccount: string; pods: PodView[] }>();
     for (const pod of inNamespace) {
       const matched = nsBindings.filter((binding) => binding.spec?.selector === pod.selector);
-      if (matched.length === 0) entry.unmatched.push({ pod: pod.name, selector: pod.selector, owner: pod.owner });
+      if (matched.length === 0) {
+        const elsewhere = bindings
+          .filter((binding) => binding.metadata?.namespace !== namespace && binding.spec?.selector === pod.selector)
+          .map((binding) => `${binding.metadata?.namespace ?? ""}/${binding.metadata?.name ?? ""}`)
+          .sort();
+        entry.unmatched.push({ pod: pod.name, selector: pod.selector, owner: { kind: pod.owner.kind, name: pod.owner.name }, elsewhere });
+      }
       for (const binding of matched) {
         const key = `${binding.metadata?.name ?? ""}\0${pod.serviceAccount}`;
         let group = groups.get(key);
@@ -374,10 +384,14 @@ export function formatMigration(report: MigrationReport): string {
       for (const command of one.commands) lines.push(`      ${command}`);
       for (const warning of one.warnings) lines.push(`      ! ${warning}`);
     }
-    for (const pod of entry.unmatched)
+    for (const pod of entry.unmatched) {
+      const where = `  ! pod ${pod.pod} (${pod.owner.kind} ${pod.owner.name}): ${POD_IDENTITY_LABEL}="${pod.selector}" matches no AzureIdentityBinding in ${entry.namespace}`;
       lines.push(
-        `  ! pod ${pod.pod} (${pod.owner.kind} ${pod.owner.name}): ${POD_IDENTITY_LABEL}="${pod.selector}" matches no AzureIdentityBinding in ${entry.namespace}; nothing to move, remove the label`,
+        pod.elsewhere.length === 0
+          ? `${where}; nothing to move, remove the label`
+          : `${where}, but ${pod.elsewhere.join(", ")} has that selector: without forceNamespaced (or namespaced identities) aad-pod-identity gives it that binding's identity; move it to an MSI tagged for ${entry.namespace} before removing the label`,
       );
+    }
   }
   const moves = report.namespaces.flatMap((entry) => entry.moves);
   const accounts = new Set(
