@@ -8,7 +8,7 @@ const PURE = [
   "^src/config/(?!cli\\.ts$)",
   "^src/retry/",
   "^src/syncer/(desired|diff|prune|preview)\\.ts$",
-  "^src/workload/(plan|names)\\.ts$",
+  "^src/workload/(plan|names|preview|migrate)\\.ts$",
   "^src/webhook/decide-[^/]+\\.ts$",
 ];
 

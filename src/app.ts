@@ -147,10 +147,17 @@ export class App {
 
   /** `azure-msi-operator diff`: what a sync would write, printed; kubectl diff's exit code. Lists only. */
   async diff(write: (text: string) => void): Promise<number> {
-    const { config, listAzure, log } = this.deps;
+    const { config, listAzure, ficApi, log } = this.deps;
     // Imported only by the command: it brings the syncer's planning, which a serving replica loads on gaining the Lease.
     const { runDiff } = await import("./commands/diff.js");
-    return runDiff({ config, clients: this.clients, listAzure: () => listAzure(), log, write });
+    return runDiff({ config, clients: this.clients, listAzure: () => listAzure(), ficApi, log, write });
+  }
+
+  /** `azure-msi-operator migrate`: the pods still on aad-pod-identity and how to move them, printed. Lists and reads only. */
+  async migrate(write: (text: string) => void): Promise<number> {
+    const { config, log } = this.deps;
+    const { runMigrate } = await import("./commands/migrate.js");
+    return runMigrate({ config, clients: this.clients, log, write });
   }
 
   /** `azure-msi-operator audit`: what violates the tags, printed; 0 clean, 1 violations. Lists only. */

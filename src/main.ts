@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// `azure-msi-operator [run|sync|diff|audit] [flags]`: parse the configuration once, build the operator,
-// run it until SIGTERM/SIGINT (graceful), with `sync --once` sync once and exit, with `diff` print
-// what a sync would write and exit as kubectl diff does, or with `audit` print what violates the tags.
+// `azure-msi-operator [run|sync|diff|audit|migrate] [flags]`: parse the configuration once, build the
+// operator, run it until SIGTERM/SIGINT (graceful), with `sync --once` sync once and exit, with `diff`
+// print what a sync would write and exit as kubectl diff does, with `audit` print what violates the
+// tags, or with `migrate` print what is left to move off aad-pod-identity.
 //
 // No top-level await: the single executables (tools/release.ts) run this as CommonJS, which has none.
 import { loadConfig } from "./config/cli.js";
@@ -29,10 +30,12 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
-  if (config.command === "diff" || config.command === "audit") {
+  // The read-only commands print their report and exit with its code (2 when they fail).
+  if (config.command === "diff" || config.command === "audit" || config.command === "migrate") {
     const command = config.command;
-    const write = (text: string) => process.stdout.write(text);
-    const code = await (command === "diff" ? app.diff(write) : app.audit(write)).catch((error: unknown) => {
+    const write = (text: string) => void process.stdout.write(text);
+    const report = { diff: () => app.diff(write), audit: () => app.audit(write), migrate: () => app.migrate(write) }[command];
+    const code = await report().catch((error: unknown) => {
       log.error({ err: (error as Error).message }, `${command} failed`);
       return 2;
     });

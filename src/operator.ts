@@ -55,8 +55,8 @@ export async function createOperator(
   env: Readonly<Record<string, string | undefined>>,
   overrides: OperatorOverrides = {},
 ): Promise<{ app: App; metrics: Metrics; log: Logger }> {
-  // The diff's and the audit's output is stdout (JSON with --output=json), so its logs go to stderr.
-  const log = overrides.log ?? createLogger(config.log, config.command === "diff" || config.command === "audit" ? 2 : 1);
+  // The read-only commands' output is stdout (JSON with --output=json), so their logs go to stderr.
+  const log = overrides.log ?? createLogger(config.log, config.command === "diff" || config.command === "audit" || config.command === "migrate" ? 2 : 1);
   const azurerm = azureRmOptionsFromEnv(env);
   if (!azurerm.ok) throw new Error(azurerm.error);
   const metrics = new Metrics({ azurerm: azurerm.options });

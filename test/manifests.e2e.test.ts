@@ -399,6 +399,11 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
       { name: "app", labels: lookupLabels(SHOP.name, "rg", SUB) },
       { azureIdentity: "nowhere", selector: "app" },
     );
+    // A pod still on aad-pod-identity (no kubelet: it stays Pending), counted by the leader.
+    await core.createNamespacedPod({
+      namespace: "team-a",
+      body: { metadata: { name: "legacy", labels: { aadpodidbinding: "app" } }, spec: { containers: [{ name: "app", image: "app" }] } },
+    });
     await applyOperatorRbac(plane);
     await installWebhooks(plane, webhookPort);
     const identity = (namespace: string, name: string) =>
@@ -430,6 +435,11 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     assert.equal(lease.spec?.holderIdentity, "full-a");
     await eventually(async () => (await reportIn("team-a"))?.results.length === 2 || undefined, 30_000, "team-a's PolicyReport");
     await eventually(() => reportIn("team-c"), 30_000, "team-c's PolicyReport");
+    await eventually(
+      async () => /^azuremsi_pod_identity_pods\{namespace="team-a"\} 1$/m.test((await a.get("/metrics")).body) || undefined,
+      30_000,
+      "the pod on pod identity counted",
+    );
     fake.model.removeIdentity({ subscriptionId: SUB, resourceGroup: "rg", name: GONE.name });
     await eventually(async () => (await identity("team-a", identityName(GONE))) === undefined || undefined, 30_000, "identity of the removed MSI pruned");
     await eventually(async () => (await reportIn("team-a"))?.results.length === 1 || undefined, 30_000, "team-a's PolicyReport replaced");
@@ -522,6 +532,21 @@ describe("manifests: kustomize, install, least-privilege RBAC", () => {
     { applies: (r) => grantsVerb(r, "azureidentities", "list"), consequence: (proc) => notReadyBecause(proc, "AzureIdentity cache not synced") },
     { applies: (r) => grantsVerb(r, "azureidentitybindings", "list"), consequence: noSync },
     { applies: (r) => grantsVerb(r, "namespaces", "list"), consequence: noSync },
+    {
+      // The pod cache only feeds a gauge, so the sync goes on without it; the count is what is lost.
+      applies: (r) => grantsVerb(r, "pods", "list"),
+      consequence: async (proc, removed) => {
+        await deniedRepeatedly(proc, removed, 2);
+        const denied = proc.logs.findIndex(deniedByRule(removed));
+        await eventually(
+          () => proc.logs.slice(denied).some((line) => line.msg === "sync finished" || line.msg === "sync finished with errors") || undefined,
+          20_000,
+          "a full sync after the denial",
+        );
+        assert.doesNotMatch((await proc.get("/metrics")).body, /^azuremsi_pod_identity_pods\{/m, "no pod count exported");
+        return "it syncs, but azuremsi_pod_identity_pods is never exported";
+      },
+    },
     {
       applies: (r) => grantsVerb(r, "validatingwebhookconfigurations", "patch"),
       prepare: async () => {

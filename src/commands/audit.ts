@@ -14,7 +14,7 @@ import { discoverIssuer } from "../kube/issuer.js";
 import { AAD_GROUP, AAD_VERSION, AZURE_ASSIGNED_IDENTITIES, AZURE_IDENTITIES, AZURE_POD_IDENTITY_EXCEPTIONS, type AzureIdentity } from "../kube/resources.js";
 import { desiredState } from "../syncer/desired.js";
 import { clusterNameFor, ownedFicPrefix } from "../workload/names.js";
-import { listAll, type Page } from "./diff.js";
+import { listAll, type Page } from "./read.js";
 
 export interface AuditCommandDeps {
   config: Config;

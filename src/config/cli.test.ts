@@ -34,7 +34,8 @@ test("a bad value prints one line on stderr and exits 2; --help prints usage and
 
   const help = run(["--help"]);
   assert.equal(help.status, 0);
-  assert.match(help.stdout, /^Usage:\n {2}azure-msi-operator \[run\|sync\|diff\|audit\] \[OPTIONS\]/);
+  assert.match(help.stdout, /^Usage:\n {2}azure-msi-operator \[run\|sync\|diff\|audit\|migrate\] \[OPTIONS\]/);
+  assert.match(help.stdout, /^ {2}migrate print the pods still on aad-pod-identity and the changes that move them to workload identity, writing nothing/m);
 
   const good = run(["sync", "--once"]);
   assert.equal(good.status, 0);

@@ -276,7 +276,7 @@ test("--bind is the older spelling of --server.bind", () => {
   assert.equal(parse(["--server.bind=localhost:1"]).server.bind.host, "localhost");
 });
 
-test("commands: run by default, sync, sync --once, and diff with --output", () => {
+test("commands: run by default, sync, sync --once, and diff and migrate with --output", () => {
   assert.equal(parse([]).command, "run");
   assert.equal(parse(["run"]).command, "run");
   const once = parse(["sync", "--once"]);
@@ -293,7 +293,9 @@ test("commands: run by default, sync, sync --once, and diff with --output", () =
   assert.equal(parse(["diff"]).output, "text");
   assert.equal(parse(["diff", "--output=json"]).output, "json");
   assert.match(error(["diff", "--output=yaml"]), /invalid value "yaml" for --output: must be text or json/);
-  assert.match(error(["sync", "--output=json"]), /--output only works with the diff and audit commands/);
+  assert.equal(parse(["migrate"]).command, "migrate");
+  assert.equal(parse(["migrate", "--output=json"]).output, "json");
+  assert.match(error(["sync", "--output=json"]), /--output only works with the diff, audit and migrate commands/);
   assert.match(error(["sync", "run"]), /unexpected argument "run"/);
   assert.match(error(["--", "x"]), /unexpected argument "x"/);
 });

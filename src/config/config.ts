@@ -16,7 +16,7 @@ export interface Config {
   command: Command;
   /** With `sync`: one full sync, then exit. */
   once: boolean;
-  /** With `diff` and `audit`: how the result is printed. */
+  /** With `diff`, `audit` and `migrate`: how the result is printed. */
   output: "text" | "json";
   log: { debug: boolean; json: boolean };
   instance: { nodeName: string | undefined; namespace: string; pod: string | undefined; podUid: string | undefined };
@@ -116,8 +116,8 @@ export function buildConfig(r: FlagReader, command: Command, context: ConfigCont
   if (once && command !== "sync") throw new ConfigError("--once only works with the sync command (azure-msi-operator sync --once)");
   const output = r.string("output") ?? "text";
   r.check("output", output, output === "text" || output === "json" ? undefined : "must be text or json");
-  if (output !== "text" && command !== "diff" && command !== "audit")
-    throw new ConfigError("--output only works with the diff and audit commands (azure-msi-operator diff --output=json)");
+  if (output !== "text" && command !== "diff" && command !== "audit" && command !== "migrate")
+    throw new ConfigError("--output only works with the diff, audit and migrate commands (azure-msi-operator diff --output=json)");
   const kubernetes = readKubernetes(r);
   const azureIdentity = readAzureIdentity(r);
   const lease = readLease(r);

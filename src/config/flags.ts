@@ -141,7 +141,7 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "maximum concurrent Kubernetes writes during a sync",
   },
   { group: "Sync", name: "once", kind: "bool", default: "false", help: "with the sync command: one full sync, then exit (0 on success)" },
-  { group: "Sync", name: "output", kind: "string", default: "text", help: "with the diff and audit commands: text or json" },
+  { group: "Sync", name: "output", kind: "string", default: "text", help: "with the diff, audit and migrate commands: text or json" },
 
   {
     group: "Events",
@@ -535,7 +535,7 @@ export const FLAGS: readonly FlagSpec[] = [
   },
 ];
 
-export type Command = "run" | "sync" | "diff" | "audit";
+export type Command = "run" | "sync" | "diff" | "audit" | "migrate";
 
 export const COMMANDS: ReadonlyArray<{ name: Command; help: string }> = [
   { name: "run", help: "sync Azure MSIs and serve the admission webhooks (default)" },
@@ -544,6 +544,10 @@ export const COMMANDS: ReadonlyArray<{ name: Command; help: string }> = [
   {
     name: "audit",
     help: "check what exists in the cluster and in Azure against the tags, writing nothing (exit 0: clean, 1: violations, 2: error)",
+  },
+  {
+    name: "migrate",
+    help: "print the pods still on aad-pod-identity and the changes that move them to workload identity, writing nothing (exit 0: none left, 1: some, 2: error)",
   },
 ];
 

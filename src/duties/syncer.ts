@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { SubscriptionListing } from "../azure/types.js";
 import type { Config } from "../config/config.js";
 import type { FicApi } from "../azure/fic.js";
-import { auditCaches, lookupBindings, workloadServiceAccounts, namespaces, type CacheOptions } from "../kube/caches.js";
+import { auditCaches, lookupBindings, podIdentityPods, workloadServiceAccounts, namespaces, type CacheOptions } from "../kube/caches.js";
 import { AuditRunner } from "../audit/runner.js";
 import { PolicyReportWriter } from "../audit/policy-report.js";
 import { ownedFicPrefix } from "../workload/names.js";
@@ -13,10 +13,12 @@ import { discoverIssuer } from "../kube/issuer.js";
 import { lookupLabelKeys } from "../kube/lookup.js";
 import { FicController, type FicHappening, type ServiceAccountView } from "../workload/fic-controller.js";
 import { clusterNameFor } from "../workload/names.js";
+import { labelledServiceAccount } from "../workload/plan.js";
+import { podIdentityCounts } from "../workload/migrate.js";
 import type { KubeClients } from "../kube/clients.js";
 import type { Informer } from "../kube/informer.js";
-import { WI_CLIENT_ID_ANNOTATION, type AzureIdentity, type AzureIdentityBinding } from "../kube/resources.js";
-import type { V1ServiceAccount } from "@kubernetes/client-node";
+import { POD_IDENTITY_LABEL, type AzureIdentity, type AzureIdentityBinding } from "../kube/resources.js";
+import type { V1Pod, V1ServiceAccount } from "@kubernetes/client-node";
 import type { Duty, Term } from "../lifecycle/duty.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { DesiredStateOptions } from "../syncer/desired.js";
@@ -70,6 +72,8 @@ export class SyncerDuty implements Duty {
   private namespaces: Informer<V1Namespace> | undefined;
   private bindings: Informer<AzureIdentityBinding> | undefined;
   private serviceAccounts: Informer<V1ServiceAccount> | undefined;
+  /** Pods with the aadpodidbinding label, for azuremsi_pod_identity_pods (not with `sync --once`: nobody scrapes it). */
+  private pods: Informer<V1Pod> | undefined;
   private current: Syncer | undefined;
   private auditCaches: ReturnType<typeof auditCaches> | undefined;
   private auditor: AuditRunner | undefined;
@@ -103,9 +107,17 @@ export class SyncerDuty implements Duty {
     // Issuer discovery takes a request: the term may have ended meanwhile.
     signal.throwIfAborted();
     const auditor = this.startAudit();
+    this.pods = this.loop ? podIdentityPods(clients, log, metrics, cacheOptions) : undefined;
     this.namespaces.start();
     this.bindings?.start();
     this.serviceAccounts?.start();
+    // Not waited for: a gauge must not hold up the sync (nor, without its RBAC, stop it). Exported
+    // once it has synced, then after each full sync.
+    this.pods?.start();
+    void this.pods?.waitForSync(signal).then(
+      () => this.exportPodIdentity(),
+      () => undefined,
+    );
     // A one-shot sync (`sync --once`) ends after its one audit, so it waits for the audit's caches too.
     const auditCaches = this.loop ? [] : Object.values(this.auditCaches ?? {});
     await Promise.all([
@@ -140,6 +152,7 @@ export class SyncerDuty implements Duty {
           const event = syncEvent(happening, this.deps.pod);
           if (event) this.deps.events.record(event);
         },
+        synced: () => this.exportPodIdentity(),
       },
     );
     if (this.loop) this.current.start();
@@ -153,11 +166,14 @@ export class SyncerDuty implements Duty {
     this.auditor = undefined;
     const audit = this.auditCaches;
     this.auditCaches = undefined;
-    for (const cache of [this.namespaces, this.bindings, this.serviceAccounts, audit?.unowned, audit?.assigned, audit?.exceptions]) cache?.stop();
+    for (const cache of [this.namespaces, this.bindings, this.serviceAccounts, this.pods, audit?.unowned, audit?.assigned, audit?.exceptions]) cache?.stop();
     this.namespaces = undefined;
     this.bindings = undefined;
     this.serviceAccounts = undefined;
     this.ficController = undefined;
+    // Only the leader counts: a replica whose term ended exports no stale series.
+    if (this.pods) this.deps.metrics.recordPodIdentityPods(new Map());
+    this.pods = undefined;
   }
 
   /**
@@ -194,6 +210,17 @@ export class SyncerDuty implements Duty {
     return this.auditor;
   }
 
+  /** azuremsi_pod_identity_pods from the pod cache, once it holds the whole list. */
+  private exportPodIdentity(): void {
+    if (!this.pods?.synced) return;
+    const pods = this.pods.list().map((pod) => ({
+      namespace: pod.metadata?.namespace ?? "",
+      selector: pod.metadata?.labels?.[POD_IDENTITY_LABEL] ?? "",
+      phase: pod.status?.phase,
+    }));
+    this.deps.metrics.recordPodIdentityPods(podIdentityCounts(pods));
+  }
+
   /**
    * With --workloadidentity.enable: the issuer (flag or discovery), this cluster's name, the
    * ServiceAccount cache and the FIC controller it feeds. The controller's Azure writes are gated by
@@ -219,13 +246,7 @@ export class SyncerDuty implements Duty {
             : accounts.get(happening.fic.namespace, happening.fic.serviceAccount)?.metadata?.uid,
         ),
       );
-    const view = (account: V1ServiceAccount): ServiceAccountView => ({
-      namespace: account.metadata?.namespace ?? "",
-      name: account.metadata?.name ?? "",
-      uid: account.metadata?.uid,
-      labels: account.metadata?.labels ?? {},
-      clientId: account.metadata?.annotations?.[WI_CLIENT_ID_ANNOTATION],
-    });
+    const view = (account: V1ServiceAccount): ServiceAccountView => labelledServiceAccount(account);
     const fics = new FicController({
       api: ficApi,
       context: {

@@ -1,4 +1,4 @@
-import type { KubernetesObject, V1Lease, V1Namespace, V1ServiceAccount } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Lease, V1Namespace, V1Pod, V1ServiceAccount } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics/metrics.js";
 import type { KubeClients } from "./clients.js";
@@ -14,6 +14,7 @@ import {
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   OWNED_SELECTOR,
+  POD_IDENTITY_LABEL,
   WI_CLIENT_ID_ANNOTATION,
   type AzureAssignedIdentity,
   type AzureIdentity,
@@ -205,6 +206,34 @@ function slimAssigned(object: AzureAssignedIdentity): AzureAssignedIdentity {
       azureBindingRef: refOf(object.spec?.azureBindingRef),
     },
   };
+}
+
+/**
+ * Pods still on aad-pod-identity (leader only, for azuremsi_pod_identity_pods): an existence
+ * selector on the aadpodidbinding label, so only those pods are listed and watched, each trimmed to
+ * its names, that label and its phase.
+ */
+export function podIdentityPods(clients: KubeClients, log: Logger, metrics: Metrics, options: CacheOptions = {}): Informer<V1Pod> {
+  const keep = (pod: V1Pod): V1Pod => ({
+    metadata: {
+      name: pod.metadata?.name,
+      namespace: pod.metadata?.namespace,
+      uid: pod.metadata?.uid,
+      resourceVersion: pod.metadata?.resourceVersion,
+      labels: { [POD_IDENTITY_LABEL]: pod.metadata?.labels?.[POD_IDENTITY_LABEL] ?? "" },
+    },
+    ...(pod.status?.phase ? { status: { phase: pod.status.phase } } : {}),
+  });
+  const informer = new Informer<V1Pod>(clients.kubeConfig, {
+    path: "/api/v1/pods",
+    labelSelector: POD_IDENTITY_LABEL,
+    watchTimeoutSeconds: options.watchTimeoutSeconds,
+    list: (params) => clients.core.listPodForAllNamespaces(params),
+    onError: onError("pods", log, metrics),
+    keep,
+  });
+  trackSize(informer, "pods", metrics);
+  return informer;
 }
 
 function trackSize<T extends { metadata?: object }>(informer: Informer<T & { apiVersion?: string; kind?: string }>, resource: string, metrics: Metrics): void {

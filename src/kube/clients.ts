@@ -1,7 +1,9 @@
 import { Agent, type AgentOptions } from "node:https";
 import {
   AdmissionregistrationV1Api,
+  AppsV1Api,
   AuthenticationV1Api,
+  BatchV1Api,
   CoordinationV1Api,
   CoreV1Api,
   createConfiguration,
@@ -31,6 +33,9 @@ export interface KubeClients {
   authentication: AuthenticationV1Api;
   events: EventsV1Api;
   wellKnown: WellKnownApi;
+  /** Reads only (`migrate` finds the Deployment or CronJob that owns a pod). */
+  apps: AppsV1Api;
+  batch: BatchV1Api;
 }
 
 /**
@@ -170,6 +175,8 @@ export function kubeClients(kubeConfig: KubeConfig, timeoutMs = REQUEST_TIMEOUT_
     authentication: new AuthenticationV1Api(configuration),
     events: new EventsV1Api(configuration),
     wellKnown: new WellKnownApi(configuration),
+    apps: new AppsV1Api(configuration),
+    batch: new BatchV1Api(configuration),
   };
 }
 

@@ -19,6 +19,10 @@ export const OWNED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 export const WI_CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id";
 export const WI_TENANT_ID_ANNOTATION = "azure.workload.identity/tenant-id";
 export const SERVICE_ACCOUNTS = "serviceaccounts";
+/** Azure Workload Identity's pod label: its webhook projects the token into pods that carry it ("true"). */
+export const WI_USE_LABEL = "azure.workload.identity/use";
+/** aad-pod-identity's pod label: NMI gives a pod the identities of the bindings whose selector equals it. */
+export const POD_IDENTITY_LABEL = "aadpodidbinding";
 
 export const NAMESPACED_ANNOTATION = "aadpodidentity.k8s.io/Behavior";
 export const NAMESPACED_VALUE = "namespaced";

@@ -202,6 +202,17 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // Labelled by the pods' namespace: a Prometheus scrape keeps its own `namespace` (the operator's)
+  // and stores this one as `exported_namespace` unless the scrape honours labels.
+  readonly podIdentityPods = new Gauge({
+    name: "azuremsi_pod_identity_pods",
+    help: "Pods still on aad-pod-identity (carrying the aadpodidbinding label, not finished) per namespace, counted by the leader after each full sync; a namespace with none has no series",
+    labelNames: ["namespace"],
+    registers: [this.registry],
+  });
+  /** Namespaces with a azuremsi_pod_identity_pods series now. */
+  private podIdentityNamespaces = new Set<string>();
+
   readonly leader = new Gauge({ name: "azuremsi_leader", help: "1 while this instance holds the leader Lease", registers: [this.registry] });
   readonly leaderTransitions = new Counter({
     name: "azuremsi_leader_transitions_total",
@@ -268,6 +279,13 @@ export class Metrics {
   recordSyncRun(result: "success" | "failed", endedAtMs = Date.now()): void {
     this.syncRuns.inc({ result });
     (result === "success" ? this.syncLastSuccess : this.syncLastFailure).set(endedAtMs / 1000);
+  }
+
+  /** The pods still on pod identity, per namespace: a namespace no longer counted loses its series, so the labels stay bounded. */
+  recordPodIdentityPods(counts: ReadonlyMap<string, number>): void {
+    for (const namespace of this.podIdentityNamespaces) if (!counts.has(namespace)) this.podIdentityPods.remove({ namespace });
+    for (const [namespace, count] of counts) this.podIdentityPods.set({ namespace }, count);
+    this.podIdentityNamespaces = new Set(counts.keys());
   }
 
   /** Records one Azure API call with the labels this instance keeps. */

@@ -52,6 +52,8 @@ export interface SyncerDeps {
   log: Logger;
   /** Told what a sync did or could not do (for Events). */
   report?: SyncReport;
+  /** Called after each full sync, whatever its result (the leader's per-sync gauges). */
+  synced?: (summary: SyncSummary) => void;
   /**
    * The term's signal: aborted when leadership is lost or the process shuts down. The syncer then
    * halts at once (listing aborted, nothing new started) as if stop() had been called.
@@ -250,6 +252,7 @@ export class Syncer {
       ...(violations !== undefined ? { violations } : {}),
     };
     this.record(summary);
+    this.deps.synced?.(summary);
     return summary;
   }
 

@@ -1,5 +1,7 @@
+import type { V1ServiceAccount } from "@kubernetes/client-node";
 import type { FederatedCredential, MsiRef } from "../azure/types.js";
 import { lookupValuesOf, sameLookup, type LookupValues } from "../kube/lookup.js";
+import { WI_CLIENT_ID_ANNOTATION } from "../kube/resources.js";
 import type { DesiredIdentity, DesiredState } from "../model/desired.js";
 import { clusterNameFor, FIC_AUDIENCE, ficName, ownedFicPrefix, serviceAccountSubject } from "./names.js";
 
@@ -26,6 +28,17 @@ export interface LabelledServiceAccount {
   labels: Record<string, string>;
   /** Its `azure.workload.identity/client-id` annotation, as Azure Workload Identity's own docs set it. */
   clientId?: string | undefined;
+}
+
+/** A ServiceAccount as the FIC planning reads it (the controller from its cache, `diff` from a listing). */
+export function labelledServiceAccount(account: V1ServiceAccount): LabelledServiceAccount & { uid: string | undefined } {
+  return {
+    namespace: account.metadata?.namespace ?? "",
+    name: account.metadata?.name ?? "",
+    uid: account.metadata?.uid,
+    labels: account.metadata?.labels ?? {},
+    clientId: account.metadata?.annotations?.[WI_CLIENT_ID_ANNOTATION],
+  };
 }
 
 export interface FicContext {
