@@ -286,7 +286,7 @@ test("commands: run by default, sync, sync --once, and diff and migrate with --o
   assert.equal(parse(["sync"]).once, false);
   assert.match(error(["--once"]), /--once only works with the sync command/);
   assert.match(error(["run", "--once"]), /--once only works with the sync command/);
-  assert.match(error(["deploy"]), /unknown command "deploy" \(commands: run, sync, diff, audit, version\)/);
+  assert.match(error(["deploy"]), /unknown command "deploy" \(commands: run, sync, diff, audit, migrate, version\)/);
   assert.equal(parse(["audit", "--output=json"]).output, "json");
   assert.match(error(["--webhook.enforcement=log"]), /invalid value "log" for --webhook.enforcement: must be deny or warn/);
   assert.equal(parse(["diff"]).command, "diff");
@@ -389,7 +389,7 @@ test("--version wherever it appears, or version as the command, returns the vers
   const both = parseConfig(["--version", "--help"], {});
   assert.ok(!both.ok && both.help && both.text.startsWith("Usage:"));
   assert.match(error(["version", "diff"]), /^unexpected argument "diff"$/);
-  assert.match(error(["versions"]), /^unknown command "versions" \(commands: run, sync, diff, audit, version\)$/);
+  assert.match(error(["versions"]), /^unknown command "versions" \(commands: run, sync, diff, audit, migrate, version\)$/);
 });
 
 test("--help and -h return the usage with exit code 0, wherever they appear", () => {
