@@ -49,7 +49,7 @@ export interface InformerOptions<T> {
    * What of an object to keep (client-go's transform, plus a filter): the object to store, or
    * undefined to hold none (one stored before is then removed, with a delete event). For
    * collections no selector can narrow, so the cache holds only the few that matter, and only
-   * the fields read.
+   * the fields read. It sees the whole object, managedFields included; default: all but managedFields.
    */
   keep?: (object: T) => T | undefined;
 }
@@ -294,10 +294,13 @@ export class Informer<T extends KubernetesObject> {
 
   /** What of an object the store holds: undefined for none (then one stored before is removed). */
   private kept(object: T): T | undefined {
-    // Nothing here reads managedFields, and they are most of a small object: a cache of 12,000
-    // identities holds about 10 MiB less without them (what client-go users do with a transform).
+    // A keep function sees the whole object (the audit reads who wrote it from managedFields) and
+    // returns only what it reads. Without one nothing reads managedFields, and they are most of a
+    // small object: a cache of 12,000 identities holds about 10 MiB less without them (what
+    // client-go users do with a transform).
+    if (this.options.keep) return this.options.keep(object);
     if (object.metadata?.managedFields) delete object.metadata.managedFields;
-    return this.options.keep ? this.options.keep(object) : object;
+    return object;
   }
 
   private upsert(incoming: T, silent = false): void {
