@@ -5,16 +5,16 @@
 // TokenRequest token exchanged by the real WorkloadIdentityCredential at the fake Entra.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, EventsV1Api } from "@kubernetes/client-node";
 import { clusterNameFor } from "../src/workload/names.js";
 import { FakeAzure, type FakeIdentity } from "./azure/fake.js";
-import { armScope, workloadIdentityCredential } from "./azure/sdk.js";
 import { ControlPlane } from "./controlplane/controlplane.js";
 import { createTeamNamespace } from "./support/developers.js";
 import { applyOperatorRbac, eventually, startOperator, type RunningOperator } from "./support/operator.js";
+import { exchangeForMsiToken } from "./support/workload-token.js";
 
 const ISSUER = "https://kubernetes.default.svc";
 const CLUSTER = clusterNameFor(ISSUER);
@@ -37,16 +37,8 @@ describe("workload identity, AWI style: the client-id annotation alone, fair sha
       .federatedCredentials(msi)
       .map((fic) => `${fic.name} ${fic.subject}`)
       .sort();
-  const exchange = async (namespace: string, serviceAccount: string, msi: FakeIdentity) => {
-    const answer = await core.createNamespacedServiceAccountToken({
-      name: serviceAccount,
-      namespace,
-      body: { spec: { audiences: ["api://AzureADTokenExchange"], expirationSeconds: 3600 } },
-    });
-    const path = join(dir, `${namespace}-${serviceAccount}-${Date.now()}-${Math.random()}`);
-    writeFileSync(path, answer.status?.token ?? "");
-    return workloadIdentityCredential(fake, msi.clientId, path).getToken(armScope(fake));
-  };
+  const exchange = (namespace: string, serviceAccount: string, msi: FakeIdentity) =>
+    exchangeForMsiToken(core, fake, dir, { namespace, name: serviceAccount }, msi);
   const annotated = (namespace: string, name: string, clientId: string) =>
     core.createNamespacedServiceAccount({ namespace, body: { metadata: { name, annotations: { [CLIENT_ID]: clientId } } } });
   const start = (flags: string[] = []) =>

@@ -5,16 +5,16 @@
 // against the real API server's keys and the MSI's FICs. Azure writes are counted from the fake's log.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, EventsV1Api } from "@kubernetes/client-node";
 import { clusterNameFor } from "../src/workload/names.js";
 import { FakeAzure, faults, type FakeIdentity } from "./azure/fake.js";
-import { armScope, workloadIdentityCredential } from "./azure/sdk.js";
 import { ControlPlane } from "./controlplane/controlplane.js";
 import { createTeamNamespace } from "./support/developers.js";
 import { applyOperatorRbac, eventually, startOperator, type RunningOperator } from "./support/operator.js";
+import { exchangeForMsiToken } from "./support/workload-token.js";
 
 const ISSUER = "https://kubernetes.default.svc";
 const CLUSTER = clusterNameFor(ISSUER);
@@ -43,16 +43,8 @@ describe("workload identity: FICs follow labelled ServiceAccounts and the tags",
       .sort();
   const writes = () => fake.federatedCredentialRequests(["PUT", "DELETE"]).length;
   /** What a pod does: a projected token for the ServiceAccount, exchanged for an Azure token. */
-  const exchange = async (namespace: string, serviceAccount: string, msi: FakeIdentity) => {
-    const answer = await core.createNamespacedServiceAccountToken({
-      name: serviceAccount,
-      namespace,
-      body: { spec: { audiences: ["api://AzureADTokenExchange"], expirationSeconds: 3600 } },
-    });
-    const path = join(dir, `${namespace}-${serviceAccount}-${Date.now()}`);
-    writeFileSync(path, answer.status?.token ?? "");
-    return workloadIdentityCredential(fake, msi.clientId, path).getToken(armScope(fake));
-  };
+  const exchange = (namespace: string, serviceAccount: string, msi: FakeIdentity) =>
+    exchangeForMsiToken(core, fake, dir, { namespace, name: serviceAccount }, msi);
   const serviceAccount = (namespace: string, name: string, labels: Record<string, string> = {}) =>
     core.createNamespacedServiceAccount({ namespace, body: { metadata: { name, labels } } });
 

@@ -8,7 +8,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type V1PodSpec } from "@kubernetes/client-node";
@@ -16,12 +16,12 @@ import type { AzureIdentity } from "../src/kube/resources.js";
 import type { MigrationReport } from "../src/workload/migrate.js";
 import { clusterNameFor } from "../src/workload/names.js";
 import { FakeAzure, type FakeIdentity } from "./azure/fake.js";
-import { armScope, workloadIdentityCredential } from "./azure/sdk.js";
 import { ADMIN, ControlPlane, OPERATOR_NAMESPACE } from "./controlplane/controlplane.js";
 import { createAzureIdentityBinding } from "./support/aad-objects.js";
 import { createTeamNamespace } from "./support/developers.js";
 import { applyOperatorRbac, eventually, startOperator, type RunningOperator } from "./support/operator.js";
 import { runCommand } from "./support/process.js";
+import { exchangeForMsiToken } from "./support/workload-token.js";
 
 const ISSUER = "https://kubernetes.default.svc";
 const CLUSTER = clusterNameFor(ISSUER);
@@ -52,16 +52,8 @@ describe("migrate: the pods still on aad-pod-identity, the moves, and applying t
       child.on("error", reject);
       child.on("close", (code) => resolve({ code, output }));
     });
-  const exchange = async (namespace: string, serviceAccount: string, msi: FakeIdentity) => {
-    const answer = await core.createNamespacedServiceAccountToken({
-      name: serviceAccount,
-      namespace,
-      body: { spec: { audiences: ["api://AzureADTokenExchange"], expirationSeconds: 3600 } },
-    });
-    const path = join(dir, `${namespace}-${serviceAccount}-${Date.now()}`);
-    writeFileSync(path, answer.status?.token ?? "");
-    return workloadIdentityCredential(fake, msi.clientId, path).getToken(armScope(fake));
-  };
+  const exchange = (namespace: string, serviceAccount: string, msi: FakeIdentity) =>
+    exchangeForMsiToken(core, fake, dir, { namespace, name: serviceAccount }, msi);
   const spec = (serviceAccountName: string): V1PodSpec => ({ serviceAccountName, containers: [{ name: "app", image: "app:1" }] });
   const podIdentitySeries = async () =>
     (await operator.metrics.registry.getSingleMetricAsString("azuremsi_pod_identity_pods"))
