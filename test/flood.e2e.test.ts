@@ -251,6 +251,8 @@ describe("flood: the webhook under hostile in-cluster clients, on the real API s
       "the API server's calls to the webhook all ended in an answer",
     );
     assert.ok((calls["403"] ?? 0) > 0, "jane's creates reached the webhook and were denied there");
-    assert.equal((calls["200"] ?? 0) + (calls["403"] ?? 0), callCount);
+    // The latency histogram and the counter by code are separate series: read at one instant, a call
+    // may be in one and not yet in the other.
+    assert.ok(Math.abs((calls["200"] ?? 0) + (calls["403"] ?? 0) - callCount) <= 1, `${JSON.stringify(calls)} of ${callCount} calls`);
   });
 });
