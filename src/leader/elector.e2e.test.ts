@@ -191,8 +191,8 @@ describe("LeaderElector against a real API server", () => {
     assert.equal(released.spec?.holderIdentity, "", "released: no holder");
     assert.equal(released.spec?.leaseDurationSeconds, 1, "released: shortened so the next candidate need not wait");
     assert.equal(millis(released.spec?.acquireTime), acquiredAt, "acquireTime survives the release");
-    // Stopped means stopped: several retry periods later the Lease is exactly as released.
-    await sleep(500);
+    // Stopped means stopped: no try is scheduled any more, so nothing can write the Lease again.
+    assert.equal(a.elector.nextTryInMs(), undefined, "no try scheduled after stop()");
     assert.equal((await readLease()).metadata?.resourceVersion, released.metadata?.resourceVersion);
   });
 
@@ -290,9 +290,9 @@ describe("LeaderElector against a real API server", () => {
     await heldBy("ghost", 30, Date.now());
     const b = candidate("replica-b", { durationMs: 10_000, renewDeadlineMs: 8_000, retryPeriodMs: 60_000 });
     b.elector.start();
-    await eventually(() => b.probe.reads >= 1 || undefined, 5_000, "first try");
-    await sleep(300);
-    assert.equal(b.probe.reads, 1, "the next try would be a retry period (60 s) away");
+    await eventually(() => (b.probe.reads >= 1 && b.elector.nextTryInMs() !== undefined) || undefined, 5_000, "first try done");
+    assert.ok(b.elector.nextTryInMs()! > 50_000, "the next try is a retry period (60 s) away");
+    assert.equal(b.probe.reads, 1);
 
     const lease = await readLease();
     await admin.replaceNamespacedLease({
@@ -309,8 +309,8 @@ describe("LeaderElector against a real API server", () => {
         },
       },
     });
-    await sleep(300);
     assert.equal(b.elector.isLeader(), false, "released, but nobody told b");
+    assert.ok(b.elector.nextTryInMs()! > 50_000, "still a retry period away");
     assert.equal(b.probe.reads, 1);
 
     b.elector.nudge();
@@ -318,9 +318,10 @@ describe("LeaderElector against a real API server", () => {
     assert.equal((await readLease()).spec?.holderIdentity, "replica-b");
     assert.equal(b.probe.reads, 2, "one try, right away");
     const readsWhileLeading = b.probe.reads;
+    await eventually(() => b.elector.nextTryInMs() !== undefined || undefined, 5_000, "the renewal scheduled");
     b.elector.nudge();
-    await sleep(300);
-    assert.equal(b.probe.reads, readsWhileLeading, "a leader ignores nudges");
+    assert.ok(b.elector.nextTryInMs()! > 50_000, "a leader ignores nudges: its next renewal stays a retry period away");
+    assert.equal(b.probe.reads, readsWhileLeading);
   });
 
   test("a nudge that arrives while a try is in flight is kept: another try follows at once", async () => {
@@ -332,9 +333,9 @@ describe("LeaderElector against a real API server", () => {
       b.elector.nudge();
     };
     b.elector.start();
-    await eventually(() => b.probe.reads >= 2 || undefined, 5_000, "a second try right after the first");
-    await sleep(300);
-    assert.equal(b.probe.reads, 2, "one nudge, one extra try: then back to the retry period");
+    await eventually(() => (b.probe.reads >= 2 && b.elector.nextTryInMs() !== undefined) || undefined, 5_000, "a second try right after the first");
+    assert.ok(b.elector.nextTryInMs()! > 50_000, "one nudge, one extra try: then back to the retry period");
+    assert.equal(b.probe.reads, 2);
     assert.equal(b.elector.isLeader(), false);
     assert.equal((await readLease()).spec?.holderIdentity, "ghost");
   });

@@ -46,6 +46,8 @@ export class LeaderElector {
   private observedRecord = "";
   private observedAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** When the scheduled try fires (epoch ms), while one is scheduled and not yet running. */
+  private nextTryAt: number | undefined;
   private running = false;
   private ticking = false;
   private nudged = false;
@@ -69,6 +71,14 @@ export class LeaderElector {
     return this.leading && this.observedHolder === this.options.identity && this.now() - this.lastRenewAt < this.options.renewDeadlineMs;
   }
 
+  /**
+   * In how many ms the next try is due (0: at once), or undefined while none is scheduled (a try is
+   * running, or campaigning stopped). What a test checks instead of waiting to see nothing happen.
+   */
+  nextTryInMs(): number | undefined {
+    return this.nextTryAt === undefined ? undefined : Math.max(0, this.nextTryAt - Date.now());
+  }
+
   start(): void {
     if (this.running) return;
     this.running = true;
@@ -90,6 +100,7 @@ export class LeaderElector {
   private async halt(release: boolean): Promise<void> {
     this.running = false;
     clearTimeout(this.timer);
+    this.nextTryAt = undefined;
     this.stopping.abort(new Error("leader election stopped"));
     await this.cycle;
     this.setLeading(false, "shutdown");
@@ -110,7 +121,9 @@ export class LeaderElector {
 
   private schedule(delayMs: number): void {
     clearTimeout(this.timer);
+    this.nextTryAt = Date.now() + delayMs;
     this.timer = setTimeout(() => {
+      this.nextTryAt = undefined;
       this.ticking = true;
       this.cycle = this.tick().finally(() => {
         this.ticking = false;
