@@ -1,9 +1,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { CoreV1Api, type V1ConfigMap } from "@kubernetes/client-node";
-import { KubeConfig } from "@kubernetes/client-node";
 import { ControlPlane } from "../../test/controlplane/controlplane.js";
-import { TcpProxy } from "../../test/support/tcp-proxy.js";
+import { kubeConfigVia, TcpProxy } from "../../test/support/tcp-proxy.js";
 import { Informer } from "./informer.js";
 
 async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<void> {
@@ -134,14 +133,7 @@ describe("Informer against a real API server", () => {
   test("a silent watch (connection open, nothing forwarded) is abandoned and the cache catches up", async () => {
     const apiPort = Number(new URL(plane.server).port);
     const proxy = await TcpProxy.start(() => apiPort);
-    const direct = plane.kubeConfig("admin");
-    const viaProxy = new KubeConfig();
-    viaProxy.loadFromOptions({
-      clusters: direct.clusters.map((cluster) => ({ ...cluster, server: `https://127.0.0.1:${proxy.port}` })),
-      users: direct.users,
-      contexts: direct.contexts,
-      currentContext: direct.currentContext,
-    });
+    const viaProxy = kubeConfigVia(plane.kubeConfig("admin"), proxy.port);
     const proxied = viaProxy.makeApiClient(CoreV1Api);
     const errors: string[] = [];
     const informer = new Informer<V1ConfigMap>(viaProxy, {

@@ -4,11 +4,11 @@
 // API server) so a test knows how many tries happened before it asserts that nothing changed.
 import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { CoordinationV1Api, KubeConfig, RbacAuthorizationV1Api, V1MicroTime, type V1Lease } from "@kubernetes/client-node";
+import { CoordinationV1Api, RbacAuthorizationV1Api, V1MicroTime, type V1Lease } from "@kubernetes/client-node";
 import pino from "pino";
 import { ControlPlane, OPERATOR_NAMESPACE } from "../../test/controlplane/controlplane.js";
 import { applyOperatorRbac, eventually } from "../../test/support/operator.js";
-import { TcpProxy } from "../../test/support/tcp-proxy.js";
+import { kubeConfigVia, TcpProxy } from "../../test/support/tcp-proxy.js";
 import { kubeClients } from "../kube/clients.js";
 import { statusCode } from "../kube/errors.js";
 import { Metrics } from "../metrics/metrics.js";
@@ -416,14 +416,7 @@ describe("LeaderElector against a real API server", () => {
   test("a leader cut off by a black hole (packets dropped, not reset) signals loss by its renew deadline, and campaigns again once the API server answers", async (t) => {
     const apiPort = Number(new URL(plane.server).port);
     const proxy = await TcpProxy.start(() => apiPort);
-    const direct = plane.kubeConfig("operator");
-    const viaProxy = new KubeConfig();
-    viaProxy.loadFromOptions({
-      clusters: direct.clusters.map((cluster) => ({ ...cluster, server: `https://127.0.0.1:${proxy.port}` })),
-      users: direct.users,
-      contexts: direct.contexts,
-      currentContext: direct.currentContext,
-    });
+    const viaProxy = kubeConfigVia(plane.kubeConfig("operator"), proxy.port);
     // The operator's own clients (their 30 s request deadline is far beyond the renew deadline: the
     // elector's own deadline is what must end the try).
     const renewDeadlineMs = 2_000;

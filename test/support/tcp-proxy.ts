@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { KubeConfig } from "@kubernetes/client-node";
 
 /**
  * A TCP forwarder the test owns: as a load balancer in front of several replicas (what a Service
@@ -102,4 +103,16 @@ export class TcpProxy {
     for (const socket of this.frozen) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** `direct` with every cluster's server pointed at 127.0.0.1:`port` (a TcpProxy in front of the API server). */
+export function kubeConfigVia(direct: KubeConfig, port: number): KubeConfig {
+  const via = new KubeConfig();
+  via.loadFromOptions({
+    clusters: direct.clusters.map((cluster) => ({ ...cluster, server: `https://127.0.0.1:${port}` })),
+    users: direct.users,
+    contexts: direct.contexts,
+    currentContext: direct.currentContext,
+  });
+  return via;
 }
